@@ -1,0 +1,1 @@
+//! Scaleway fleet: client, status report, reap planner and executor.

@@ -1,0 +1,4 @@
+//! armbot: Slack ChatOps for the ARM build fleet.
+pub mod faq;
+pub mod fleet;
+pub mod runner;

@@ -1,0 +1,1 @@
+//! Runner manager: runner metrics and the docker-machine store.
