@@ -1,0 +1,108 @@
+//! `POST /gitlab/webhook`: authenticate the raw bytes, parse, decide, persist, 200.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use serde::de::IgnoredAny;
+
+use crate::{
+    app::AppState,
+    gitlab::{
+        PipelineHook,
+        auth::{self, AuthHeaders},
+    },
+    metrics::Metrics,
+    notify::policy::{Decision, classify},
+    store::pipeline::PipelineEvent,
+};
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let m = &app.metrics;
+    m.webhooks_received.inc();
+    let auth_headers = AuthHeaders {
+        token: header(&headers, "x-gitlab-token"),
+        webhook_id: header(&headers, "webhook-id"),
+        webhook_timestamp: header(&headers, "webhook-timestamp"),
+        webhook_signature: header(&headers, "webhook-signature"),
+    };
+    if let Err(e) = auth::verify(&app.settings.gitlab, &auth_headers, &body, (app.clock)()) {
+        tracing::warn!(reason = %e, "webhook refused");
+        Metrics::reason(&m.webhooks_rejected, "unauthorized");
+        return StatusCode::UNAUTHORIZED;
+    }
+    if let Some(event) = header(&headers, "x-gitlab-event") {
+        if event != "Pipeline Hook" {
+            Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
+            return StatusCode::OK;
+        }
+    }
+    let hook: PipelineHook = match serde_json::from_slice(&body) {
+        Ok(h) => h,
+        Err(e) => {
+            // Valid JSON of another shape is some other event: acknowledge it.
+            if serde_json::from_slice::<IgnoredAny>(&body).is_ok() && !looks_like_pipeline(&body) {
+                Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
+                return StatusCode::OK;
+            }
+            tracing::warn!(line = e.line(), column = e.column(), "malformed webhook body");
+            Metrics::reason(&m.webhooks_rejected, "malformed");
+            return StatusCode::BAD_REQUEST;
+        }
+    };
+    let a = &hook.object_attributes;
+    let span = tracing::info_span!("pipeline", project = hook.project.id, pipeline = a.id, status = %a.status);
+    let _guard = span.enter();
+    let (outcome, channel) = match classify(&hook, &app.settings.notify) {
+        Decision::Ignore(reason) => {
+            tracing::debug!(reason, "pipeline ignored");
+            Metrics::reason(&m.webhooks_ignored, reason);
+            return StatusCode::OK;
+        }
+        Decision::Track { outcome, channel } => (outcome, channel),
+    };
+    drop(_guard);
+    let event = PipelineEvent {
+        hook: Arc::new(hook),
+        outcome,
+        channel,
+        idempotency_key: header(&headers, "idempotency-key")
+            .or(auth_headers.webhook_id)
+            .map(str::to_string),
+    };
+    match app.ingest.submit(event).await {
+        Ok(applied) => {
+            tracing::info!(result = applied.label(), "pipeline event applied");
+            match applied.label() {
+                l @ ("opened" | "still_failing" | "fixed") => Metrics::reason(&m.webhooks_notified, l),
+                l => Metrics::reason(&m.webhooks_ignored, l),
+            }
+            StatusCode::OK
+        }
+        Err(e) => {
+            // Not persisted, so not accepted: GitLab records a failure we can see.
+            tracing::error!(error = format!("{e:#}"), "could not store a pipeline event");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// Distinguishes "a pipeline payload with a bad field" (400) from "another
+/// kind of event" (200) without a second full parse of a large body.
+fn looks_like_pipeline(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        object_kind: Option<String>,
+    }
+    serde_json::from_slice::<Kind>(body)
+        .ok()
+        .and_then(|k| k.object_kind)
+        .is_none_or(|k| k == "pipeline")
+}

@@ -1,0 +1,172 @@
+//! Prometheus metrics, rendered in the text format at `GET /metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Call {
+    pub method: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Channel {
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Command {
+    pub command: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandName {
+    pub command: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Endpoint {
+    pub endpoint: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: String,
+}
+
+/// Every metric the bot exports; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub webhooks_received: Counter,
+    pub webhooks_rejected: Family<Reason, Counter>,
+    pub webhooks_ignored: Family<Reason, Counter>,
+    pub webhooks_notified: Family<Reason, Counter>,
+    pub slack_calls: Family<Call, Counter>,
+    pub outbox_failed: Family<Reason, Counter>,
+    pub outbox_pending: Family<Channel, Gauge>,
+    pub outbox_oldest_age: Family<Channel, Gauge>,
+    pub commands: Family<Command, Counter>,
+    pub command_seconds: Family<CommandName, Histogram>,
+    pub scaleway_calls: Family<Endpoint, Counter>,
+    pub reaps: Family<Outcome, Counter>,
+    pub servers_removed: Counter,
+    pub slack_events: Family<Reason, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn label(s: &str) -> String {
+    s.to_string()
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("armbot");
+        let webhooks_received = Counter::default();
+        r.register("webhooks_received", "GitLab webhook requests received", webhooks_received.clone());
+        let webhooks_rejected = Family::<Reason, Counter>::default();
+        r.register("webhooks_rejected", "GitLab webhooks refused (auth, size, malformed)", webhooks_rejected.clone());
+        let webhooks_ignored = Family::<Reason, Counter>::default();
+        r.register("webhooks_ignored", "GitLab webhooks accepted but not notified, by reason", webhooks_ignored.clone());
+        let webhooks_notified = Family::<Reason, Counter>::default();
+        r.register("webhooks_notified", "GitLab webhooks that queued Slack messages, by reason", webhooks_notified.clone());
+        let slack_calls = Family::<Call, Counter>::default();
+        r.register("slack_api_calls", "Slack Web API calls by method and outcome", slack_calls.clone());
+        let outbox_failed = Family::<Reason, Counter>::default();
+        r.register("outbox_failed", "Messages given up on, by Slack error", outbox_failed.clone());
+        let outbox_pending = Family::<Channel, Gauge>::default();
+        r.register("outbox_pending", "Undelivered messages per channel", outbox_pending.clone());
+        let outbox_oldest_age = Family::<Channel, Gauge>::default();
+        r.register_with_unit(
+            "outbox_oldest_pending_age",
+            "Age of the oldest undelivered message per channel",
+            prometheus_client::registry::Unit::Seconds,
+            outbox_oldest_age.clone(),
+        );
+        let commands = Family::<Command, Counter>::default();
+        r.register("commands", "Slash commands by name and outcome", commands.clone());
+        let command_seconds = Family::<CommandName, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+        });
+        r.register_with_unit(
+            "command_duration",
+            "Time from a slash command to its result",
+            prometheus_client::registry::Unit::Seconds,
+            command_seconds.clone(),
+        );
+        let scaleway_calls = Family::<Endpoint, Counter>::default();
+        r.register("scaleway_calls", "Scaleway API calls by endpoint and outcome", scaleway_calls.clone());
+        let reaps = Family::<Outcome, Counter>::default();
+        r.register("reaps", "Reap runs by outcome", reaps.clone());
+        let servers_removed = Counter::default();
+        r.register("servers_removed", "Stuck servers removed by reap", servers_removed.clone());
+        let slack_events = Family::<Reason, Counter>::default();
+        r.register("slack_events", "Slack events by what was done with them", slack_events.clone());
+        Self {
+            registry: Arc::new(r),
+            webhooks_received,
+            webhooks_rejected,
+            webhooks_ignored,
+            webhooks_notified,
+            slack_calls,
+            outbox_failed,
+            outbox_pending,
+            outbox_oldest_age,
+            commands,
+            command_seconds,
+            scaleway_calls,
+            reaps,
+            servers_removed,
+            slack_events,
+        }
+    }
+
+    pub fn reason(family: &Family<Reason, Counter>, reason: &str) {
+        family.get_or_create(&Reason { reason: label(reason) }).inc();
+    }
+
+    pub fn slack_call(&self, method: &str, outcome: &str) {
+        self.slack_calls
+            .get_or_create(&Call { method: label(method), outcome: label(outcome) })
+            .inc();
+    }
+
+    pub fn command(&self, command: &str, outcome: &str, seconds: f64) {
+        self.commands
+            .get_or_create(&Command { command: label(command), outcome: label(outcome) })
+            .inc();
+        self.command_seconds
+            .get_or_create(&CommandName { command: label(command) })
+            .observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,81 @@
+//! One incident per (project, ref): pure transitions, no I/O.
+
+use super::policy::Outcome;
+
+/// What the store knows about a ref before an event is applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefHead {
+    /// The newest finished pipeline seen on the ref (parent id for children).
+    pub last_pipeline: Option<u64>,
+    /// Whether an incident is open on the ref.
+    pub broken: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// An older pipeline finished late: the incident does not change.
+    Stale { newest: u64 },
+    /// First failure of a healthy ref: a new root message.
+    Open,
+    /// Another failure while broken: a reply and a root update.
+    StillFailing,
+    /// Success on a broken ref: a "fixed" reply and a root update.
+    Fixed,
+    /// Success on a healthy ref: nothing to say.
+    StillHealthy,
+}
+
+/// `pipeline` is the pipeline's own id, or its parent's for a child pipeline, so
+/// a child counts as part of the pipeline that started it.
+pub fn step(head: &RefHead, pipeline: u64, outcome: Outcome) -> Step {
+    if let Some(newest) = head.last_pipeline {
+        // Equal ids are retries of the newest pipeline (or its children) and count.
+        if pipeline < newest {
+            return Step::Stale { newest };
+        }
+    }
+    match (outcome, head.broken) {
+        (Outcome::Failed, false) => Step::Open,
+        (Outcome::Failed, true) => Step::StillFailing,
+        (Outcome::Succeeded, true) => Step::Fixed,
+        (Outcome::Succeeded, false) => Step::StillHealthy,
+    }
+}
+
+/// The head after a non-stale step.
+pub fn advance(head: &RefHead, pipeline: u64, s: Step) -> RefHead {
+    match s {
+        Step::Stale { .. } => head.clone(),
+        _ => RefHead {
+            last_pipeline: Some(head.last_pipeline.map_or(pipeline, |p| p.max(pipeline))),
+            broken: matches!(s, Step::Open | Step::StillFailing),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Outcome::*;
+
+    #[test]
+    fn lifecycle() {
+        let mut head = RefHead::default();
+        let script = [
+            (10, Succeeded, Step::StillHealthy),
+            (11, Failed, Step::Open),
+            (12, Failed, Step::StillFailing),
+            (11, Failed, Step::Stale { newest: 12 }),
+            (12, Failed, Step::StillFailing), // retry of the newest, failed again
+            (12, Succeeded, Step::Fixed),     // same pipeline retried to green
+            (13, Succeeded, Step::StillHealthy),
+            (12, Failed, Step::Stale { newest: 13 }),
+        ];
+        for (id, outcome, want) in script {
+            let got = step(&head, id, outcome);
+            assert_eq!(got, want, "pipeline {id} {outcome:?}");
+            head = advance(&head, id, got);
+        }
+        assert_eq!(head, RefHead { last_pipeline: Some(13), broken: false });
+    }
+}

@@ -1,0 +1,74 @@
+//! Running the service: listener, delivery worker, pruning, graceful shutdown.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::{
+    app::{AppState, build_app},
+    slack::{
+        api::SlackClient,
+        transport::{Console, Transport},
+    },
+    store::now_ms,
+    worker::{Worker, WorkerConfig},
+};
+
+/// How long shutdown waits for the worker to finish the call it is in.
+const WORKER_STOP_BOUND: Duration = Duration::from_secs(15);
+
+pub fn transport(state: &AppState) -> anyhow::Result<Transport> {
+    let s = &state.settings.slack;
+    Ok(match &s.bot_token {
+        Some(token) => Transport::Slack(SlackClient::new(&s.api_url, token.clone(), Duration::from_secs(10))?),
+        None => Transport::Console(Console::stdout()),
+    })
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish, lets the worker finish its current call, and returns.
+pub async fn run(state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let settings = state.settings.clone();
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    if settings.console_mode() {
+        tracing::warn!("console mode: SLACK_BOT_TOKEN is not set, so messages are printed to stdout instead of posted");
+    }
+    tracing::info!(listen = %settings.listen, "armbot listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker_config = WorkerConfig { min_interval: settings.slack.min_interval, ..WorkerConfig::default() };
+    let worker = Worker::new(state.store.clone(), transport(&state)?, worker_config, state.metrics.clone());
+    let worker_task = tokio::spawn(worker.run(state.wake.clone(), stop_rx.clone()));
+    let pruner = tokio::spawn(prune_loop(state.clone(), stop_rx));
+
+    let app = build_app(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server error")?;
+
+    let _ = stop_tx.send(true);
+    pruner.abort();
+    if tokio::time::timeout(WORKER_STOP_BOUND, worker_task).await.is_err() {
+        tracing::warn!("delivery worker did not stop in time; pending messages resume on the next start");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn prune_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        match state.store.prune(now_ms(), state.settings.retention).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old store rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "pruning failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Slack: Web API client, request verification, mrkdwn, delivery transport.
+pub mod api;
+pub mod mrkdwn;
+pub mod transport;
