@@ -1,0 +1,317 @@
+//! `POST /gitlab/webhook`: authentication, limits, which refs notify, the
+//! incident thread, duplicates, stale events, escaping and console mode.
+
+mod common;
+
+use armbot::{config::FileSettings, gitlab::auth::sign};
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use base64::Engine;
+use common::*;
+use serde_json::{Value, json};
+
+async fn queued(app: &TestApp) -> i64 {
+    app.store.outbox_count("pending").await.expect("count")
+}
+
+#[tokio::test]
+async fn token_paths() {
+    let app = app(settings(&[("GITLAB_WEBHOOK_TOKEN", "old-token, gitlab-secret")])).await;
+    let body = serde_json::to_vec(&pipeline(100, "master", "failed")).expect("json");
+    let post = |token: Option<&str>| {
+        let mut r = Request::post("/gitlab/webhook").header("x-gitlab-event", "Pipeline Hook");
+        if let Some(t) = token {
+            r = r.header("x-gitlab-token", t);
+        }
+        r.body(Body::from(body.clone())).expect("request")
+    };
+    assert_eq!(app.request(post(None)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.request(post(Some("gitlab-secreT"))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(queued(&app).await, 0, "a refused webhook stores nothing");
+    let (status, body_text) = app.request(post(Some("old-token"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body_text.is_empty());
+    assert_eq!(queued(&app).await, 1);
+}
+
+fn signed_request(key: &[u8], id: &str, ts: i64, body: &[u8], tamper: bool) -> Request<Body> {
+    let sig = base64::engine::general_purpose::STANDARD.encode(sign(key, id, &ts.to_string(), body));
+    let mut sent = body.to_vec();
+    if tamper {
+        sent.extend_from_slice(b" ");
+    }
+    Request::post("/gitlab/webhook")
+        .header("x-gitlab-event", "Pipeline Hook")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", format!("v1,{sig}"))
+        .body(Body::from(sent))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn signed_deliveries() {
+    let key = [42u8; 32];
+    let token = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
+    let app = app(settings(&[("GITLAB_WEBHOOK_TOKEN", ""), ("GITLAB_WEBHOOK_SIGNING_TOKEN", &token)])).await;
+    let body = serde_json::to_vec(&pipeline(100, "master", "failed")).expect("json");
+    let (status, _) = app.request(signed_request(&key, "msg_1", NOW, &body, true)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "tampered body");
+    let (status, _) = app.request(signed_request(&key, "msg_1", NOW - 301, &body, false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "stale timestamp");
+    let (status, _) = app.request(signed_request(&[1u8; 32], "msg_1", NOW, &body, false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "wrong key");
+    assert_eq!(queued(&app).await, 0);
+    let (status, _) = app.request(signed_request(&key, "msg_1", NOW, &body, false)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(queued(&app).await, 1);
+    // The same delivery again (GitLab's resend keeps webhook-id): nothing new.
+    let (status, _) = app.request(signed_request(&key, "msg_1", NOW, &body, false)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(queued(&app).await, 1);
+}
+
+#[tokio::test]
+async fn size_and_shape() {
+    let app = app(settings(&[])).await;
+    let huge = vec![b' '; 25 * 1024 * 1024 + 1];
+    let req = Request::post("/gitlab/webhook")
+        .header("x-gitlab-token", TOKEN)
+        .body(Body::from(huge))
+        .expect("request");
+    assert_eq!(app.request(req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let req = |body: &str, event: &str| {
+        Request::post("/gitlab/webhook")
+            .header("x-gitlab-token", TOKEN)
+            .header("x-gitlab-event", event)
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    assert_eq!(app.request(req("{not json", "Pipeline Hook")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.request(req(r#"{"object_kind":"pipeline","object_attributes":{}}"#, "Pipeline Hook")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, body) = app.request(req(r#"{"object_kind":"push"}"#, "Push Hook")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    let (status, _) = app.request(req(r#"{"object_kind":"build","build_id":1}"#, "Job Hook")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(queued(&app).await, 0);
+}
+
+#[tokio::test]
+async fn which_refs_notify() {
+    let app = app(settings(&[])).await;
+    let cases: &[(&str, bool, bool)] = &[
+        ("master", false, true),
+        ("16-5-stable", false, true),
+        ("16-5-stable-ee", false, true),
+        ("16.5.1+ee.0", true, true),
+        ("fix-arm-build", false, false),
+        ("16-5-stable-backport", false, false),
+    ];
+    for (i, (r, tag, notify)) in cases.iter().enumerate() {
+        let mut p = pipeline(200 + i as u64, r, "failed");
+        p["object_attributes"]["tag"] = json!(tag);
+        let before = queued(&app).await;
+        assert_eq!(app.hook(&p).await, StatusCode::OK);
+        assert_eq!(queued(&app).await - before, i64::from(*notify), "{r}");
+    }
+    // Merge request pipelines never notify, even for master's branch name.
+    let mut mr = pipeline(300, "master", "failed");
+    mr["object_attributes"]["source"] = json!("merge_request_event");
+    let before = queued(&app).await;
+    assert_eq!(app.hook(&mr).await, StatusCode::OK);
+    assert_eq!(queued(&app).await, before);
+    // Canceled and skipped are not failures.
+    for (id, st) in [(301, "canceled"), (302, "skipped"), (303, "running")] {
+        let p = pipeline(id, "main", st);
+        assert_eq!(app.hook(&p).await, StatusCode::OK);
+    }
+    assert_eq!(queued(&app).await, before);
+}
+
+#[tokio::test]
+async fn project_allow_list() {
+    let file: FileSettings = toml::from_str("[notify]\nprojects = [\"gitlab-org/omnibus-gitlab\"]\n").expect("toml");
+    let app = app(settings_with_file(file, &[])).await;
+    assert_eq!(app.hook(&pipeline(1, "master", "failed")).await, StatusCode::OK);
+    assert_eq!(queued(&app).await, 0);
+    let mut p = pipeline(2, "master", "failed");
+    p["project"]["path_with_namespace"] = json!("gitlab-org/omnibus-gitlab");
+    app.hook(&p).await;
+    assert_eq!(queued(&app).await, 1);
+}
+
+#[tokio::test]
+async fn one_thread_per_broken_ref_then_fixed() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    let mut worker = app.worker(FakeSlack::transport(&server));
+
+    app.hook(&pipeline(100, "master", "failed")).await;
+    app.hook(&pipeline(99, "16-5-stable", "failed")).await; // another ref: its own thread
+    drain(&mut worker).await;
+    app.hook(&pipeline(101, "master", "failed")).await;
+    let mut retried = pipeline(101, "master", "success"); // the same pipeline retried to green
+    retried["object_attributes"]["finished_at"] = json!("2016-08-12 17:00:00 UTC");
+    app.hook(&retried).await;
+    drain(&mut worker).await;
+
+    let posted = fake.accepted();
+    let roots: Vec<_> = posted
+        .iter()
+        .filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none())
+        .collect();
+    assert_eq!(roots.len(), 2, "one root per broken ref: {posted:#?}");
+    let master_root = &roots[0].ts;
+    let in_thread: Vec<_> = posted.iter().filter(|p| p.thread_ts.as_ref() == Some(master_root)).collect();
+    assert_eq!(in_thread.len(), 2, "still failing + fixed replies");
+    assert!(in_thread[0].body["text"].as_str().is_some_and(|t| t.starts_with("Still failing")));
+    assert!(in_thread[1].body["text"].as_str().is_some_and(|t| t.starts_with("Fixed")));
+    let updates: Vec<_> = posted.iter().filter(|p| p.method == "chat.update").collect();
+    assert_eq!(updates.len(), 2);
+    assert!(updates.iter().all(|u| &u.ts == master_root && u.channel == "C0NOTIFY"));
+    let last = serde_json::to_string(&updates[1].body).expect("json");
+    assert!(last.contains("*Fixed* by pipeline"), "{last}");
+    assert!(last.contains("after 1h 20m"), "{last}");
+
+    // Next failure after the fix opens a new thread.
+    app.hook(&pipeline(102, "master", "failed")).await;
+    drain(&mut worker).await;
+    let roots = fake.accepted().iter().filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none()).count();
+    assert_eq!(roots, 3);
+}
+
+#[tokio::test]
+async fn duplicates_and_stale_events_change_nothing() {
+    let app = app(settings(&[])).await;
+    let failed = pipeline(100, "master", "failed");
+    app.hook_with(&failed, &[("idempotency-key", "k1")]).await;
+    app.hook_with(&failed, &[("idempotency-key", "k1")]).await; // GitLab resend
+    app.hook_with(&failed, &[("idempotency-key", "k2")]).await; // same event, new key
+    assert_eq!(queued(&app).await, 1);
+
+    app.hook(&pipeline(102, "master", "success")).await; // fixed: reply + update
+    assert_eq!(queued(&app).await, 3);
+    app.hook(&pipeline(101, "master", "failed")).await; // an older pipeline finishing late
+    assert_eq!(queued(&app).await, 3, "stale event ignored");
+    let notified = app.state.metrics.render();
+    assert!(notified.contains(r#"armbot_webhooks_ignored_total{reason="stale"} 1"#), "{notified}");
+    assert!(notified.contains(r#"armbot_webhooks_ignored_total{reason="duplicate"} 2"#), "{notified}");
+}
+
+#[tokio::test]
+async fn allowed_failures_are_not_culprits_and_untrusted_text_is_escaped() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    let mut p = pipeline(100, "master", "failed");
+    p["commit"]["title"] = json!("<!channel> see <https://evil.example|this>");
+    p["builds"].as_array_mut().expect("builds").push(json!({
+        "id": 390, "stage": "test", "name": "flaky-allowed", "status": "failed",
+        "failure_reason": "script_failure", "allow_failure": true, "runner": null
+    }));
+    p["object_attributes"]["variables"] = json!([{"key": "SECRET", "value": "hunter2-value"}]);
+    app.hook(&p).await;
+    drain(&mut worker).await;
+    let posted = fake.accepted();
+    assert_eq!(posted.len(), 1);
+    let sent = serde_json::to_string(&posted[0].body).expect("json");
+    assert!(!sent.contains("<!channel>") && !sent.contains("<https://evil.example"), "{sent}");
+    assert!(sent.contains("&lt;!channel&gt; see &lt;https://evil.example|this&gt;"), "{sent}");
+    assert!(!sent.contains("flaky-allowed"), "allowed failure listed: {sent}");
+    assert!(sent.contains("test-build"));
+    assert!(!sent.contains("hunter2-value"), "pipeline variables leaked");
+}
+
+#[tokio::test]
+async fn failed_pipeline_without_failed_jobs_says_so() {
+    let app = app(settings(&[])).await;
+    let (transport, out) = console();
+    let mut worker = app.worker(transport);
+    let mut p = pipeline(100, "master", "failed");
+    p["builds"] = json!([]);
+    app.hook(&p).await;
+    drain(&mut worker).await;
+    let printed = String::from_utf8(out.lock().expect("lock").clone()).expect("utf8");
+    assert!(printed.contains("── armbot → C0NOTIFY"), "{printed}");
+    assert!(printed.contains("No failed job is listed"), "{printed}");
+}
+
+#[tokio::test]
+async fn console_mode_prints_and_says_so() {
+    let s = settings(&[("ARMBOT_NOTIFY_CHANNEL", "")]);
+    assert!(s.console_mode());
+    assert_eq!(s.notify.channel, "console");
+    let app = app(s).await;
+    let (transport, out) = console();
+    let mut worker = app.worker(transport);
+    app.hook(&pipeline(100, "master", "failed")).await;
+    drain(&mut worker).await;
+    let printed = String::from_utf8(out.lock().expect("lock").clone()).expect("utf8");
+    assert!(printed.contains("── armbot → console"), "{printed}");
+    assert!(printed.contains("*Failed jobs* (1)"), "{printed}");
+}
+
+#[tokio::test]
+async fn child_pipelines_join_their_parents_incident() {
+    let app = app(settings(&[])).await;
+    app.hook(&pipeline(100, "master", "failed")).await;
+    let mut child = pipeline(105, "master", "failed");
+    child["object_attributes"]["source"] = json!("parent_pipeline");
+    child["source_pipeline"] = json!({"project": {"id": 1}, "pipeline_id": 100, "job_id": 9});
+    app.hook(&child).await;
+    // One root, then a reply and an update for the child's failure.
+    assert_eq!(queued(&app).await, 3);
+    // The child id is higher, but the parent's retry is not stale.
+    let mut parent_retry = pipeline(100, "master", "success");
+    parent_retry["object_attributes"]["finished_at"] = json!("2016-08-12 16:00:00 UTC");
+    app.hook(&parent_retry).await;
+    assert_eq!(queued(&app).await, 5);
+}
+
+fn rendered(v: &Value) -> Value {
+    let hook: armbot::gitlab::PipelineHook = serde_json::from_value(v.clone()).expect("hook");
+    let s = settings(&[]);
+    serde_json::to_value(armbot::notify::render::failure_message(&hook, &s.notify)).expect("json")
+}
+
+#[test]
+fn snapshot_of_the_failure_notice() {
+    let mut p = pipeline(31, "master", "failed");
+    p["builds"][0]["status"] = json!("failed");
+    p["builds"][0]["failure_reason"] = json!("runner_system_failure");
+    p["builds"][0]["runner"] = json!({"id": 7, "description": "arm-manager-1", "tags": ["arm64"]});
+    insta::assert_json_snapshot!("failure_notice", rendered(&p));
+}
+
+#[test]
+fn snapshot_of_the_fixed_reply_and_root_update() {
+    let hook: armbot::gitlab::PipelineHook = serde_json::from_value(pipeline(32, "16-5-stable", "success")).expect("hook");
+    insta::assert_json_snapshot!("fixed_reply", armbot::notify::render::fixed(&hook, 5400));
+    let body = armbot::notify::render::Message::plain("Pipeline #31 failed");
+    let status = armbot::notify::render::RootStatus::Fixed {
+        by_pipeline: 32,
+        by_url: "https://gitlab.example.com/p/-/pipelines/32".into(),
+        broken_for_secs: 5400,
+    };
+    insta::assert_json_snapshot!("fixed_root", armbot::notify::render::root_message(&body, &status));
+}
+
+#[test]
+fn more_than_ten_failed_jobs_are_summarised() {
+    let mut p = pipeline(40, "master", "failed");
+    let builds: Vec<Value> = (0..14)
+        .map(|i| json!({"id": 1000 + i, "stage": "package", "name": format!("job-{i}"), "status": "failed",
+                        "failure_reason": "script_failure", "allow_failure": false}))
+        .collect();
+    p["builds"] = json!(builds);
+    let text = serde_json::to_string(&rendered(&p)).expect("json");
+    assert!(text.contains("*Failed jobs* (14)"));
+    assert!(text.contains("job-9") && !text.contains("job-10|"));
+    assert!(text.contains("…and 4 more"), "{text}");
+}
