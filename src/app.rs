@@ -30,8 +30,19 @@ impl AppState {
     pub fn new(settings: Settings, store: Store, metrics: Metrics, clock: Clock) -> Self {
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
-        let ingest = Ingestor::spawn(store.clone(), Arc::new(settings.notify.clone()), wake.clone());
-        Self { settings, store, ingest, metrics, wake, clock }
+        let ingest = Ingestor::spawn(
+            store.clone(),
+            Arc::new(settings.notify.clone()),
+            wake.clone(),
+        );
+        Self {
+            settings,
+            store,
+            ingest,
+            metrics,
+            wake,
+            clock,
+        }
     }
 }
 

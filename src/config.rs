@@ -10,7 +10,6 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-
 /// Where a value comes from: a lookup function so tests need not touch the
 /// process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -187,9 +186,9 @@ impl Settings {
         let listen_raw = env("ARMBOT_LISTEN")
             .or(file.listen)
             .unwrap_or_else(|| "0.0.0.0:8080".into());
-        let listen = listen_raw
-            .parse()
-            .with_context(|| format!("ARMBOT_LISTEN `{listen_raw}` is not an address like 0.0.0.0:8080"))?;
+        let listen = listen_raw.parse().with_context(|| {
+            format!("ARMBOT_LISTEN `{listen_raw}` is not an address like 0.0.0.0:8080")
+        })?;
         let database_url = env("ARMBOT_DATABASE_URL")
             .or(file.database_url)
             .unwrap_or_else(|| "sqlite://armbot.db".into());
@@ -219,15 +218,15 @@ impl Settings {
             .notify
             .stable_pattern
             .unwrap_or_else(|| DEFAULT_STABLE_PATTERN.into());
-        let stable_pattern = Regex::new(&stable_raw)
-            .with_context(|| format!("[notify] stable_pattern `{stable_raw}` is not a valid regex"))?;
+        let stable_pattern = Regex::new(&stable_raw).with_context(|| {
+            format!("[notify] stable_pattern `{stable_raw}` is not a valid regex")
+        })?;
         let mut routes = Vec::new();
         for r in file.notify.routes {
             let ref_pattern = match &r.r#ref {
-                Some(p) => Some(
-                    Regex::new(p)
-                        .with_context(|| format!("[[notify.routes]] ref `{p}` is not a valid regex"))?,
-                ),
+                Some(p) => Some(Regex::new(p).with_context(|| {
+                    format!("[[notify.routes]] ref `{p}` is not a valid regex")
+                })?),
                 None => None,
             };
             if r.channel.trim().is_empty() {
@@ -310,7 +309,11 @@ impl Settings {
     /// Which features are on; for each one off, the settings it lacks.
     pub fn features(&self) -> Vec<(&'static str, Result<(), String>)> {
         let need = |missing: Vec<&str>| {
-            if missing.is_empty() { Ok(()) } else { Err(format!("missing {}", missing.join(", "))) }
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("missing {}", missing.join(", ")))
+            }
         };
         let mut slack_missing = Vec::new();
         if self.slack.signing_secret.is_none() {
@@ -347,15 +350,25 @@ impl Settings {
 
     /// A report of every setting with secrets shown only as set or unset.
     pub fn describe(&self) -> Vec<(String, String)> {
-        let secret = |s: &Option<SecretString>| if s.is_some() { "set" } else { "unset" }.to_string();
+        let secret =
+            |s: &Option<SecretString>| if s.is_some() { "set" } else { "unset" }.to_string();
         let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "unset".into());
         vec![
             ("listen".into(), self.listen.to_string()),
             ("database_url".into(), self.database_url.clone()),
-            ("retention_days".into(), (self.retention.as_secs() / 86_400).to_string()),
+            (
+                "retention_days".into(),
+                (self.retention.as_secs() / 86_400).to_string(),
+            ),
             ("notify channel".into(), self.notify.channel.clone()),
-            ("notify extra_branches".into(), self.notify.extra_branches.join(", ")),
-            ("notify stable_pattern".into(), self.notify.stable_pattern.to_string()),
+            (
+                "notify extra_branches".into(),
+                self.notify.extra_branches.join(", "),
+            ),
+            (
+                "notify stable_pattern".into(),
+                self.notify.stable_pattern.to_string(),
+            ),
             ("notify routes".into(), self.notify.routes.len().to_string()),
             (
                 "GITLAB_WEBHOOK_TOKEN".into(),
@@ -363,15 +376,26 @@ impl Settings {
             ),
             (
                 "GITLAB_WEBHOOK_SIGNING_TOKEN".into(),
-                if self.gitlab.signing_key.is_some() { "set" } else { "unset" }.into(),
+                if self.gitlab.signing_key.is_some() {
+                    "set"
+                } else {
+                    "unset"
+                }
+                .into(),
             ),
             ("SLACK_BOT_TOKEN".into(), secret(&self.slack.bot_token)),
-            ("SLACK_SIGNING_SECRET".into(), secret(&self.slack.signing_secret)),
+            (
+                "SLACK_SIGNING_SECRET".into(),
+                secret(&self.slack.signing_secret),
+            ),
             ("SLACK_API_URL".into(), self.slack.api_url.clone()),
             ("SCW_SECRET_KEY".into(), secret(&self.scaleway.secret_key)),
             ("SCW_API_URL".into(), self.scaleway.api_url.clone()),
             ("project".into(), opt(&self.scaleway.project_id)),
-            ("SCW_DEFAULT_ORGANIZATION_ID".into(), opt(&self.scaleway.organization_id)),
+            (
+                "SCW_DEFAULT_ORGANIZATION_ID".into(),
+                opt(&self.scaleway.organization_id),
+            ),
         ]
     }
 }
@@ -391,7 +415,9 @@ fn decode_signing_token(token: &str) -> anyhow::Result<SecretString> {
     };
     let key = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|_| anyhow::anyhow!("GITLAB_WEBHOOK_SIGNING_TOKEN is not whsec_ followed by base64"))?;
+        .map_err(|_| {
+            anyhow::anyhow!("GITLAB_WEBHOOK_SIGNING_TOKEN is not whsec_ followed by base64")
+        })?;
     if key.is_empty() {
         bail!("GITLAB_WEBHOOK_SIGNING_TOKEN holds an empty key");
     }

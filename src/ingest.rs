@@ -38,7 +38,8 @@ impl Ingestor {
             .send((event, reply))
             .await
             .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
-        rx.await.map_err(|_| anyhow::anyhow!("the store writer dropped the event"))?
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the store writer dropped the event"))?
     }
 }
 

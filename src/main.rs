@@ -6,12 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use armbot::{
-    server,
     app::{AppState, system_clock},
     config::Settings,
     metrics::Metrics,
     notify::{policy::Decision, render},
-    
+    server,
     store::Store,
 };
 
@@ -58,9 +57,16 @@ fn init_logging() {
     let json = std::env::var("ARMBOT_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     // Logs go to stderr: stdout carries console-mode messages and `render` output.
     if json {
-        fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+        fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     } else {
-        fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
 }
 
@@ -123,23 +129,31 @@ fn check_config() -> anyhow::Result<ExitCode> {
     for p in &problems {
         println!("error: {p}");
     }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn render_payload(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let hook: armbot::gitlab::PipelineHook =
-        serde_json::from_slice(&text).with_context(|| format!("{} is not a pipeline payload", path.display()))?;
+    let hook: armbot::gitlab::PipelineHook = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a pipeline payload", path.display()))?;
     match armbot::notify::policy::classify(&hook, &settings.notify) {
         Decision::Ignore(reason) => {
             println!("no message: {reason}");
         }
         Decision::Track { outcome, channel } => {
             let message = match outcome {
-                armbot::notify::policy::Outcome::Failed => render::failure_message(&hook, &settings.notify),
+                armbot::notify::policy::Outcome::Failed => {
+                    render::failure_message(&hook, &settings.notify)
+                }
                 armbot::notify::policy::Outcome::Succeeded => {
-                    println!("no message unless {channel} has an open incident for this ref; then:");
+                    println!(
+                        "no message unless {channel} has an open incident for this ref; then:"
+                    );
                     render::fixed(&hook, 0)
                 }
             };

@@ -86,19 +86,47 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("armbot");
         let webhooks_received = Counter::default();
-        r.register("webhooks_received", "GitLab webhook requests received", webhooks_received.clone());
+        r.register(
+            "webhooks_received",
+            "GitLab webhook requests received",
+            webhooks_received.clone(),
+        );
         let webhooks_rejected = Family::<Reason, Counter>::default();
-        r.register("webhooks_rejected", "GitLab webhooks refused (auth, size, malformed)", webhooks_rejected.clone());
+        r.register(
+            "webhooks_rejected",
+            "GitLab webhooks refused (auth, size, malformed)",
+            webhooks_rejected.clone(),
+        );
         let webhooks_ignored = Family::<Reason, Counter>::default();
-        r.register("webhooks_ignored", "GitLab webhooks accepted but not notified, by reason", webhooks_ignored.clone());
+        r.register(
+            "webhooks_ignored",
+            "GitLab webhooks accepted but not notified, by reason",
+            webhooks_ignored.clone(),
+        );
         let webhooks_notified = Family::<Reason, Counter>::default();
-        r.register("webhooks_notified", "GitLab webhooks that queued Slack messages, by reason", webhooks_notified.clone());
+        r.register(
+            "webhooks_notified",
+            "GitLab webhooks that queued Slack messages, by reason",
+            webhooks_notified.clone(),
+        );
         let slack_calls = Family::<Call, Counter>::default();
-        r.register("slack_api_calls", "Slack Web API calls by method and outcome", slack_calls.clone());
+        r.register(
+            "slack_api_calls",
+            "Slack Web API calls by method and outcome",
+            slack_calls.clone(),
+        );
         let outbox_failed = Family::<Reason, Counter>::default();
-        r.register("outbox_failed", "Messages given up on, by Slack error", outbox_failed.clone());
+        r.register(
+            "outbox_failed",
+            "Messages given up on, by Slack error",
+            outbox_failed.clone(),
+        );
         let outbox_pending = Family::<Channel, Gauge>::default();
-        r.register("outbox_pending", "Undelivered messages per channel", outbox_pending.clone());
+        r.register(
+            "outbox_pending",
+            "Undelivered messages per channel",
+            outbox_pending.clone(),
+        );
         let outbox_oldest_age = Family::<Channel, Gauge>::default();
         r.register_with_unit(
             "outbox_oldest_pending_age",
@@ -107,9 +135,15 @@ impl Metrics {
             outbox_oldest_age.clone(),
         );
         let commands = Family::<Command, Counter>::default();
-        r.register("commands", "Slash commands by name and outcome", commands.clone());
+        r.register(
+            "commands",
+            "Slash commands by name and outcome",
+            commands.clone(),
+        );
         let command_seconds = Family::<CommandName, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ])
         });
         r.register_with_unit(
             "command_duration",
@@ -118,13 +152,25 @@ impl Metrics {
             command_seconds.clone(),
         );
         let scaleway_calls = Family::<Endpoint, Counter>::default();
-        r.register("scaleway_calls", "Scaleway API calls by endpoint and outcome", scaleway_calls.clone());
+        r.register(
+            "scaleway_calls",
+            "Scaleway API calls by endpoint and outcome",
+            scaleway_calls.clone(),
+        );
         let reaps = Family::<Outcome, Counter>::default();
         r.register("reaps", "Reap runs by outcome", reaps.clone());
         let servers_removed = Counter::default();
-        r.register("servers_removed", "Stuck servers removed by reap", servers_removed.clone());
+        r.register(
+            "servers_removed",
+            "Stuck servers removed by reap",
+            servers_removed.clone(),
+        );
         let slack_events = Family::<Reason, Counter>::default();
-        r.register("slack_events", "Slack events by what was done with them", slack_events.clone());
+        r.register(
+            "slack_events",
+            "Slack events by what was done with them",
+            slack_events.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -145,21 +191,33 @@ impl Metrics {
     }
 
     pub fn reason(family: &Family<Reason, Counter>, reason: &str) {
-        family.get_or_create(&Reason { reason: label(reason) }).inc();
+        family
+            .get_or_create(&Reason {
+                reason: label(reason),
+            })
+            .inc();
     }
 
     pub fn slack_call(&self, method: &str, outcome: &str) {
         self.slack_calls
-            .get_or_create(&Call { method: label(method), outcome: label(outcome) })
+            .get_or_create(&Call {
+                method: label(method),
+                outcome: label(outcome),
+            })
             .inc();
     }
 
     pub fn command(&self, command: &str, outcome: &str, seconds: f64) {
         self.commands
-            .get_or_create(&Command { command: label(command), outcome: label(outcome) })
+            .get_or_create(&Command {
+                command: label(command),
+                outcome: label(outcome),
+            })
             .inc();
         self.command_seconds
-            .get_or_create(&CommandName { command: label(command) })
+            .get_or_create(&CommandName {
+                command: label(command),
+            })
             .observe(seconds);
     }
 

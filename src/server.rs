@@ -21,26 +21,43 @@ const WORKER_STOP_BOUND: Duration = Duration::from_secs(15);
 pub fn transport(state: &AppState) -> anyhow::Result<Transport> {
     let s = &state.settings.slack;
     Ok(match &s.bot_token {
-        Some(token) => Transport::Slack(SlackClient::new(&s.api_url, token.clone(), Duration::from_secs(10))?),
+        Some(token) => Transport::Slack(SlackClient::new(
+            &s.api_url,
+            token.clone(),
+            Duration::from_secs(10),
+        )?),
         None => Transport::Console(Console::stdout()),
     })
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish, lets the worker finish its current call, and returns.
-pub async fn run(state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let settings = state.settings.clone();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     if settings.console_mode() {
-        tracing::warn!("console mode: SLACK_BOT_TOKEN is not set, so messages are printed to stdout instead of posted");
+        tracing::warn!(
+            "console mode: SLACK_BOT_TOKEN is not set, so messages are printed to stdout instead of posted"
+        );
     }
     tracing::info!(listen = %settings.listen, "armbot listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker_config = WorkerConfig { min_interval: settings.slack.min_interval, ..WorkerConfig::default() };
-    let worker = Worker::new(state.store.clone(), transport(&state)?, worker_config, state.metrics.clone());
+    let worker_config = WorkerConfig {
+        min_interval: settings.slack.min_interval,
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(
+        state.store.clone(),
+        transport(&state)?,
+        worker_config,
+        state.metrics.clone(),
+    );
     let worker_task = tokio::spawn(worker.run(state.wake.clone(), stop_rx.clone()));
     let pruner = tokio::spawn(prune_loop(state.clone(), stop_rx));
 
@@ -52,8 +69,13 @@ pub async fn run(state: AppState, shutdown: impl Future<Output = ()> + Send + 's
 
     let _ = stop_tx.send(true);
     pruner.abort();
-    if tokio::time::timeout(WORKER_STOP_BOUND, worker_task).await.is_err() {
-        tracing::warn!("delivery worker did not stop in time; pending messages resume on the next start");
+    if tokio::time::timeout(WORKER_STOP_BOUND, worker_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "delivery worker did not stop in time; pending messages resume on the next start"
+        );
     }
     tracing::info!("stopped");
     Ok(())

@@ -59,7 +59,14 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(store: Store, transport: Transport, config: WorkerConfig, metrics: Metrics) -> Self {
-        Self { store, transport, config, metrics, last_call: HashMap::new(), paused_until: None }
+        Self {
+            store,
+            transport,
+            config,
+            metrics,
+            last_call: HashMap::new(),
+            paused_until: None,
+        }
     }
 
     /// Runs until `shutdown` turns true; a call in progress is finished first.
@@ -72,7 +79,10 @@ impl Worker {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "outbox pass failed; retrying");
-                    Tick { calls: 0, next_due: Some(Duration::from_secs(1)) }
+                    Tick {
+                        calls: 0,
+                        next_due: Some(Duration::from_secs(1)),
+                    }
                 }
             };
             if tick.calls > 0 && tick.next_due == Some(Duration::ZERO) {
@@ -129,7 +139,14 @@ impl Worker {
         let target = match self.target(&row).await? {
             Target::Ready(t) => t,
             Target::Wait => {
-                self.store.outbox_retry(row.id, now_ms() + 1000, "waiting for the thread's root message", false)
+                self.store
+                    .outbox_retry(
+                        row.id,
+                        now_ms() + 1000,
+                        "waiting for the thread's root message",
+                        false,
+                        false,
+                    )
                     .await?;
                 return Ok(());
             }
@@ -146,19 +163,35 @@ impl Worker {
             OutboxKind::Post | OutboxKind::Reply => (
                 "chat.postMessage",
                 self.transport
-                    .post(&target.channel, target.ts.as_deref(), &row.message, Some(row.id))
+                    .post(
+                        &target.channel,
+                        target.ts.as_deref(),
+                        &row.message,
+                        Some(row.id),
+                    )
                     .await,
             ),
             OutboxKind::Update => {
                 let ts = target.ts.clone().unwrap_or_default();
-                let r = self.transport.update(&target.channel, &ts, &row.message).await;
-                ("chat.update", r.map(|()| crate::slack::api::Posted { channel: target.channel.clone(), ts }))
+                let r = self
+                    .transport
+                    .update(&target.channel, &ts, &row.message)
+                    .await;
+                (
+                    "chat.update",
+                    r.map(|()| crate::slack::api::Posted {
+                        channel: target.channel.clone(),
+                        ts,
+                    }),
+                )
             }
         };
         match result {
             Ok(posted) => {
                 self.metrics.slack_call(method, "ok");
-                self.store.outbox_delivered(&row, &posted.channel, &posted.ts, now_ms()).await
+                self.store
+                    .outbox_delivered(&row, &posted.channel, &posted.ts, now_ms())
+                    .await
             }
             Err(e) => self.failed_call(&row, method, e).await,
         }
@@ -173,18 +206,29 @@ impl Worker {
         let started = row.attempt_started_at.unwrap_or(row.created_at);
         // A minute of margin for clock skew between us and Slack.
         let oldest = format!("{}.000000", started / 1000 - 60);
-        let thread = if row.kind == OutboxKind::Reply { target.ts.as_deref() } else { None };
+        let thread = if row.kind == OutboxKind::Reply {
+            target.ts.as_deref()
+        } else {
+            None
+        };
         let found = self
             .transport
             .find_outbox_message(&target.channel, thread, &oldest, row.id)
             .await;
         self.metrics.slack_call(
-            if thread.is_some() { "conversations.replies" } else { "conversations.history" },
+            if thread.is_some() {
+                "conversations.replies"
+            } else {
+                "conversations.history"
+            },
             found.as_ref().map_or_else(SlackError::outcome, |_| "ok"),
         );
         match found? {
             Some(posted) => {
-                tracing::info!(outbox_id = row.id, "message found in Slack after a restart; not posting it again");
+                tracing::info!(
+                    outbox_id = row.id,
+                    "message found in Slack after a restart; not posting it again"
+                );
                 self.store
                     .outbox_delivered(row, &posted.channel, &posted.ts, now_ms())
                     .await
@@ -195,23 +239,50 @@ impl Worker {
         }
     }
 
-    async fn failed_call(&mut self, row: &OutboxRow, method: &str, e: SlackError) -> anyhow::Result<()> {
+    async fn failed_call(
+        &mut self,
+        row: &OutboxRow,
+        method: &str,
+        e: SlackError,
+    ) -> anyhow::Result<()> {
         self.metrics.slack_call(method, e.outcome());
         let now = now_ms();
         match e {
             SlackError::RateLimited(d) => {
                 self.paused_until = Some(Instant::now() + d);
-                tracing::warn!(outbox_id = row.id, retry_after_s = d.as_secs(), "Slack rate limit");
+                tracing::warn!(
+                    outbox_id = row.id,
+                    retry_after_s = d.as_secs(),
+                    "Slack rate limit"
+                );
                 // A 429 on the lookup leaves the row in doubt; on a post it was not sent.
                 let in_doubt = method == "reconcile";
-                self.store.outbox_retry(row.id, now + d.as_millis() as i64, "rate limited", in_doubt).await
+                self.store
+                    .outbox_retry(
+                        row.id,
+                        now + d.as_millis() as i64,
+                        "rate limited",
+                        in_doubt,
+                        false,
+                    )
+                    .await
             }
             SlackError::Transient(msg) if row.attempts + 1 < self.config.max_attempts => {
                 let delay = self.backoff(row.attempts);
                 tracing::warn!(outbox_id = row.id, attempt = row.attempts + 1, error = %msg, "Slack call failed; will retry");
                 // The call may have reached Slack: the next try checks Slack first.
                 let in_doubt = row.kind != OutboxKind::Update;
-                self.store.outbox_retry(row.id, now + delay.as_millis() as i64, &msg, in_doubt).await
+                // A failed look-up counts as an attempt too, so it cannot loop forever.
+                let count = method == "reconcile";
+                self.store
+                    .outbox_retry(
+                        row.id,
+                        now + delay.as_millis() as i64,
+                        &msg,
+                        in_doubt,
+                        count,
+                    )
+                    .await
             }
             SlackError::Transient(msg) | SlackError::Permanent(msg) => {
                 tracing::error!(
@@ -230,7 +301,10 @@ impl Worker {
     }
 
     fn backoff(&self, attempts: i64) -> Duration {
-        let exp = self.config.base_backoff.saturating_mul(1u32 << attempts.clamp(0, 20) as u32);
+        let exp = self
+            .config
+            .base_backoff
+            .saturating_mul(1u32 << attempts.clamp(0, 20) as u32);
         let capped = exp.min(self.config.max_backoff);
         // ±25% jitter so many retries do not land at once.
         let factor = rand::rng().random_range(0.75..1.25);
@@ -239,17 +313,26 @@ impl Worker {
 
     async fn target(&self, row: &OutboxRow) -> anyhow::Result<Target> {
         if row.kind == OutboxKind::Post {
-            return Ok(Target::Ready(Dest { channel: row.channel.clone(), ts: None }));
+            return Ok(Target::Ready(Dest {
+                channel: row.channel.clone(),
+                ts: None,
+            }));
         }
         if let Some(incident) = row.incident_id {
             return Ok(match self.store.incident_root(incident).await? {
-                RootRef::Posted { channel, ts } => Target::Ready(Dest { channel, ts: Some(ts) }),
+                RootRef::Posted { channel, ts } => Target::Ready(Dest {
+                    channel,
+                    ts: Some(ts),
+                }),
                 RootRef::Pending => Target::Wait,
                 RootRef::Failed => Target::Never("the thread's root message was never posted"),
             });
         }
         Ok(match &row.target_ts {
-            Some(ts) => Target::Ready(Dest { channel: row.channel.clone(), ts: Some(ts.clone()) }),
+            Some(ts) => Target::Ready(Dest {
+                channel: row.channel.clone(),
+                ts: Some(ts.clone()),
+            }),
             None => Target::Never("a reply or update without a target message"),
         })
     }

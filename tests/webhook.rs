@@ -18,7 +18,11 @@ async fn queued(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn token_paths() {
-    let app = app(settings(&[("GITLAB_WEBHOOK_TOKEN", "old-token, gitlab-secret")])).await;
+    let app = app(settings(&[(
+        "GITLAB_WEBHOOK_TOKEN",
+        "old-token, gitlab-secret",
+    )]))
+    .await;
     let body = serde_json::to_vec(&pipeline(100, "master", "failed")).expect("json");
     let post = |token: Option<&str>| {
         let mut r = Request::post("/gitlab/webhook").header("x-gitlab-event", "Pipeline Hook");
@@ -28,7 +32,10 @@ async fn token_paths() {
         r.body(Body::from(body.clone())).expect("request")
     };
     assert_eq!(app.request(post(None)).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.request(post(Some("gitlab-secreT"))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.request(post(Some("gitlab-secreT"))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(queued(&app).await, 0, "a refused webhook stores nothing");
     let (status, body_text) = app.request(post(Some("old-token"))).await;
     assert_eq!(status, StatusCode::OK);
@@ -37,7 +44,8 @@ async fn token_paths() {
 }
 
 fn signed_request(key: &[u8], id: &str, ts: i64, body: &[u8], tamper: bool) -> Request<Body> {
-    let sig = base64::engine::general_purpose::STANDARD.encode(sign(key, id, &ts.to_string(), body));
+    let sig =
+        base64::engine::general_purpose::STANDARD.encode(sign(key, id, &ts.to_string(), body));
     let mut sent = body.to_vec();
     if tamper {
         sent.extend_from_slice(b" ");
@@ -54,21 +62,38 @@ fn signed_request(key: &[u8], id: &str, ts: i64, body: &[u8], tamper: bool) -> R
 #[tokio::test]
 async fn signed_deliveries() {
     let key = [42u8; 32];
-    let token = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
-    let app = app(settings(&[("GITLAB_WEBHOOK_TOKEN", ""), ("GITLAB_WEBHOOK_SIGNING_TOKEN", &token)])).await;
+    let token = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    let app = app(settings(&[
+        ("GITLAB_WEBHOOK_TOKEN", ""),
+        ("GITLAB_WEBHOOK_SIGNING_TOKEN", &token),
+    ]))
+    .await;
     let body = serde_json::to_vec(&pipeline(100, "master", "failed")).expect("json");
-    let (status, _) = app.request(signed_request(&key, "msg_1", NOW, &body, true)).await;
+    let (status, _) = app
+        .request(signed_request(&key, "msg_1", NOW, &body, true))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "tampered body");
-    let (status, _) = app.request(signed_request(&key, "msg_1", NOW - 301, &body, false)).await;
+    let (status, _) = app
+        .request(signed_request(&key, "msg_1", NOW - 301, &body, false))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "stale timestamp");
-    let (status, _) = app.request(signed_request(&[1u8; 32], "msg_1", NOW, &body, false)).await;
+    let (status, _) = app
+        .request(signed_request(&[1u8; 32], "msg_1", NOW, &body, false))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "wrong key");
     assert_eq!(queued(&app).await, 0);
-    let (status, _) = app.request(signed_request(&key, "msg_1", NOW, &body, false)).await;
+    let (status, _) = app
+        .request(signed_request(&key, "msg_1", NOW, &body, false))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(queued(&app).await, 1);
     // The same delivery again (GitLab's resend keeps webhook-id): nothing new.
-    let (status, _) = app.request(signed_request(&key, "msg_1", NOW, &body, false)).await;
+    let (status, _) = app
+        .request(signed_request(&key, "msg_1", NOW, &body, false))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(queued(&app).await, 1);
 }
@@ -90,14 +115,26 @@ async fn size_and_shape() {
             .body(Body::from(body.to_string()))
             .expect("request")
     };
-    assert_eq!(app.request(req("{not json", "Pipeline Hook")).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(
-        app.request(req(r#"{"object_kind":"pipeline","object_attributes":{}}"#, "Pipeline Hook")).await.0,
+        app.request(req("{not json", "Pipeline Hook")).await.0,
         StatusCode::BAD_REQUEST
     );
-    let (status, body) = app.request(req(r#"{"object_kind":"push"}"#, "Push Hook")).await;
+    assert_eq!(
+        app.request(req(
+            r#"{"object_kind":"pipeline","object_attributes":{}}"#,
+            "Pipeline Hook"
+        ))
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, body) = app
+        .request(req(r#"{"object_kind":"push"}"#, "Push Hook"))
+        .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
-    let (status, _) = app.request(req(r#"{"object_kind":"build","build_id":1}"#, "Job Hook")).await;
+    let (status, _) = app
+        .request(req(r#"{"object_kind":"build","build_id":1}"#, "Job Hook"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(queued(&app).await, 0);
 }
@@ -136,9 +173,13 @@ async fn which_refs_notify() {
 
 #[tokio::test]
 async fn project_allow_list() {
-    let file: FileSettings = toml::from_str("[notify]\nprojects = [\"gitlab-org/omnibus-gitlab\"]\n").expect("toml");
+    let file: FileSettings =
+        toml::from_str("[notify]\nprojects = [\"gitlab-org/omnibus-gitlab\"]\n").expect("toml");
     let app = app(settings_with_file(file, &[])).await;
-    assert_eq!(app.hook(&pipeline(1, "master", "failed")).await, StatusCode::OK);
+    assert_eq!(
+        app.hook(&pipeline(1, "master", "failed")).await,
+        StatusCode::OK
+    );
     assert_eq!(queued(&app).await, 0);
     let mut p = pipeline(2, "master", "failed");
     p["project"]["path_with_namespace"] = json!("gitlab-org/omnibus-gitlab");
@@ -168,13 +209,31 @@ async fn one_thread_per_broken_ref_then_fixed() {
         .collect();
     assert_eq!(roots.len(), 2, "one root per broken ref: {posted:#?}");
     let master_root = &roots[0].ts;
-    let in_thread: Vec<_> = posted.iter().filter(|p| p.thread_ts.as_ref() == Some(master_root)).collect();
+    let in_thread: Vec<_> = posted
+        .iter()
+        .filter(|p| p.thread_ts.as_ref() == Some(master_root))
+        .collect();
     assert_eq!(in_thread.len(), 2, "still failing + fixed replies");
-    assert!(in_thread[0].body["text"].as_str().is_some_and(|t| t.starts_with("Still failing")));
-    assert!(in_thread[1].body["text"].as_str().is_some_and(|t| t.starts_with("Fixed")));
-    let updates: Vec<_> = posted.iter().filter(|p| p.method == "chat.update").collect();
+    assert!(
+        in_thread[0].body["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Still failing"))
+    );
+    assert!(
+        in_thread[1].body["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Fixed"))
+    );
+    let updates: Vec<_> = posted
+        .iter()
+        .filter(|p| p.method == "chat.update")
+        .collect();
     assert_eq!(updates.len(), 2);
-    assert!(updates.iter().all(|u| &u.ts == master_root && u.channel == "C0NOTIFY"));
+    assert!(
+        updates
+            .iter()
+            .all(|u| &u.ts == master_root && u.channel == "C0NOTIFY")
+    );
     let last = serde_json::to_string(&updates[1].body).expect("json");
     assert!(last.contains("*Fixed* by pipeline"), "{last}");
     assert!(last.contains("after 1h 20m"), "{last}");
@@ -182,7 +241,11 @@ async fn one_thread_per_broken_ref_then_fixed() {
     // Next failure after the fix opens a new thread.
     app.hook(&pipeline(102, "master", "failed")).await;
     drain(&mut worker).await;
-    let roots = fake.accepted().iter().filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none()).count();
+    let roots = fake
+        .accepted()
+        .iter()
+        .filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none())
+        .count();
     assert_eq!(roots, 3);
 }
 
@@ -200,8 +263,14 @@ async fn duplicates_and_stale_events_change_nothing() {
     app.hook(&pipeline(101, "master", "failed")).await; // an older pipeline finishing late
     assert_eq!(queued(&app).await, 3, "stale event ignored");
     let notified = app.state.metrics.render();
-    assert!(notified.contains(r#"armbot_webhooks_ignored_total{reason="stale"} 1"#), "{notified}");
-    assert!(notified.contains(r#"armbot_webhooks_ignored_total{reason="duplicate"} 2"#), "{notified}");
+    assert!(
+        notified.contains(r#"armbot_webhooks_ignored_total{reason="stale"} 1"#),
+        "{notified}"
+    );
+    assert!(
+        notified.contains(r#"armbot_webhooks_ignored_total{reason="duplicate"} 2"#),
+        "{notified}"
+    );
 }
 
 #[tokio::test]
@@ -221,9 +290,18 @@ async fn allowed_failures_are_not_culprits_and_untrusted_text_is_escaped() {
     let posted = fake.accepted();
     assert_eq!(posted.len(), 1);
     let sent = serde_json::to_string(&posted[0].body).expect("json");
-    assert!(!sent.contains("<!channel>") && !sent.contains("<https://evil.example"), "{sent}");
-    assert!(sent.contains("&lt;!channel&gt; see &lt;https://evil.example|this&gt;"), "{sent}");
-    assert!(!sent.contains("flaky-allowed"), "allowed failure listed: {sent}");
+    assert!(
+        !sent.contains("<!channel>") && !sent.contains("<https://evil.example"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains("&lt;!channel&gt; see &lt;https://evil.example|this&gt;"),
+        "{sent}"
+    );
+    assert!(
+        !sent.contains("flaky-allowed"),
+        "allowed failure listed: {sent}"
+    );
     assert!(sent.contains("test-build"));
     assert!(!sent.contains("hunter2-value"), "pipeline variables leaked");
 }
@@ -291,7 +369,8 @@ fn snapshot_of_the_failure_notice() {
 
 #[test]
 fn snapshot_of_the_fixed_reply_and_root_update() {
-    let hook: armbot::gitlab::PipelineHook = serde_json::from_value(pipeline(32, "16-5-stable", "success")).expect("hook");
+    let hook: armbot::gitlab::PipelineHook =
+        serde_json::from_value(pipeline(32, "16-5-stable", "success")).expect("hook");
     insta::assert_json_snapshot!("fixed_reply", armbot::notify::render::fixed(&hook, 5400));
     let body = armbot::notify::render::Message::plain("Pipeline #31 failed");
     let status = armbot::notify::render::RootStatus::Fixed {
@@ -299,7 +378,10 @@ fn snapshot_of_the_fixed_reply_and_root_update() {
         by_url: "https://gitlab.example.com/p/-/pipelines/32".into(),
         broken_for_secs: 5400,
     };
-    insta::assert_json_snapshot!("fixed_root", armbot::notify::render::root_message(&body, &status));
+    insta::assert_json_snapshot!(
+        "fixed_root",
+        armbot::notify::render::root_message(&body, &status)
+    );
 }
 
 #[test]

@@ -51,7 +51,9 @@ pub fn verify(
         let given = headers.token.ok_or(AuthError::MissingToken)?;
         // Check every configured token so timing does not reveal which matched.
         let matched = secrets.tokens.iter().fold(0u8, |acc, t| {
-            acc | u8::from(bool::from(t.expose_secret().as_bytes().ct_eq(given.as_bytes())))
+            acc | u8::from(bool::from(
+                t.expose_secret().as_bytes().ct_eq(given.as_bytes()),
+            ))
         });
         if matched == 0 {
             return Err(AuthError::BadToken);
@@ -87,7 +89,11 @@ fn verify_signature(
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
         .any(|given| bool::from(given.as_slice().ct_eq(&expected)));
-    if ok { Ok(()) } else { Err(AuthError::BadSignature) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::BadSignature)
+    }
 }
 
 /// HMAC-SHA256 over `id.timestamp.body`, as Standard Webhooks defines it.
@@ -109,10 +115,12 @@ mod tests {
 
     fn secrets(tokens: &[&str], key: Option<&[u8]>) -> GitlabSecrets {
         GitlabSecrets {
-            tokens: tokens.iter().map(|t| SecretString::from(t.to_string())).collect(),
-            signing_key: key.map(|k| {
-                SecretString::from(base64::engine::general_purpose::STANDARD.encode(k))
-            }),
+            tokens: tokens
+                .iter()
+                .map(|t| SecretString::from(t.to_string()))
+                .collect(),
+            signing_key: key
+                .map(|k| SecretString::from(base64::engine::general_purpose::STANDARD.encode(k))),
         }
     }
 
@@ -120,12 +128,21 @@ mod tests {
     fn any_rotated_token_passes() {
         let s = secrets(&["old", "new"], None);
         for t in ["old", "new"] {
-            let h = AuthHeaders { token: Some(t), ..Default::default() };
+            let h = AuthHeaders {
+                token: Some(t),
+                ..Default::default()
+            };
             assert_eq!(verify(&s, &h, b"{}", 0), Ok(()));
         }
-        let h = AuthHeaders { token: Some("nope"), ..Default::default() };
+        let h = AuthHeaders {
+            token: Some("nope"),
+            ..Default::default()
+        };
         assert_eq!(verify(&s, &h, b"{}", 0), Err(AuthError::BadToken));
-        assert_eq!(verify(&s, &AuthHeaders::default(), b"{}", 0), Err(AuthError::MissingToken));
+        assert_eq!(
+            verify(&s, &AuthHeaders::default(), b"{}", 0),
+            Err(AuthError::MissingToken)
+        );
     }
 
     #[test]
@@ -133,7 +150,8 @@ mod tests {
         let key = [7u8; 32];
         let s = secrets(&[], Some(&key));
         let body = br#"{"object_kind":"pipeline"}"#;
-        let sig = base64::engine::general_purpose::STANDARD.encode(sign(&key, "msg_1", "1000", body));
+        let sig =
+            base64::engine::general_purpose::STANDARD.encode(sign(&key, "msg_1", "1000", body));
         let header = format!("v1,{sig}");
         let h = AuthHeaders {
             webhook_id: Some("msg_1"),
@@ -143,18 +161,48 @@ mod tests {
         };
         assert_eq!(verify(&s, &h, body, 1000), Ok(()));
         assert_eq!(verify(&s, &h, body, 1000 + 300), Ok(()));
-        assert_eq!(verify(&s, &h, body, 1000 + 301), Err(AuthError::StaleTimestamp));
-        assert_eq!(verify(&s, &h, body, 1000 - 301), Err(AuthError::StaleTimestamp));
-        assert_eq!(verify(&s, &h, b"{\"object_kind\":\"pipelinf\"}", 1000), Err(AuthError::BadSignature));
-        let other_id = AuthHeaders { webhook_id: Some("msg_2"), ..h };
-        assert_eq!(verify(&s, &other_id, body, 1000), Err(AuthError::BadSignature));
+        assert_eq!(
+            verify(&s, &h, body, 1000 + 301),
+            Err(AuthError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(&s, &h, body, 1000 - 301),
+            Err(AuthError::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(&s, &h, b"{\"object_kind\":\"pipelinf\"}", 1000),
+            Err(AuthError::BadSignature)
+        );
+        let other_id = AuthHeaders {
+            webhook_id: Some("msg_2"),
+            ..h
+        };
+        assert_eq!(
+            verify(&s, &other_id, body, 1000),
+            Err(AuthError::BadSignature)
+        );
         let rotated = format!("v1,AAAA v1,{sig}");
-        let multi = AuthHeaders { webhook_signature: Some(&rotated), ..h };
+        let multi = AuthHeaders {
+            webhook_signature: Some(&rotated),
+            ..h
+        };
         assert_eq!(verify(&s, &multi, body, 1000), Ok(()));
-        let no_sig = AuthHeaders { webhook_signature: None, ..h };
-        assert_eq!(verify(&s, &no_sig, body, 1000), Err(AuthError::MissingSignature));
-        let bad_ts = AuthHeaders { webhook_timestamp: Some("soon"), ..h };
-        assert_eq!(verify(&s, &bad_ts, body, 1000), Err(AuthError::BadTimestamp));
+        let no_sig = AuthHeaders {
+            webhook_signature: None,
+            ..h
+        };
+        assert_eq!(
+            verify(&s, &no_sig, body, 1000),
+            Err(AuthError::MissingSignature)
+        );
+        let bad_ts = AuthHeaders {
+            webhook_timestamp: Some("soon"),
+            ..h
+        };
+        assert_eq!(
+            verify(&s, &bad_ts, body, 1000),
+            Err(AuthError::BadTimestamp)
+        );
     }
 
     #[test]
@@ -170,7 +218,10 @@ mod tests {
             token: None,
         };
         assert_eq!(verify(&s, &signed, b"x", 5), Err(AuthError::MissingToken));
-        let both = AuthHeaders { token: Some("tok"), ..signed };
+        let both = AuthHeaders {
+            token: Some("tok"),
+            ..signed
+        };
         assert_eq!(verify(&s, &both, b"x", 5), Ok(()));
     }
 }

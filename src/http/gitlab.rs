@@ -52,7 +52,11 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
                 Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
                 return StatusCode::OK;
             }
-            tracing::warn!(line = e.line(), column = e.column(), "malformed webhook body");
+            tracing::warn!(
+                line = e.line(),
+                column = e.column(),
+                "malformed webhook body"
+            );
             Metrics::reason(&m.webhooks_rejected, "malformed");
             return StatusCode::BAD_REQUEST;
         }
@@ -81,7 +85,9 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         Ok(applied) => {
             tracing::info!(result = applied.label(), "pipeline event applied");
             match applied.label() {
-                l @ ("opened" | "still_failing" | "fixed") => Metrics::reason(&m.webhooks_notified, l),
+                l @ ("opened" | "still_failing" | "fixed") => {
+                    Metrics::reason(&m.webhooks_notified, l)
+                }
                 l => Metrics::reason(&m.webhooks_ignored, l),
             }
             StatusCode::OK

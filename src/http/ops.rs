@@ -17,7 +17,10 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, "ready".to_string()),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store not ready".to_string())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store not ready".to_string(),
+            )
         }
     }
 }
@@ -30,7 +33,10 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         let now = now_ms();
         for b in backlog {
             let label = Channel { channel: b.channel };
-            app.metrics.outbox_pending.get_or_create(&label).set(b.depth);
+            app.metrics
+                .outbox_pending
+                .get_or_create(&label)
+                .set(b.depth);
             app.metrics
                 .outbox_oldest_age
                 .get_or_create(&label)
@@ -38,7 +44,10 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         }
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.render(),
     )
 }

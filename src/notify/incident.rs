@@ -76,6 +76,12 @@ mod tests {
             assert_eq!(got, want, "pipeline {id} {outcome:?}");
             head = advance(&head, id, got);
         }
-        assert_eq!(head, RefHead { last_pipeline: Some(13), broken: false });
+        assert_eq!(
+            head,
+            RefHead {
+                last_pipeline: Some(13),
+                broken: false
+            }
+        );
     }
 }

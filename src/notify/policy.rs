@@ -24,7 +24,8 @@ pub fn ref_kind(hook: &PipelineHook, s: &NotifySettings) -> Option<&'static str>
         return Some("tag");
     }
     let r = attrs.git_ref.as_str();
-    if hook.project.default_branch.as_deref() == Some(r) || s.extra_branches.iter().any(|b| b == r) {
+    if hook.project.default_branch.as_deref() == Some(r) || s.extra_branches.iter().any(|b| b == r)
+    {
         return Some("default branch");
     }
     if s.stable_pattern.is_match(r) {
@@ -119,21 +120,33 @@ mod tests {
         let s = settings();
         assert!(matches!(
             classify(&hook("master", "success", false), &s),
-            Decision::Track { outcome: Outcome::Succeeded, .. }
+            Decision::Track {
+                outcome: Outcome::Succeeded,
+                ..
+            }
         ));
         for st in ["canceled", "skipped", "running", "pending", "manual"] {
-            assert!(matches!(classify(&hook("master", st, false), &s), Decision::Ignore(_)), "{st}");
+            assert!(
+                matches!(
+                    classify(&hook("master", st, false), &s),
+                    Decision::Ignore(_)
+                ),
+                "{st}"
+            );
         }
     }
 
     #[test]
     fn routes_pick_the_channel() {
         let s = settings();
-        let Decision::Track { channel, .. } = classify(&hook("16-5-stable-ee", "failed", false), &s) else {
+        let Decision::Track { channel, .. } =
+            classify(&hook("16-5-stable-ee", "failed", false), &s)
+        else {
             panic!("should track");
         };
         assert_eq!(channel, "C_EE");
-        let Decision::Track { channel, .. } = classify(&hook("16-5-stable", "failed", false), &s) else {
+        let Decision::Track { channel, .. } = classify(&hook("16-5-stable", "failed", false), &s)
+        else {
             panic!("should track");
         };
         assert_eq!(channel, "C_DEFAULT");

@@ -21,7 +21,10 @@ pub struct Message {
 
 impl Message {
     pub fn plain(text: impl Into<String>) -> Self {
-        Self { text: text.into(), blocks: Vec::new() }
+        Self {
+            text: text.into(),
+            blocks: Vec::new(),
+        }
     }
 }
 
@@ -41,7 +44,9 @@ const INFRA_REASONS: &[&str] = &[
 ];
 
 fn is_infra(reason: &str) -> bool {
-    INFRA_REASONS.contains(&reason) || reason.starts_with("stuck_pending") || reason.starts_with("no_updates")
+    INFRA_REASONS.contains(&reason)
+        || reason.starts_with("stuck_pending")
+        || reason.starts_with("no_updates")
 }
 
 pub fn reason_in_words(reason: &str) -> String {
@@ -95,8 +100,15 @@ pub fn human_duration(secs: i64) -> String {
 fn ref_link(hook: &PipelineHook) -> String {
     let a = &hook.object_attributes;
     let web = &hook.project.web_url;
-    let (kind, path) = if a.tag { ("tag", "tags") } else { ("branch", "tree") };
-    format!("{kind} {}", link(&format!("{web}/-/{path}/{}", a.git_ref), &a.git_ref))
+    let (kind, path) = if a.tag {
+        ("tag", "tags")
+    } else {
+        ("branch", "tree")
+    };
+    format!(
+        "{kind} {}",
+        link(&format!("{web}/-/{path}/{}", a.git_ref), &a.git_ref)
+    )
 }
 
 fn pipeline_url(hook: &PipelineHook, has_failed_jobs: bool) -> String {
@@ -105,7 +117,11 @@ fn pipeline_url(hook: &PipelineHook, has_failed_jobs: bool) -> String {
         .url
         .clone()
         .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
-    if has_failed_jobs { format!("{base}/failures") } else { base }
+    if has_failed_jobs {
+        format!("{base}/failures")
+    } else {
+        base
+    }
 }
 
 /// The part of a notice that describes one failed pipeline: used in the root
@@ -129,16 +145,27 @@ pub fn failure_body(hook: &PipelineHook, s: &NotifySettings) -> Vec<Value> {
         let title = c
             .title
             .clone()
-            .or_else(|| c.message.as_ref().and_then(|m| m.lines().next().map(str::to_string)))
+            .or_else(|| {
+                c.message
+                    .as_ref()
+                    .and_then(|m| m.lines().next().map(str::to_string))
+            })
             .unwrap_or_default();
         let sha = match &c.url {
             Some(u) => link(u, &short),
             None => format!("`{}`", escape(&short)),
         };
-        fields.push(format!("*Commit*\n{sha} {}", escape(&truncate(&title, 150))));
+        fields.push(format!(
+            "*Commit*\n{sha} {}",
+            escape(&truncate(&title, 150))
+        ));
     }
     if let Some(u) = &hook.user {
-        fields.push(format!("*Triggered by*\n{} ({})", escape(&u.name), escape(&u.username)));
+        fields.push(format!(
+            "*Triggered by*\n{} ({})",
+            escape(&u.name),
+            escape(&u.username)
+        ));
     }
     if let Some(d) = a.duration {
         fields.push(format!("*Duration*\n{}", human_duration(d as i64)));
@@ -148,10 +175,15 @@ pub fn failure_body(hook: &PipelineHook, s: &NotifySettings) -> Vec<Value> {
     }
     let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": head}})];
     if !fields.is_empty() {
-        let fields: Vec<Value> = fields.into_iter().map(|t| json!({"type": "mrkdwn", "text": t})).collect();
+        let fields: Vec<Value> = fields
+            .into_iter()
+            .map(|t| json!({"type": "mrkdwn", "text": t}))
+            .collect();
         blocks.push(json!({"type": "section", "fields": fields}));
     }
-    blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": jobs_text(hook, &jobs)}}));
+    blocks.push(
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": jobs_text(hook, &jobs)}}),
+    );
     if let Some(infra) = infra_text(hook, &jobs, s) {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": infra}}));
     }
@@ -167,7 +199,11 @@ fn jobs_text(hook: &PipelineHook, jobs: &[&Build]) -> String {
     let mut out = format!("*Failed jobs* ({})", jobs.len());
     for b in jobs.iter().take(MAX_JOBS) {
         let url = format!("{}/-/jobs/{}", hook.project.web_url, b.id);
-        let reason = b.failure_reason.as_deref().map(reason_in_words).unwrap_or_else(|| "failed".into());
+        let reason = b
+            .failure_reason
+            .as_deref()
+            .map(reason_in_words)
+            .unwrap_or_else(|| "failed".into());
         out.push_str(&format!(
             "\n• `{}` {}: {}",
             escape(&truncate(&b.stage, 40)),
@@ -194,7 +230,10 @@ fn infra_text(hook: &PipelineHook, jobs: &[&Build], s: &NotifySettings) -> Optio
     for b in infra.iter().take(MAX_JOBS) {
         let runner = match &b.runner {
             Some(r) => {
-                on_arm |= r.tags.iter().any(|t| s.arm_runner_tags.iter().any(|a| a.eq_ignore_ascii_case(t)));
+                on_arm |= r
+                    .tags
+                    .iter()
+                    .any(|t| s.arm_runner_tags.iter().any(|a| a.eq_ignore_ascii_case(t)));
                 let desc = r.description.clone().unwrap_or_default();
                 match r.id {
                     Some(id) => format!("runner `{}` (#{id})", escape(&desc)),
@@ -203,11 +242,24 @@ fn infra_text(hook: &PipelineHook, jobs: &[&Build], s: &NotifySettings) -> Optio
             }
             None => "no runner".into(),
         };
-        let reason = b.failure_reason.as_deref().map(reason_in_words).unwrap_or_default();
-        out.push_str(&format!("\n• {} on {runner}: {}", link(&format!("{}/-/jobs/{}", hook.project.web_url, b.id), &b.name), escape(&reason)));
+        let reason = b
+            .failure_reason
+            .as_deref()
+            .map(reason_in_words)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\n• {} on {runner}: {}",
+            link(
+                &format!("{}/-/jobs/{}", hook.project.web_url, b.id),
+                &b.name
+            ),
+            escape(&reason)
+        ));
     }
     if on_arm {
-        out.push_str("\nThese ran on ARM builders: `/arm status` shows whether machines are stuck.");
+        out.push_str(
+            "\nThese ran on ARM builders: `/arm status` shows whether machines are stuck.",
+        );
     }
     Some(truncate(&out, SECTION_LIMIT))
 }
@@ -227,14 +279,28 @@ pub fn failure_text(hook: &PipelineHook) -> String {
 /// Where an incident stands, shown at the top of its root message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RootStatus {
-    Broken { since: DateTime<Utc>, failures: u32, latest_pipeline: u64, latest_url: String },
-    Fixed { by_pipeline: u64, by_url: String, broken_for_secs: i64 },
+    Broken {
+        since: DateTime<Utc>,
+        failures: u32,
+        latest_pipeline: u64,
+        latest_url: String,
+    },
+    Fixed {
+        by_pipeline: u64,
+        by_url: String,
+        broken_for_secs: i64,
+    },
 }
 
 /// The root message: a status line over the first failure's details.
 pub fn root_message(body: &Message, status: &RootStatus) -> Message {
     let (line, text) = match status {
-        RootStatus::Broken { since, failures, latest_pipeline, latest_url } => (
+        RootStatus::Broken {
+            since,
+            failures,
+            latest_pipeline,
+            latest_url,
+        } => (
             format!(
                 ":rotating_light: *Broken* since <!date^{}^{{date_short_pretty}} {{time}}|{}> · {} failed pipeline{} · latest {}",
                 since.timestamp(),
@@ -245,7 +311,11 @@ pub fn root_message(body: &Message, status: &RootStatus) -> Message {
             ),
             body.text.clone(),
         ),
-        RootStatus::Fixed { by_pipeline, by_url, broken_for_secs } => (
+        RootStatus::Fixed {
+            by_pipeline,
+            by_url,
+            broken_for_secs,
+        } => (
             format!(
                 ":white_check_mark: *Fixed* by pipeline {} after {}",
                 link(by_url, &format!("#{by_pipeline}")),
@@ -254,20 +324,27 @@ pub fn root_message(body: &Message, status: &RootStatus) -> Message {
             format!("Fixed: {}", body.text),
         ),
     };
-    let mut blocks = vec![json!({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})];
+    let mut blocks =
+        vec![json!({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})];
     blocks.extend(body.blocks.iter().cloned());
     Message { text, blocks }
 }
 
 /// A reply in the incident's thread for another failure.
 pub fn still_failing(hook: &PipelineHook, s: &NotifySettings) -> Message {
-    Message { text: format!("Still failing: {}", failure_text(hook)), blocks: failure_body(hook, s) }
+    Message {
+        text: format!("Still failing: {}", failure_text(hook)),
+        blocks: failure_body(hook, s),
+    }
 }
 
 /// The "fixed" reply.
 pub fn fixed(hook: &PipelineHook, broken_for_secs: i64) -> Message {
     let a = &hook.object_attributes;
-    let url = a.url.clone().unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
+    let url = a
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
     let mut line = format!(
         ":white_check_mark: *Fixed* by pipeline {} after {} broken",
         link(&url, &format!("#{}", a.id)),
@@ -276,7 +353,11 @@ pub fn fixed(hook: &PipelineHook, broken_for_secs: i64) -> Message {
     if let Some(c) = &hook.commit {
         let short: String = c.id.chars().take(8).collect();
         let title = c.title.clone().unwrap_or_default();
-        line.push_str(&format!(" · `{}` {}", escape(&short), escape(&truncate(&title, 150))));
+        line.push_str(&format!(
+            " · `{}` {}",
+            escape(&short),
+            escape(&truncate(&title, 150))
+        ));
     }
     if let Some(u) = &hook.user {
         line.push_str(&format!(" · by {}", escape(&u.name)));
@@ -295,5 +376,8 @@ pub fn fixed(hook: &PipelineHook, broken_for_secs: i64) -> Message {
 
 /// The first failure's message body (no status line); kept with the incident.
 pub fn failure_message(hook: &PipelineHook, s: &NotifySettings) -> Message {
-    Message { text: failure_text(hook), blocks: failure_body(hook, s) }
+    Message {
+        text: failure_text(hook),
+        blocks: failure_body(hook, s),
+    }
 }

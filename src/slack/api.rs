@@ -71,11 +71,18 @@ pub struct SlackClient {
 
 impl std::fmt::Debug for SlackClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlackClient").field("api_url", &self.api_url).finish_non_exhaustive()
+        f.debug_struct("SlackClient")
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
     }
 }
 
-const TRANSIENT_CODES: &[&str] = &["internal_error", "fatal_error", "service_unavailable", "request_timeout"];
+const TRANSIENT_CODES: &[&str] = &[
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
 
 impl SlackClient {
     pub fn new(api_url: &str, token: SecretString, timeout: Duration) -> anyhow::Result<Self> {
@@ -83,7 +90,11 @@ impl SlackClient {
             .timeout(timeout)
             .user_agent(concat!("armbot/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, api_url: api_url.trim_end_matches('/').to_string(), token })
+        Ok(Self {
+            http,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            token,
+        })
     }
 
     async fn call(&self, method: &str, body: &Value) -> Result<Value, SlackError> {
@@ -136,7 +147,8 @@ impl SlackClient {
             body["thread_ts"] = json!(ts);
         }
         if let Some(id) = outbox_id {
-            body["metadata"] = json!({"event_type": OUTBOX_EVENT_TYPE, "event_payload": {"outbox_id": id}});
+            body["metadata"] =
+                json!({"event_type": OUTBOX_EVENT_TYPE, "event_payload": {"outbox_id": id}});
         }
         let v = self.call("chat.postMessage", &body).await?;
         let channel = v["channel"].as_str().unwrap_or(channel).to_string();
@@ -148,8 +160,14 @@ impl SlackClient {
     }
 
     /// `chat.update`; `blocks` is always sent so old blocks never linger.
-    pub async fn update_message(&self, channel: &str, ts: &str, message: &Message) -> Result<(), SlackError> {
-        let body = json!({"channel": channel, "ts": ts, "text": message.text, "blocks": message.blocks});
+    pub async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), SlackError> {
+        let body =
+            json!({"channel": channel, "ts": ts, "text": message.text, "blocks": message.blocks});
         self.call("chat.update", &body).await.map(|_| ())
     }
 
@@ -184,13 +202,21 @@ impl SlackClient {
             let empty = Vec::new();
             for m in v["messages"].as_array().unwrap_or(&empty) {
                 let meta = &m["metadata"];
-                if meta["event_type"] == OUTBOX_EVENT_TYPE && meta["event_payload"]["outbox_id"] == json!(outbox_id) {
+                if meta["event_type"] == OUTBOX_EVENT_TYPE
+                    && meta["event_payload"]["outbox_id"] == json!(outbox_id)
+                {
                     if let Some(ts) = m["ts"].as_str() {
-                        return Ok(Some(Posted { channel: channel.to_string(), ts: ts.to_string() }));
+                        return Ok(Some(Posted {
+                            channel: channel.to_string(),
+                            ts: ts.to_string(),
+                        }));
                     }
                 }
             }
-            cursor = v["response_metadata"]["next_cursor"].as_str().unwrap_or_default().to_string();
+            cursor = v["response_metadata"]["next_cursor"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if cursor.is_empty() {
                 break;
             }
@@ -200,7 +226,11 @@ impl SlackClient {
 }
 
 /// POSTs a JSON message to a slash command's or button's `response_url`.
-pub async fn post_response_url(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), SlackError> {
+pub async fn post_response_url(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> Result<(), SlackError> {
     let resp = http
         .post(url)
         .json(body)
@@ -212,11 +242,16 @@ pub async fn post_response_url(http: &reqwest::Client, url: &str, body: &Value) 
         return Err(SlackError::RateLimited(retry_after(resp.headers())));
     }
     if status.is_server_error() {
-        return Err(SlackError::Transient(format!("response_url: HTTP {status}")));
+        return Err(SlackError::Transient(format!(
+            "response_url: HTTP {status}"
+        )));
     }
     if !status.is_success() {
         let text = resp.text().await.unwrap_or_default();
-        return Err(SlackError::Permanent(format!("response_url: HTTP {status} {}", text.trim())));
+        return Err(SlackError::Permanent(format!(
+            "response_url: HTTP {status} {}",
+            text.trim()
+        )));
     }
     Ok(())
 }

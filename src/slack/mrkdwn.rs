@@ -50,7 +50,10 @@ mod tests {
             link("https://x.example/a?b=1&c=2", "a|b>c"),
             "<https://x.example/a?b=1&amp;c=2|a¦b&gt;c>"
         );
-        assert_eq!(link("https://x/|<!here>", "l"), "<https://x/%7C&lt;!here&gt;|l>");
+        assert_eq!(
+            link("https://x/|<!here>", "l"),
+            "<https://x/%7C&lt;!here&gt;|l>"
+        );
     }
 
     #[test]

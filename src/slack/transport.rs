@@ -30,11 +30,20 @@ impl Transport {
     ) -> Result<Posted, SlackError> {
         match self {
             Self::Slack(c) => c.post_message(channel, thread_ts, message, outbox_id).await,
-            Self::Console(c) => Ok(c.print(channel, thread_ts.map(|t| format!("reply in thread {t}")), message)),
+            Self::Console(c) => Ok(c.print(
+                channel,
+                thread_ts.map(|t| format!("reply in thread {t}")),
+                message,
+            )),
         }
     }
 
-    pub async fn update(&self, channel: &str, ts: &str, message: &Message) -> Result<(), SlackError> {
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), SlackError> {
         match self {
             Self::Slack(c) => c.update_message(channel, ts, message).await,
             Self::Console(c) => {
@@ -54,7 +63,10 @@ impl Transport {
         outbox_id: i64,
     ) -> Result<Option<Posted>, SlackError> {
         match self {
-            Self::Slack(c) => c.find_outbox_message(channel, thread_ts, oldest, outbox_id).await,
+            Self::Slack(c) => {
+                c.find_outbox_message(channel, thread_ts, oldest, outbox_id)
+                    .await
+            }
             Self::Console(_) => Ok(None),
         }
     }
@@ -79,7 +91,10 @@ impl Console {
     }
 
     pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
-        Self { out: Arc::new(Mutex::new(out)), seq: Arc::new(AtomicU64::new(0)) }
+        Self {
+            out: Arc::new(Mutex::new(out)),
+            seq: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     fn print(&self, channel: &str, note: Option<String>, message: &Message) -> Posted {
@@ -102,7 +117,10 @@ impl Console {
         // A poisoned lock only means an earlier print panicked; keep printing.
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-        Posted { channel: channel.to_string(), ts }
+        Posted {
+            channel: channel.to_string(),
+            ts,
+        }
     }
 }
 

@@ -58,9 +58,10 @@ impl Store {
 
     /// Readiness: the store answers and every migration is applied.
     pub async fn ready(&self) -> anyhow::Result<()> {
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await?;
         let known = sqlx::migrate!("./migrations").iter().count() as i64;
         anyhow::ensure!(applied >= known, "{applied} of {known} migrations applied");
         Ok(())
@@ -68,11 +69,13 @@ impl Store {
 
     /// Records a key; false when it was already there (a duplicate).
     pub async fn first_sighting(&self, key: &str, now_ms: i64) -> anyhow::Result<bool> {
-        let r = sqlx::query("INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 

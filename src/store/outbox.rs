@@ -84,7 +84,10 @@ impl OutboxRow {
 /// Where an incident's root message lives once posted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootRef {
-    Posted { channel: String, ts: String },
+    Posted {
+        channel: String,
+        ts: String,
+    },
     /// Not posted yet (still queued or being retried).
     Pending,
     /// The root could not be posted and never will be.
@@ -99,7 +102,11 @@ pub struct Backlog {
     pub oldest_created_at: i64,
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, m: &NewMessage, now_ms: i64) -> anyhow::Result<i64> {
+pub(crate) async fn insert(
+    conn: &mut SqliteConnection,
+    m: &NewMessage,
+    now_ms: i64,
+) -> anyhow::Result<i64> {
     let payload = serde_json::to_string(&m.message)?;
     let id = sqlx::query(
         "INSERT INTO outbox (channel, kind, incident_id, target_ts, payload, next_attempt_at, created_at)
@@ -148,10 +155,12 @@ impl Store {
     }
 
     /// Recorded (and committed) before the Slack call, so a crash during the
-    /// call leaves evidence that the message may have gone out.
+    /// call leaves evidence that the message may have gone out. The first
+    /// attempt's time is kept: it bounds where a lost post can be.
     pub async fn outbox_attempting(&self, id: i64, now_ms: i64) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE outbox SET state = 'attempting', attempts = attempts + 1, attempt_started_at = ? WHERE id = ?",
+            "UPDATE outbox SET state = 'attempting', attempts = attempts + 1,
+                    attempt_started_at = COALESCE(attempt_started_at, ?) WHERE id = ?",
         )
         .bind(now_ms)
         .bind(id)
@@ -197,25 +206,31 @@ impl Store {
         next_attempt_at: i64,
         error: &str,
         in_doubt: bool,
+        count_attempt: bool,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")
-            .bind(if in_doubt { "attempting" } else { "pending" })
-            .bind(next_attempt_at)
-            .bind(error)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ?, attempts = attempts + ? WHERE id = ?",
+        )
+        .bind(if in_doubt { "attempting" } else { "pending" })
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(i64::from(count_attempt))
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Permanent failure: stop retrying and keep the reason.
     pub async fn outbox_failed(&self, id: i64, error: &str, now_ms: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ? WHERE id = ?")
-            .bind(now_ms)
-            .bind(error)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ? WHERE id = ?",
+        )
+        .bind(now_ms)
+        .bind(error)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -225,7 +240,9 @@ impl Store {
             .bind(incident)
             .fetch_optional(self.pool())
             .await?;
-        let Some(row) = row else { return Ok(RootRef::Failed) };
+        let Some(row) = row else {
+            return Ok(RootRef::Failed);
+        };
         let channel: Option<String> = row.try_get("root_channel")?;
         let ts: Option<String> = row.try_get("root_ts")?;
         if let (Some(channel), Some(ts)) = (channel, ts) {
@@ -237,7 +254,11 @@ impl Store {
         .bind(incident)
         .fetch_optional(self.pool())
         .await?;
-        Ok(if failed.is_some() { RootRef::Failed } else { RootRef::Pending })
+        Ok(if failed.is_some() {
+            RootRef::Failed
+        } else {
+            RootRef::Pending
+        })
     }
 
     /// Undelivered messages per channel with the age of the oldest.
@@ -261,9 +282,11 @@ impl Store {
 
     /// Counts rows by state, for tests and metrics.
     pub async fn outbox_count(&self, state: &str) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = ?")
-            .bind(state)
-            .fetch_one(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = ?")
+                .bind(state)
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 }

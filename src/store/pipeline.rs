@@ -40,7 +40,8 @@ impl PipelineEvent {
             self.hook.project.id,
             a.id,
             a.status,
-            a.finished_at.map_or_else(|| "-".into(), |t| t.timestamp().to_string())
+            a.finished_at
+                .map_or_else(|| "-".into(), |t| t.timestamp().to_string())
         )
     }
 
@@ -116,11 +117,13 @@ async fn apply_one(
     }
     let mut fresh = true;
     for k in &keys {
-        let r = sqlx::query("INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(k)
-            .bind(now_ms)
-            .execute(&mut *conn)
-            .await?;
+        let r = sqlx::query(
+            "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(k)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
         fresh &= r.rows_affected() == 1;
     }
     if !fresh {
@@ -130,11 +133,13 @@ async fn apply_one(
     let hook = &ev.hook;
     let project_id = hook.project.id as i64;
     let git_ref = hook.object_attributes.git_ref.as_str();
-    let row = sqlx::query("SELECT last_pipeline, open_incident FROM ref_heads WHERE project_id = ? AND git_ref = ?")
-        .bind(project_id)
-        .bind(git_ref)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT last_pipeline, open_incident FROM ref_heads WHERE project_id = ? AND git_ref = ?",
+    )
+    .bind(project_id)
+    .bind(git_ref)
+    .fetch_optional(&mut *conn)
+    .await?;
     let (last_pipeline, open_id): (Option<i64>, Option<i64>) = match &row {
         Some(r) => (r.try_get("last_pipeline")?, r.try_get("open_incident")?),
         None => (None, None),
@@ -210,8 +215,15 @@ async fn apply_one(
                 latest_pipeline: a.id,
                 latest_url: pipeline_url.clone(),
             };
-            queue_thread_pair(conn, inc.id, render::still_failing(hook, settings), &inc.root_body, &status, now_ms)
-                .await?;
+            queue_thread_pair(
+                conn,
+                inc.id,
+                render::still_failing(hook, settings),
+                &inc.root_body,
+                &status,
+                now_ms,
+            )
+            .await?;
             (Applied::StillFailing { incident: inc.id }, Some(inc.id))
         }
         Step::Fixed => {
@@ -228,7 +240,15 @@ async fn apply_one(
                 by_url: pipeline_url.clone(),
                 broken_for_secs: broken_for,
             };
-            queue_thread_pair(conn, inc.id, render::fixed(hook, broken_for), &inc.root_body, &status, now_ms).await?;
+            queue_thread_pair(
+                conn,
+                inc.id,
+                render::fixed(hook, broken_for),
+                &inc.root_body,
+                &status,
+                now_ms,
+            )
+            .await?;
             (Applied::Fixed { incident: inc.id }, None)
         }
     };
@@ -276,7 +296,10 @@ async fn queue_thread_pair(
     Ok(())
 }
 
-async fn load_incident(conn: &mut SqliteConnection, id: Option<i64>) -> anyhow::Result<OpenIncident> {
+async fn load_incident(
+    conn: &mut SqliteConnection,
+    id: Option<i64>,
+) -> anyhow::Result<OpenIncident> {
     let id = id.ok_or_else(|| anyhow::anyhow!("ref is broken but has no open incident"))?;
     let r = sqlx::query("SELECT id, opened_at, failures, root_body FROM incidents WHERE id = ?")
         .bind(id)

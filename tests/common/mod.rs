@@ -1,5 +1,8 @@
 //! Shared test harness: the app in-process, a fake Slack, payload builders.
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::{
     collections::HashMap,
@@ -27,7 +30,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower::ServiceExt;
-use wiremock::{Mock, MockServer, Request as WmRequest, Respond, ResponseTemplate, matchers::method};
+use wiremock::{
+    Mock, MockServer, Request as WmRequest, Respond, ResponseTemplate, matchers::method,
+};
 
 pub const TOKEN: &str = "gitlab-secret";
 pub const NOW: i64 = 1_800_000_000;
@@ -45,7 +50,9 @@ pub fn pipeline(id: u64, git_ref: &str, status: &str) -> Value {
     v["object_attributes"]["status"] = json!(status);
     v["object_attributes"]["source"] = json!("push");
     v["object_attributes"]["finished_at"] = json!(format!("2016-08-12 15:{:02}:00 UTC", id % 60));
-    v["object_attributes"]["url"] = json!(format!("https://gitlab.example.com/gitlab-org/gitlab-test/-/pipelines/{id}"));
+    v["object_attributes"]["url"] = json!(format!(
+        "https://gitlab.example.com/gitlab-org/gitlab-test/-/pipelines/{id}"
+    ));
     v["project"]["web_url"] = json!("https://gitlab.example.com/gitlab-org/gitlab-test");
     v["merge_request"] = Value::Null;
     if let Some(o) = v.as_object_mut() {
@@ -68,7 +75,10 @@ pub fn settings_with_file(file: FileSettings, extra: &[(&str, &str)]) -> Setting
     let mut env: HashMap<String, String> = HashMap::from([
         ("GITLAB_WEBHOOK_TOKEN".into(), TOKEN.into()),
         ("ARMBOT_NOTIFY_CHANNEL".into(), "C0NOTIFY".into()),
-        ("SLACK_SIGNING_SECRET".into(), "8f742231b10e8888abcd99yyyzzz85a5".into()),
+        (
+            "SLACK_SIGNING_SECRET".into(),
+            "8f742231b10e8888abcd99yyyzzz85a5".into(),
+        ),
     ]);
     for (k, v) in extra {
         if v.is_empty() {
@@ -84,14 +94,25 @@ pub struct TestApp {
     pub state: AppState,
     pub router: Router,
     pub store: Store,
+    pub db_url: String,
+    _dir: tempfile::TempDir,
 }
 
+/// The app on a real SQLite file (WAL), as in production.
 pub async fn app(settings: Settings) -> TestApp {
-    let store = Store::connect("sqlite::memory:").await.expect("store");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}", dir.path().join("armbot.db").display());
+    let store = Store::connect(&db_url).await.expect("store");
     let clock: Clock = Arc::new(|| NOW);
     let state = AppState::new(settings, store.clone(), Metrics::new(), clock);
     let router = build_app(state.clone());
-    TestApp { state, router, store }
+    TestApp {
+        state,
+        router,
+        store,
+        db_url,
+        _dir: dir,
+    }
 }
 
 impl TestApp {
@@ -116,11 +137,25 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         let body = serde_json::to_vec(payload).expect("json");
-        self.request(req.body(Body::from(body)).expect("request")).await.0
+        self.request(req.body(Body::from(body)).expect("request"))
+            .await
+            .0
+    }
+
+    /// Raw SQL against the store, to stage what a crash would leave behind.
+    pub async fn sql(&self, statement: &str) {
+        let pool = sqlx::SqlitePool::connect(&self.db_url).await.expect("pool");
+        sqlx::query(statement).execute(&pool).await.expect("sql");
+        pool.close().await;
     }
 
     pub fn worker(&self, transport: Transport) -> Worker {
-        Worker::new(self.store.clone(), transport, fast_worker(), self.state.metrics.clone())
+        Worker::new(
+            self.store.clone(),
+            transport,
+            fast_worker(),
+            self.state.metrics.clone(),
+        )
     }
 }
 
@@ -158,7 +193,10 @@ pub fn console() -> (Transport, Arc<Mutex<Vec<u8>>>) {
         }
     }
     let buf = Arc::new(Mutex::new(Vec::new()));
-    (Transport::Console(Console::to_writer(Box::new(Buf(buf.clone())))), buf)
+    (
+        Transport::Console(Console::to_writer(Box::new(Buf(buf.clone())))),
+        buf,
+    )
 }
 
 /// One message the fake Slack accepted.
@@ -180,20 +218,32 @@ pub struct FakeSlack {
     pub script: Arc<Mutex<Vec<ResponseTemplate>>>,
     /// Requests seen per method (including refused ones).
     pub calls: Arc<Mutex<Vec<String>>>,
+    /// Signalled each time a message is accepted.
+    pub accepted_signal: Arc<tokio::sync::Notify>,
 }
 
 impl FakeSlack {
     pub async fn start() -> (Self, MockServer) {
         let fake = Self::default();
         let server = MockServer::start().await;
-        Mock::given(method("POST")).respond_with(fake.clone()).mount(&server).await;
-        Mock::given(method("GET")).respond_with(fake.clone()).mount(&server).await;
+        Mock::given(method("POST"))
+            .respond_with(fake.clone())
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(fake.clone())
+            .mount(&server)
+            .await;
         (fake, server)
     }
 
     pub fn transport(server: &MockServer) -> Transport {
-        let client = SlackClient::new(&server.uri(), "xoxb-test-token".to_string().into(), Duration::from_secs(5))
-            .expect("client");
+        let client = SlackClient::new(
+            &server.uri(),
+            "xoxb-test-token".to_string().into(),
+            Duration::from_secs(5),
+        )
+        .expect("client");
         Transport::Slack(client)
     }
 
@@ -206,7 +256,12 @@ impl FakeSlack {
     }
 
     pub fn calls(&self, method: &str) -> usize {
-        self.calls.lock().expect("lock").iter().filter(|m| *m == method).count()
+        self.calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| *m == method)
+            .count()
     }
 
     pub fn slack_error(code: &str) -> ResponseTemplate {
@@ -218,7 +273,12 @@ impl Respond for FakeSlack {
     fn respond(&self, req: &WmRequest) -> ResponseTemplate {
         let m = req.url.path().trim_start_matches('/').to_string();
         self.calls.lock().expect("lock").push(m.clone());
-        if req.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer xoxb-test-token") {
+        if req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            != Some("Bearer xoxb-test-token")
+        {
             return Self::slack_error("not_authed");
         }
         {
@@ -244,7 +304,9 @@ impl Respond for FakeSlack {
                     thread_ts: body["thread_ts"].as_str().map(str::to_string),
                     body,
                 });
-                ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channel": channel, "ts": ts}))
+                self.accepted_signal.notify_one();
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": true, "channel": channel, "ts": ts}))
             }
             "conversations.history" | "conversations.replies" => {
                 let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();

@@ -1,0 +1,273 @@
+//! The durable outbox and its worker against a Slack that fails in the ways
+//! Slack documents: 5xx, 429 with Retry-After, permanent `ok:false` errors.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use armbot::{
+    notify::render::Message,
+    store::{NewMessage, OutboxKind, Store, now_ms},
+    worker::{Worker, WorkerConfig},
+};
+use common::*;
+use tokio::sync::{Notify, watch};
+use wiremock::ResponseTemplate;
+
+fn texts(fake: &FakeSlack) -> Vec<String> {
+    fake.accepted()
+        .iter()
+        .filter(|p| p.method == "chat.postMessage")
+        .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_delivered_once() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    fake.then(ResponseTemplate::new(500));
+    fake.then(ResponseTemplate::new(503));
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    app.hook(&pipeline(100, "master", "failed")).await;
+    drain(&mut worker).await;
+    assert_eq!(texts(&fake).len(), 1, "delivered exactly once");
+    // Each retry after a 5xx first checked whether the post had landed after all.
+    assert!(fake.calls("conversations.history") >= 1);
+    assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn a_post_that_landed_before_an_error_is_not_posted_again() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    app.hook(&pipeline(100, "master", "failed")).await;
+    // Simulate "Slack accepted it, we never heard": deliver, then roll the row back.
+    drain(&mut worker).await;
+    app.sql("UPDATE outbox SET state = 'attempting', ts = NULL")
+        .await;
+    drain(&mut worker).await;
+    assert_eq!(texts(&fake).len(), 1, "found in history, not re-posted");
+    assert_eq!(fake.calls("conversations.history"), 1);
+    assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn rate_limits_honour_retry_after() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    fake.then(ResponseTemplate::new(429).insert_header("Retry-After", "1"));
+    let worker = Worker::new(
+        app.store.clone(),
+        FakeSlack::transport(&server),
+        WorkerConfig {
+            min_interval: Duration::ZERO,
+            ..WorkerConfig::default()
+        },
+        app.state.metrics.clone(),
+    );
+    app.hook(&pipeline(100, "master", "failed")).await;
+    let started = std::time::Instant::now();
+    let wake = Arc::new(Notify::new());
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(worker.run(wake, rx));
+    // Wait on the fake's signal (bounded), not on a fixed sleep.
+    let delivered =
+        tokio::time::timeout(Duration::from_secs(10), fake.accepted_signal.notified()).await;
+    let _ = stop.send(true);
+    let _ = task.await;
+    assert!(delivered.is_ok(), "not delivered after the rate limit");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After not honoured"
+    );
+    assert_eq!(texts(&fake).len(), 1);
+    assert_eq!(fake.calls("chat.postMessage"), 2);
+}
+
+#[tokio::test]
+async fn permanent_errors_stop_and_are_counted() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    fake.then(FakeSlack::slack_error("channel_not_found"));
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    app.hook(&pipeline(100, "master", "failed")).await;
+    app.hook(&pipeline(101, "master", "failed")).await; // reply + update to a root that never posts
+    drain(&mut worker).await;
+    assert_eq!(
+        fake.calls("chat.postMessage"),
+        1,
+        "no retry of a permanent error"
+    );
+    assert_eq!(app.store.outbox_count("failed").await.expect("count"), 3);
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 0);
+    let metrics = app.state.metrics.render();
+    assert!(
+        metrics.contains(r#"armbot_outbox_failed_total{reason="channel_not_found"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"armbot_outbox_failed_total{reason="root_not_posted"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn transient_errors_are_not_retried_forever() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    for _ in 0..20 {
+        fake.then(ResponseTemplate::new(502));
+    }
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    app.hook(&pipeline(100, "master", "failed")).await;
+    drain(&mut worker).await;
+    assert_eq!(app.store.outbox_count("failed").await.expect("count"), 1);
+    assert!(texts(&fake).is_empty());
+}
+
+#[tokio::test]
+async fn thread_order_holds_through_an_outage() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    fake.then(ResponseTemplate::new(500));
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    app.hook(&pipeline(100, "master", "failed")).await;
+    app.hook(&pipeline(101, "master", "failed")).await;
+    app.hook(&pipeline(102, "master", "success")).await;
+    drain(&mut worker).await;
+    let seq: Vec<(String, Option<String>)> = fake
+        .accepted()
+        .iter()
+        .map(|p| (p.method.clone(), p.thread_ts.clone()))
+        .collect();
+    let root = fake.accepted()[0].ts.clone();
+    assert_eq!(
+        seq,
+        vec![
+            ("chat.postMessage".into(), None),
+            ("chat.postMessage".into(), Some(root.clone())),
+            ("chat.update".into(), None),
+            ("chat.postMessage".into(), Some(root.clone())),
+            ("chat.update".into(), None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_release_day_burst_is_delivered_in_order() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    let refs: Vec<String> = (0..50)
+        .map(|i| format!("{}-{}-stable", 10 + i / 10, i % 10))
+        .collect();
+    for (i, r) in refs.iter().enumerate() {
+        app.hook(&pipeline(1000 + i as u64, r, "failed")).await;
+    }
+    drain(&mut worker).await;
+    let texts = texts(&fake);
+    assert_eq!(texts.len(), 50);
+    for (i, (t, r)) in texts.iter().zip(&refs).enumerate() {
+        assert!(
+            t.contains(&format!("#{} failed on branch {r}", 1000 + i)),
+            "{t}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pacing_spaces_calls_per_channel() {
+    let app = app(settings(&[])).await;
+    let (_fake, server) = FakeSlack::start().await;
+    let mut worker = Worker::new(
+        app.store.clone(),
+        FakeSlack::transport(&server),
+        WorkerConfig {
+            min_interval: Duration::from_secs(1),
+            ..fast_worker()
+        },
+        app.state.metrics.clone(),
+    );
+    for (i, channel) in ["C1", "C1", "C2"].iter().enumerate() {
+        let m = NewMessage {
+            channel: (*channel).into(),
+            kind: OutboxKind::Post,
+            incident_id: None,
+            target_ts: None,
+            message: Message::plain(format!("m{i}")),
+        };
+        app.store.enqueue(&m, now_ms()).await.expect("enqueue");
+    }
+    let (_tx, rx) = watch::channel(false);
+    let tick = worker.tick(&rx).await.expect("tick");
+    assert_eq!(tick.calls, 2, "one per channel");
+    let tick = worker.tick(&rx).await.expect("tick");
+    assert_eq!(tick.calls, 0, "C1's second message waits for the gap");
+    assert!(
+        tick.next_due
+            .is_some_and(|d| d > Duration::from_millis(500))
+    );
+    let backlog = app.store.outbox_backlog().await.expect("backlog");
+    assert_eq!(backlog.len(), 1);
+    assert_eq!((backlog[0].channel.as_str(), backlog[0].depth), ("C1", 1));
+}
+
+#[tokio::test]
+async fn a_restart_resumes_pending_deliveries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("armbot.db").display());
+    {
+        let store = Store::connect(&url).await.expect("store");
+        let m = NewMessage {
+            channel: "C1".into(),
+            kind: OutboxKind::Post,
+            incident_id: None,
+            target_ts: None,
+            message: Message::plain("survives a restart"),
+        };
+        store.enqueue(&m, now_ms()).await.expect("enqueue");
+    }
+    let store = Store::connect(&url).await.expect("reopen");
+    let (fake, server) = FakeSlack::start().await;
+    let mut worker = Worker::new(
+        store.clone(),
+        FakeSlack::transport(&server),
+        fast_worker(),
+        Default::default(),
+    );
+    drain(&mut worker).await;
+    assert_eq!(texts(&fake), vec!["survives a restart".to_string()]);
+}
+
+#[tokio::test]
+async fn pruning_keeps_open_incidents_and_undelivered_rows() {
+    let app = app(settings(&[])).await;
+    let (_fake, server) = FakeSlack::start().await;
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    app.hook(&pipeline(100, "master", "failed")).await;
+    drain(&mut worker).await;
+    let m = NewMessage {
+        channel: "C9".into(),
+        kind: OutboxKind::Post,
+        incident_id: None,
+        target_ts: None,
+        message: Message::plain("still queued"),
+    };
+    app.store.enqueue(&m, 0).await.expect("enqueue");
+    let far_future = now_ms() + 30 * 86_400_000;
+    let removed = app
+        .store
+        .prune(far_future, Duration::from_secs(86_400))
+        .await
+        .expect("prune");
+    assert!(
+        removed >= 2,
+        "dedup keys and the delivered row go: {removed}"
+    );
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
+    // The incident is still open: a new failure is a reply, not a new root.
+    app.hook(&pipeline(101, "master", "failed")).await;
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 3);
+}
