@@ -1,11 +1,14 @@
 //! Shared state and the router, used by `main` and by the tests alike.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use tokio::sync::Notify;
 
-use crate::{config::Settings, http, ingest::Ingestor, metrics::Metrics, store::Store};
+use crate::{
+    config::Settings, faq::KnowledgeBase, http, ingest::Ingestor, metrics::Metrics,
+    slack::api::Identity, store::Store,
+};
 
 /// Unix seconds; injectable so signature windows can be tested.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -23,11 +26,30 @@ pub struct AppState {
     /// Wakes the delivery worker when something was queued.
     pub wake: Arc<Notify>,
     pub clock: Clock,
+    pub faq: Arc<KnowledgeBase>,
+    /// For `response_url` posts, which carry no token.
+    pub http: reqwest::Client,
+    /// The bot's own ids from `auth.test`, to ignore its own messages.
+    pub identity: Arc<OnceLock<Identity>>,
 }
 
 impl AppState {
     /// Wires the state; the caller starts the delivery worker with `wake`.
-    pub fn new(settings: Settings, store: Store, metrics: Metrics, clock: Clock) -> Self {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let faq = match &settings.faq.path {
+            Some(p) => KnowledgeBase::load(p)
+                .map_err(|e| anyhow::anyhow!("[faq] path {}: {e}", p.display()))?,
+            None => KnowledgeBase::builtin(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .user_agent(concat!("armbot/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
         let ingest = Ingestor::spawn(
@@ -35,14 +57,17 @@ impl AppState {
             Arc::new(settings.notify.clone()),
             wake.clone(),
         );
-        Self {
+        Ok(Self {
             settings,
             store,
             ingest,
             metrics,
             wake,
             clock,
-        }
+            faq: Arc::new(faq),
+            http,
+            identity: Arc::new(OnceLock::new()),
+        })
     }
 }
 

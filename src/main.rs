@@ -75,7 +75,7 @@ fn serve() -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let store = Store::connect(&settings.database_url).await?;
-        let state = AppState::new(settings, store, Metrics::new(), system_clock());
+        let state = AppState::new(settings, store, Metrics::new(), system_clock())?;
         server::run(state, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)

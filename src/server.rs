@@ -47,6 +47,19 @@ pub async fn run(
     }
     tracing::info!(listen = %settings.listen, "armbot listening");
 
+    if let Transport::Slack(client) = transport(&state)? {
+        // Learn who we are so our own messages are never answered.
+        match client.auth_test().await {
+            Ok(me) => {
+                tracing::info!(bot_user = %me.user_id, "connected to Slack");
+                let _ = state.identity.set(me);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "auth.test failed; bot messages are still ignored by bot_id")
+            }
+        }
+    }
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker_config = WorkerConfig {
         min_interval: settings.slack.min_interval,

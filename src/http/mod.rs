@@ -2,6 +2,7 @@
 
 mod gitlab;
 mod ops;
+pub mod slack;
 
 use axum::{
     Router,
@@ -32,9 +33,13 @@ pub fn router(state: AppState) -> Router {
             "/gitlab/webhook",
             post(gitlab::webhook).layer(DefaultBodyLimit::max(GITLAB_BODY_LIMIT)),
         )
+        .route("/slack/commands", post(slack::commands))
+        .route("/slack/interactions", post(slack::interactions))
+        .route("/slack/events", post(slack::events))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .layer(DefaultBodyLimit::max(slack::SLACK_BODY_LIMIT))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -2,3 +2,4 @@
 pub mod api;
 pub mod mrkdwn;
 pub mod transport;
+pub mod verify;

@@ -132,6 +132,33 @@ impl Store {
         insert(&mut conn, m, now_ms).await
     }
 
+    /// Queues `m` unless any of `keys` was seen before; both in one
+    /// transaction, so an acknowledged event always has its answer queued.
+    pub async fn enqueue_once(
+        &self,
+        keys: &[String],
+        m: &NewMessage,
+        now_ms: i64,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let mut fresh = true;
+        for k in keys {
+            let r = sqlx::query(
+                "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(k)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            fresh &= r.rows_affected() == 1;
+        }
+        if fresh {
+            insert(&mut tx, m, now_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
     /// The oldest undelivered row of every channel: per-channel FIFO keeps
     /// roots before replies and posts before the updates that refer to them.
     pub async fn outbox_heads(&self) -> anyhow::Result<Vec<OutboxRow>> {

@@ -104,7 +104,7 @@ pub async fn app(settings: Settings) -> TestApp {
     let db_url = format!("sqlite://{}", dir.path().join("armbot.db").display());
     let store = Store::connect(&db_url).await.expect("store");
     let clock: Clock = Arc::new(|| NOW);
-    let state = AppState::new(settings, store.clone(), Metrics::new(), clock);
+    let state = AppState::new(settings, store.clone(), Metrics::new(), clock).expect("state");
     let router = build_app(state.clone());
     TestApp {
         state,
