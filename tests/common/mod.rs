@@ -326,3 +326,35 @@ impl Respond for FakeSlack {
         }
     }
 }
+
+pub const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// A request signed the way Slack signs it, at the test clock's time.
+pub fn slack_request(path: &str, content_type: &str, body: &str) -> Request<Body> {
+    let ts = NOW.to_string();
+    let sig = armbot::slack::verify::signature(SLACK_SECRET, &ts, body.as_bytes());
+    Request::post(path)
+        .header("content-type", content_type)
+        .header("x-slack-request-timestamp", ts)
+        .header("x-slack-signature", sig)
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+/// A signed `/arm` slash command.
+pub fn slash(text: &str, response_url: &str) -> Request<Body> {
+    let body = serde_urlencoded::to_string([
+        ("command", "/arm"),
+        ("text", text),
+        ("user_id", "U0ASKER"),
+        ("channel_id", "C0CHAN"),
+        ("response_url", response_url),
+        ("trigger_id", "1.2.3"),
+    ])
+    .expect("form");
+    slack_request(
+        "/slack/commands",
+        "application/x-www-form-urlencoded",
+        &body,
+    )
+}

@@ -1,0 +1,221 @@
+//! Slack requests over HTTP: verification, `/arm` commands, events, buttons.
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn unsigned_or_tampered_requests_are_refused() {
+    let app = app(settings(&[])).await;
+    let body = "command=%2Farm&text=help&user_id=U1&response_url=https%3A%2F%2Fx";
+    let unsigned = Request::post("/slack/commands")
+        .body(Body::from(body))
+        .expect("request");
+    assert_eq!(app.request(unsigned).await.0, StatusCode::UNAUTHORIZED);
+
+    let mut tampered = slack_request("/slack/commands", "application/x-www-form-urlencoded", body);
+    *tampered.body_mut() = Body::from(format!("{body}&text=reap"));
+    assert_eq!(app.request(tampered).await.0, StatusCode::UNAUTHORIZED);
+
+    let mut stale = slack_request("/slack/events", "application/json", "{}");
+    let old = (NOW - 301).to_string();
+    let sig = armbot::slack::verify::signature(SLACK_SECRET, &old, b"{}");
+    stale
+        .headers_mut()
+        .insert("x-slack-request-timestamp", old.parse().expect("header"));
+    stale
+        .headers_mut()
+        .insert("x-slack-signature", sig.parse().expect("header"));
+    assert_eq!(app.request(stale).await.0, StatusCode::UNAUTHORIZED);
+
+    let mut future = slack_request(
+        "/slack/interactions",
+        "application/x-www-form-urlencoded",
+        "payload=%7B%7D",
+    );
+    let later = (NOW + 301).to_string();
+    let sig = armbot::slack::verify::signature(SLACK_SECRET, &later, b"payload=%7B%7D");
+    future
+        .headers_mut()
+        .insert("x-slack-request-timestamp", later.parse().expect("header"));
+    future
+        .headers_mut()
+        .insert("x-slack-signature", sig.parse().expect("header"));
+    assert_eq!(app.request(future).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn slack_endpoints_need_the_signing_secret() {
+    let app = app(settings(&[("SLACK_SIGNING_SECRET", "")])).await;
+    let (status, _) = app.request(slash("help", "https://hooks.example/x")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn ssl_check_is_acknowledged() {
+    let app = app(settings(&[])).await;
+    let req = slack_request(
+        "/slack/commands",
+        "application/x-www-form-urlencoded",
+        "ssl_check=1&token=x",
+    );
+    let (status, body) = app.request(req).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+}
+
+#[tokio::test]
+async fn help_and_unknown_commands_answer_with_help() {
+    let app = app(settings(&[])).await;
+    for text in ["", "help", "  HELP ", "deploy <!here>"] {
+        let (status, body) = app.request(slash(text, "https://hooks.example/x")).await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["response_type"], "ephemeral");
+        let t = v["text"].as_str().expect("text");
+        assert!(t.contains("/arm status"), "{t}");
+        assert!(!t.contains("<!here>"), "user input echoed unescaped: {t}");
+    }
+}
+
+#[tokio::test]
+async fn url_verification_echoes_the_challenge() {
+    let app = app(settings(&[])).await;
+    let body = r#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let (status, resp) = app
+        .request(slack_request("/slack/events", "application/json", body))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let v: Value = serde_json::from_str(&resp).expect("json");
+    assert_eq!(
+        v["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+}
+
+fn event(id: &str, event: Value) -> String {
+    json!({"type": "event_callback", "event_id": id, "team_id": "T1", "event": event}).to_string()
+}
+
+async fn post_event(app: &TestApp, body: &str, retry: Option<&str>) -> StatusCode {
+    let mut req = slack_request("/slack/events", "application/json", body);
+    if let Some(n) = retry {
+        req.headers_mut()
+            .insert("x-slack-retry-num", n.parse().expect("header"));
+    }
+    app.request(req).await.0
+}
+
+#[tokio::test]
+async fn mentions_and_dms_are_answered_once_in_the_right_place() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    let _ = app.state.identity.set(armbot::slack::api::Identity {
+        user_id: "UBOT".into(),
+        bot_id: "BBOT".into(),
+    });
+    let mut worker = app.worker(FakeSlack::transport(&server));
+
+    let in_channel = event(
+        "Ev1",
+        json!({"type": "app_mention", "user": "U1", "text": "<@UBOT> rpi packages?", "ts": "100.1", "channel": "C1", "event_ts": "100.1"}),
+    );
+    let in_thread = event(
+        "Ev2",
+        json!({"type": "app_mention", "user": "U1", "text": "<@UBOT> quota?", "ts": "100.5", "thread_ts": "100.2", "channel": "C1"}),
+    );
+    let dm = event(
+        "Ev3",
+        json!({"type": "message", "channel_type": "im", "user": "U2", "text": "why pending builds", "ts": "200.1", "channel": "D9"}),
+    );
+    let own = event(
+        "Ev4",
+        json!({"type": "message", "channel_type": "im", "user": "UBOT", "text": "my answer", "ts": "200.2", "channel": "D9"}),
+    );
+    let bot = event(
+        "Ev5",
+        json!({"type": "message", "channel_type": "im", "bot_id": "B7", "user": "U7", "text": "hi", "ts": "200.3", "channel": "D9"}),
+    );
+    let edit = event(
+        "Ev6",
+        json!({"type": "message", "subtype": "message_changed", "channel_type": "im", "ts": "200.4", "channel": "D9", "message": {"user": "U2", "text": "edited"}}),
+    );
+    let channel_message = event(
+        "Ev7",
+        json!({"type": "message", "channel_type": "channel", "user": "U2", "text": "hello", "ts": "300.1", "channel": "C1"}),
+    );
+    for body in [
+        &in_channel,
+        &in_thread,
+        &dm,
+        &own,
+        &bot,
+        &edit,
+        &channel_message,
+    ] {
+        assert_eq!(post_event(&app, body, None).await, StatusCode::OK);
+    }
+    // Slack retries the first event (we were slow): answered once all the same.
+    assert_eq!(
+        post_event(&app, &in_channel, Some("1")).await,
+        StatusCode::OK
+    );
+    drain(&mut worker).await;
+
+    let posted = fake.accepted();
+    let mut places: Vec<(String, Option<String>)> = posted
+        .iter()
+        .map(|p| (p.channel.clone(), p.thread_ts.clone()))
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        vec![
+            ("C1".to_string(), Some("100.1".to_string())), // under the mention
+            ("C1".to_string(), Some("100.2".to_string())), // in the thread it came from
+            ("D9".to_string(), None),                      // in the DM
+        ]
+    );
+    let m = app.state.metrics.render();
+    assert!(
+        m.contains(r#"armbot_slack_events_total{reason="duplicate"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"armbot_slack_events_total{reason="ignored_bot"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"armbot_slack_events_total{reason="ignored_subtype"} 1"#),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_event_types_and_interactions_are_acknowledged() {
+    let app = app(settings(&[])).await;
+    let body = json!({"type": "app_rate_limited"}).to_string();
+    assert_eq!(post_event(&app, &body, None).await, StatusCode::OK);
+    let payload = json!({"type": "view_closed", "user": {"id": "U1"}}).to_string();
+    let form = serde_urlencoded::to_string([("payload", payload.as_str())]).expect("form");
+    let (status, _) = app
+        .request(slack_request(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            &form,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .request(slack_request(
+            "/slack/interactions",
+            "application/x-www-form-urlencoded",
+            "payload=not-json",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
