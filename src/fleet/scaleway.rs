@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::escape;
 use super::model::{Deleted, Quotum, Server};
 
 /// Scaleway caps `per_page` at 100 for Instance lists and `page_size` at 100 for IAM.
@@ -233,13 +234,6 @@ impl ScwError {
             ScwError::BadBaseUrl => "bad_base_url",
         }
     }
-}
-
-/// Escape the three characters Slack mrkdwn treats as control characters.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The Scaleway API client. Cheap to clone; share one per process.
