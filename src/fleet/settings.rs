@@ -266,6 +266,20 @@ mod tests {
             serde_json::from_str(r#"{"zones":["fr-par-2"],"runner_cap":30}"#).expect("valid");
         assert_eq!(parsed.runner_cap, Some(30));
         assert_eq!(parsed.reap_grace_minutes, DEFAULT_REAP_GRACE_MINUTES);
+
+        // The settings file is TOML; this is the `[fleet]` table's body.
+        let toml_text = r#"
+            zones = ["fr-par-1", "fr-par-2"]
+            name_prefix = "runner-qasr7s6-arm-"
+            tags = ["arm-builder"]
+            runner_cap = 30
+            runner_metrics_url = "http://manager:9252"
+            reap_grace_minutes = 20
+        "#;
+        let parsed: FleetSettings = toml::from_str(toml_text).expect("valid TOML");
+        assert_eq!(parsed.zones.len(), 2);
+        assert_eq!(parsed.reap_grace_minutes, 20);
+        assert!(toml::from_str::<FleetSettings>("runner_limit = 3").is_err());
     }
 
     fn env(vars: &[(&str, &str)]) -> ScalewayEnv {
@@ -276,6 +290,18 @@ mod tests {
         ScalewayEnv::from_lookup(|name| {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
+    }
+
+    #[test]
+    fn from_env_reads_the_process_environment() {
+        // Tests cannot set variables safely (edition 2024 makes `set_var` unsafe), so compare
+        // with a lookup over the same environment.
+        let direct = ScalewayEnv::from_env();
+        let looked_up = ScalewayEnv::from_lookup(|name| std::env::var(name).ok());
+        assert_eq!(direct.project_id, looked_up.project_id);
+        assert_eq!(direct.default_zone, looked_up.default_zone);
+        assert_eq!(direct.api_url, looked_up.api_url);
+        assert_eq!(direct.secret_key.is_some(), looked_up.secret_key.is_some());
     }
 
     #[test]

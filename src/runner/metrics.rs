@@ -213,11 +213,30 @@ impl RunnerMetricsError {
 }
 
 /// Fetches `<url>/metrics` from the runner manager (its `listen_address`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunnerMetricsClient {
     http: reqwest::Client,
     url: String,
     timeout: Duration,
+}
+
+// By hand: a metrics URL may carry basic-auth credentials, which must not reach the logs.
+impl std::fmt::Debug for RunnerMetricsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match Url::parse(&self.url) {
+            Ok(mut url) => {
+                // Both only fail for URLs that cannot have credentials anyway.
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            Err(_) => "[unparsable]".to_owned(),
+        };
+        f.debug_struct("RunnerMetricsClient")
+            .field("url", &url)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl RunnerMetricsClient {
@@ -383,6 +402,14 @@ gitlab_runner_concurrent 40
         let states = parse_machine_states(text);
         assert_eq!((states.idle, states.used, states.creating), (0, 0, 2));
         assert_eq!(states.removing, 0);
+    }
+
+    #[test]
+    fn debug_hides_url_credentials() {
+        let client = RunnerMetricsClient::new("http://prom:hunter2@manager:9252", Duration::ZERO);
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("manager:9252/metrics"));
     }
 
     proptest! {
