@@ -159,7 +159,10 @@ impl ScwError {
                 )
             }
             ScwError::NotFound { .. } => {
-                format!("Scaleway says the resource does not exist{in_project}: it may already be gone, or SCW_DEFAULT_ZONE / the project id may be wrong.")
+                format!(
+                    "Scaleway says the resource does not exist{in_project}: it may already be \
+                     gone, or SCW_DEFAULT_ZONE / the project id may be wrong."
+                )
             }
             ScwError::QuotaExceeded { details } => {
                 let list: Vec<String> = details
@@ -172,7 +175,8 @@ impl ScwError {
                     format!(" ({})", list.join(", "))
                 };
                 format!(
-                    "A Scaleway quota is exhausted{detail}: free some resources (`/arm reap`) or ask Scaleway support for a higher quota."
+                    "A Scaleway quota is exhausted{detail}: free some resources (`/arm reap`) \
+                     or ask Scaleway support for a higher quota."
                 )
             }
             ScwError::TransientState { current_state, .. } => {
@@ -180,15 +184,15 @@ impl ScwError {
                     .as_deref()
                     .map(|s| format!(" (`{}`)", escape(s)))
                     .unwrap_or_default();
-                format!(
-                    "The server is changing state{state}; try again in a minute."
-                )
+                format!("The server is changing state{state}; try again in a minute.")
             }
             ScwError::InvalidRequest { message } => format!(
                 "Scaleway refused the request: {}. Check the zone and project settings.",
                 escape(message)
             ),
-            ScwError::Api { status, message, .. } => format!(
+            ScwError::Api {
+                status, message, ..
+            } => format!(
                 "Scaleway answered with an error (HTTP {status}: {}).",
                 escape(message)
             ),
@@ -196,7 +200,8 @@ impl ScwError {
                 "Scaleway is rate-limiting us; try again in a minute.".to_owned()
             }
             ScwError::Server { status } => format!(
-                "Scaleway is having trouble (HTTP {status}); try again in a few minutes, or check https://status.scaleway.com."
+                "Scaleway is having trouble (HTTP {status}); try again in a few minutes, or \
+                 check https://status.scaleway.com."
             ),
             ScwError::Timeout => {
                 "Scaleway did not answer in time; try again in a minute.".to_owned()
@@ -206,11 +211,13 @@ impl ScwError {
                     .to_owned()
             }
             ScwError::Decode(_) => {
-                "Scaleway sent an answer the bot does not understand; an admin should check the logs."
+                "Scaleway sent an answer the bot does not understand; an admin should check \
+                 the logs."
                     .to_owned()
             }
             ScwError::BadBaseUrl => {
-                "SCW_API_URL is not a valid URL; ask an admin to fix it (default https://api.scaleway.com)."
+                "SCW_API_URL is not a valid URL; ask an admin to fix it (default \
+                 https://api.scaleway.com)."
                     .to_owned()
             }
         }

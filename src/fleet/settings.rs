@@ -148,7 +148,8 @@ pub fn missing_settings(env: &ScalewayEnv, settings: &FleetSettings) -> Option<S
         [] => String::new(),
     };
     Some(format!(
-        "The fleet commands are not set up: the bot needs {list}. Ask an admin to set {} in its environment or settings file.",
+        "The fleet commands are not set up: the bot needs {list}. Ask an admin to set {} in \
+         its environment or settings file.",
         if missing.len() == 1 { "it" } else { "them" }
     ))
 }

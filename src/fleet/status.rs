@@ -18,6 +18,8 @@ const STUCK_SHOWN_PER_ZONE: usize = 10;
 const MAX_BLOCKS: usize = 50;
 /// Block Kit: a section's text is at most 3000 characters.
 const MAX_SECTION_CHARS: usize = 3000;
+const CAP_REACHED: &str = ":warning: The cap is reached: the runner cannot create machines, \
+                           so jobs stay pending.";
 /// Server names are user-chosen; long ones would crowd out the list.
 const MAX_NAME_CHARS: usize = 80;
 
@@ -348,7 +350,10 @@ impl StatusReport {
         }
         blocks.push(json!({
             "type": "context",
-            "elements": [{ "type": "mrkdwn", "text": clip(&self.context_text(), MAX_SECTION_CHARS) }]
+            "elements": [{
+                "type": "mrkdwn",
+                "text": clip(&self.context_text(), MAX_SECTION_CHARS),
+            }]
         }));
         if blocks.len() > MAX_BLOCKS {
             let omitted = blocks.len() - (MAX_BLOCKS - 1);
@@ -382,14 +387,12 @@ impl StatusReport {
                             "*Runner cap:* {used} of {limit} slots used{idle_detail}."
                         ));
                         if used >= *limit {
-                            lines.push(
-                                ":warning: The cap is reached: the runner cannot create machines, so jobs stay pending."
-                                    .to_owned(),
-                            );
+                            lines.push(CAP_REACHED.to_owned());
                         }
                     }
                     None => lines.push(format!(
-                        "*Runner:* {used} machines{idle_detail}. The runner does not export its `limit`; set `runner_cap` under `[fleet]` to compare."
+                        "*Runner:* {used} machines{idle_detail}. The runner does not export its \
+                         `limit`; set `runner_cap` under `[fleet]` to compare."
                     )),
                 }
             }
@@ -404,13 +407,11 @@ impl StatusReport {
                     String::new()
                 };
                 lines.push(format!(
-                    "*Runner cap:* {builders} of {cap} slots used{stuck_detail} (counted from Scaleway; machines the runner is still removing are not visible here)."
+                    "*Runner cap:* {builders} of {cap} slots used{stuck_detail} (counted from \
+                     Scaleway; machines the runner is still removing are not visible here)."
                 ));
                 if *builders as u64 >= u64::from(*cap) {
-                    lines.push(
-                        ":warning: The cap is reached: the runner cannot create machines, so jobs stay pending."
-                            .to_owned(),
-                    );
+                    lines.push(CAP_REACHED.to_owned());
                 }
             }
             None => {}
@@ -478,7 +479,8 @@ impl StatusReport {
             lines.push("Needs a human:".to_owned());
             for name in fleet.locked.iter().take(STUCK_SHOWN_PER_ZONE) {
                 lines.push(format!(
-                    "• {} is `locked` (not documented by Scaleway): check it in the console or with support",
+                    "• {} is `locked` (not documented by Scaleway): check it in the console or \
+                     with support",
                     code(name)
                 ));
             }
@@ -490,7 +492,8 @@ impl StatusReport {
             }
             for (commercial_type, count) in &fleet.end_of_service {
                 lines.push(format!(
-                    "• {count} {} on {}, an end-of-service type: Scaleway will shut {} down at end of life; move to a current ARM type",
+                    "• {count} {} on {}, an end-of-service type: Scaleway will shut {} down at \
+                     end of life; move to a current ARM type",
                     plural(*count, "builder", "builders"),
                     escape(commercial_type),
                     plural(*count, "it", "them")
@@ -513,7 +516,8 @@ impl StatusReport {
                 partial,
             } => {
                 let mut out = vec![
-                    "*Quotas* (used = this project's servers; other projects of the Organization share the quota):"
+                    "*Quotas* (used = this project's servers; other projects of the Organization \
+                     share the quota):"
                         .to_owned(),
                 ];
                 for line in lines {

@@ -203,10 +203,12 @@ impl RunnerMetricsError {
             | RunnerMetricsError::Network(_)
             | RunnerMetricsError::Status(_)
             | RunnerMetricsError::TooLarge => format!(
-                "Could not read the runner manager's metrics ({self}); check that its `listen_address` is reachable from the bot."
+                "Could not read the runner manager's metrics ({self}); check that its \
+                 `listen_address` is reachable from the bot."
             ),
             RunnerMetricsError::NoMachineStates => format!(
-                "The runner metrics have no `{MACHINE_STATES}`: is `runner_metrics_url` the docker+machine runner manager?"
+                "The runner metrics have no `{MACHINE_STATES}`: is `runner_metrics_url` the \
+                 docker+machine runner manager?"
             ),
         }
     }
