@@ -1,0 +1,904 @@
+//! `/arm status`: gather the fleet's state (I/O, [`gather_status`]) and turn it into a report
+//! (pure, [`StatusReport::build`]) rendered as Slack Block Kit.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use super::escape;
+use super::model::{Quotum, Server, ServerState};
+use super::scaleway::ScwError;
+use super::settings::{FleetContext, FleetSettings};
+use crate::runner::{MachineStates, RunnerMetricsError};
+
+/// Stuck builders listed per zone before "and N more".
+const STUCK_SHOWN_PER_ZONE: usize = 10;
+/// Block Kit: at most 50 blocks per message.
+const MAX_BLOCKS: usize = 50;
+/// Block Kit: a section's text is at most 3000 characters.
+const MAX_SECTION_CHARS: usize = 3000;
+const CAP_REACHED: &str = ":warning: The cap is reached: the runner cannot create machines, \
+                           so jobs stay pending.";
+/// Server names are user-chosen; long ones would crowd out the list.
+const MAX_NAME_CHARS: usize = 80;
+
+/// Query every zone concurrently, plus the runner metrics and IAM quotas when configured, and
+/// build the report. Never fails: each source's error is kept and shown in its place.
+pub async fn gather_status(ctx: &FleetContext, now: DateTime<Utc>) -> StatusReport {
+    let project = ctx.settings.project_id.as_deref();
+    let zones = futures::future::join_all(ctx.settings.zones.iter().map(|zone| async move {
+        let servers = ctx.scaleway.list_servers(zone, project).await;
+        (zone.clone(), servers)
+    }));
+    let runner = async {
+        match &ctx.runner {
+            Some(client) => Some(client.fetch().await),
+            None => None,
+        }
+    };
+    let quotas = async {
+        match &ctx.organization_id {
+            Some(org) => Some(ctx.scaleway.list_quotas(org).await),
+            None => None,
+        }
+    };
+    let (zones, runner, quotas) = futures::join!(zones, runner, quotas);
+    StatusReport::build(zones, &ctx.settings, runner, quotas, now)
+}
+
+/// The fleet as `/arm status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusReport {
+    pub generated_at: DateTime<Utc>,
+    pub project_id: Option<String>,
+    pub name_prefix: Option<String>,
+    pub tags: Vec<String>,
+    pub reap_grace_minutes: u32,
+    /// In the order the zones were configured.
+    pub zones: Vec<ZoneStatus>,
+    pub cap: Option<CapStatus>,
+    /// Set when `runner_metrics_url` is configured but could not be read.
+    pub runner_error: Option<RunnerMetricsError>,
+    pub quotas: QuotaStatus,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneStatus {
+    pub zone: String,
+    pub fleet: Result<ZoneFleet, ScwError>,
+}
+
+/// The builders of one zone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ZoneFleet {
+    pub counts: StateCounts,
+    /// Shut-down builders, longest first.
+    pub stuck: Vec<StuckServer>,
+    /// Locked builders: the state's meaning is undocumented, so a human looks.
+    pub locked: Vec<String>,
+    /// Builders per commercial type flagged `end_of_service` (shut down at end of life).
+    pub end_of_service: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub running: usize,
+    pub starting: usize,
+    pub stopping: usize,
+    pub stopped: usize,
+    pub stopped_in_place: usize,
+    pub locked: usize,
+    pub other: usize,
+}
+
+impl StateCounts {
+    fn add(&mut self, state: &ServerState) {
+        let slot = match state {
+            ServerState::Running => &mut self.running,
+            ServerState::Starting => &mut self.starting,
+            ServerState::Stopping => &mut self.stopping,
+            ServerState::Stopped => &mut self.stopped,
+            ServerState::StoppedInPlace => &mut self.stopped_in_place,
+            ServerState::Locked => &mut self.locked,
+            ServerState::Other(_) => &mut self.other,
+        };
+        *slot += 1;
+    }
+
+    pub fn total(&self) -> usize {
+        self.running
+            + self.starting
+            + self.stopping
+            + self.stopped
+            + self.stopped_in_place
+            + self.locked
+            + self.other
+    }
+
+    /// Shut down but still existing (and still billed).
+    pub fn stuck(&self) -> usize {
+        self.stopped + self.stopped_in_place
+    }
+
+    /// "3 running, 1 stopped in place", non-zero states only.
+    fn describe(&self) -> String {
+        [
+            (self.running, "running"),
+            (self.starting, "starting"),
+            (self.stopping, "stopping"),
+            (self.stopped, "stopped"),
+            (self.stopped_in_place, "stopped in place"),
+            (self.locked, "locked"),
+            (self.other, "in another state"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, label)| format!("{n} {label}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+/// A builder shut down (`stopped` or `stopped in place`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StuckServer {
+    pub id: String,
+    pub name: String,
+    pub commercial_type: String,
+    pub state: ServerState,
+    /// Time since `modification_date`; `None` if Scaleway gave no usable date.
+    pub stuck_for: Option<TimeDelta>,
+    pub protected: bool,
+    /// Shut down longer than the grace period and not protected: `/arm reap` may take it.
+    pub reapable: bool,
+}
+
+/// How full the runner's cap is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapStatus {
+    /// From the runner manager's metrics (the authoritative count).
+    Runner {
+        states: MachineStates,
+        /// From the metrics, else `runner_cap`.
+        limit: Option<u64>,
+    },
+    /// From `runner_cap` against the builders Scaleway lists.
+    Configured {
+        cap: u32,
+        builders: usize,
+        stuck: usize,
+    },
+}
+
+/// IAM quotas for the fleet's commercial types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuotaStatus {
+    /// `SCW_DEFAULT_ORGANIZATION_ID` not set.
+    NotConfigured,
+    Failed(ScwError),
+    Read {
+        lines: Vec<QuotaLine>,
+        /// Fleet types no quotum name matched.
+        unmatched_types: Vec<String>,
+        /// Some zone could not be listed, so usage is undercounted.
+        partial: bool,
+    },
+}
+
+/// One cap of one quotum, against the servers counted in its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaLine {
+    pub commercial_type: String,
+    /// The quotum's pretty name (or name).
+    pub quotum: String,
+    /// A zone, a region, or "all zones".
+    pub scope: String,
+    pub limit: u64,
+    /// Servers of that type in scope, in the project (fleet or not: all use the quota).
+    pub used: usize,
+}
+
+impl StatusReport {
+    /// Pure: from per-zone server lists (or errors), the resolved settings, and the optional
+    /// runner metrics and quotas (each `None` when not configured).
+    pub fn build(
+        zones: Vec<(String, Result<Vec<Server>, ScwError>)>,
+        settings: &FleetSettings,
+        runner: Option<Result<MachineStates, RunnerMetricsError>>,
+        quotas: Option<Result<Vec<Quotum>, ScwError>>,
+        now: DateTime<Utc>,
+    ) -> StatusReport {
+        let grace = TimeDelta::minutes(i64::from(settings.reap_grace_minutes));
+        let zone_statuses: Vec<ZoneStatus> = zones
+            .iter()
+            .map(|(zone, servers)| ZoneStatus {
+                zone: zone.clone(),
+                fleet: servers
+                    .as_ref()
+                    .map(|servers| zone_fleet(servers, settings, grace, now))
+                    .map_err(Clone::clone),
+            })
+            .collect();
+
+        let (builders, stuck) = zone_statuses
+            .iter()
+            .filter_map(|z| z.fleet.as_ref().ok())
+            .fold((0, 0), |(b, s), f| {
+                (b + f.counts.total(), s + f.counts.stuck())
+            });
+
+        let (cap, runner_error) = match runner {
+            Some(Ok(states)) => {
+                let limit = states.limit.or(settings.runner_cap.map(u64::from));
+                (Some(CapStatus::Runner { states, limit }), None)
+            }
+            other => {
+                let cap = settings.runner_cap.map(|cap| CapStatus::Configured {
+                    cap,
+                    builders,
+                    stuck,
+                });
+                (cap, other.and_then(Result::err))
+            }
+        };
+
+        let quotas = match quotas {
+            None => QuotaStatus::NotConfigured,
+            Some(Err(e)) => QuotaStatus::Failed(e),
+            Some(Ok(quota)) => quota_status(&zones, settings, &quota),
+        };
+
+        StatusReport {
+            generated_at: now,
+            project_id: settings.project_id.clone(),
+            name_prefix: settings.name_prefix.clone().filter(|p| !p.is_empty()),
+            tags: settings
+                .tags
+                .iter()
+                .filter(|t| !t.is_empty())
+                .cloned()
+                .collect(),
+            reap_grace_minutes: settings.reap_grace_minutes,
+            zones: zone_statuses,
+            cap,
+            runner_error,
+            quotas,
+        }
+    }
+
+    /// Builders across the zones that could be read.
+    pub fn builders(&self) -> usize {
+        self.readable().map(|f| f.counts.total()).sum()
+    }
+
+    /// Shut-down builders.
+    pub fn stuck(&self) -> usize {
+        self.readable().map(|f| f.counts.stuck()).sum()
+    }
+
+    /// Shut-down builders `/arm reap` may take (past the grace period, not protected).
+    pub fn reapable(&self) -> usize {
+        self.readable()
+            .flat_map(|f| f.stuck.iter())
+            .filter(|s| s.reapable)
+            .count()
+    }
+
+    fn readable(&self) -> impl Iterator<Item = &ZoneFleet> {
+        self.zones.iter().filter_map(|z| z.fleet.as_ref().ok())
+    }
+
+    /// The one-line summary, also the notification fallback text.
+    pub fn summary_text(&self) -> String {
+        let builders = self.builders();
+        let zones = self.zones.len();
+        let mut text = format!(
+            "ARM fleet: {builders} {} in {zones} {}",
+            plural(builders, "builder", "builders"),
+            plural(zones, "zone", "zones")
+        );
+        let stuck = self.stuck();
+        let reapable = self.reapable();
+        if stuck == 0 {
+            text.push_str(", none stuck");
+        } else {
+            text.push_str(&format!(", {stuck} stuck (shut down)"));
+            if reapable == 0 {
+                text.push_str(&format!(
+                    ", none past the {}-minute grace period yet",
+                    self.reap_grace_minutes
+                ));
+            } else {
+                if reapable < stuck {
+                    text.push_str(&format!(
+                        ", {reapable} past the {}-minute grace period",
+                        self.reap_grace_minutes
+                    ));
+                }
+                text.push_str(&format!(
+                    " — run `/arm reap` to review {}",
+                    plural(reapable, "it", "them")
+                ));
+            }
+        }
+        let failed: Vec<String> = self
+            .zones
+            .iter()
+            .filter(|z| z.fleet.is_err())
+            .map(|z| escape(&z.zone))
+            .collect();
+        if !failed.is_empty() {
+            text.push_str(&format!(" ({} could not be read)", failed.join(", ")));
+        }
+        text
+    }
+
+    /// The report as an array of Slack Block Kit blocks.
+    pub fn to_blocks(&self) -> Value {
+        let mut blocks = vec![section(&format!("*{}*", self.summary_text()))];
+        if let Some(text) = self.cap_text() {
+            blocks.push(section(&text));
+        }
+        blocks.push(json!({ "type": "divider" }));
+        for zone in &self.zones {
+            blocks.push(section(&self.zone_text(zone)));
+        }
+        if let Some(text) = self.quota_text() {
+            blocks.push(json!({ "type": "divider" }));
+            blocks.push(section(&text));
+        }
+        blocks.push(json!({
+            "type": "context",
+            "elements": [{
+                "type": "mrkdwn",
+                "text": clip(&self.context_text(), MAX_SECTION_CHARS),
+            }]
+        }));
+        if blocks.len() > MAX_BLOCKS {
+            let omitted = blocks.len() - (MAX_BLOCKS - 1);
+            blocks.truncate(MAX_BLOCKS - 1);
+            blocks.push(section(&format!(
+                "…and {omitted} more {} not shown.",
+                plural(omitted, "section", "sections")
+            )));
+        }
+        Value::Array(blocks)
+    }
+
+    fn cap_text(&self) -> Option<String> {
+        let mut lines: Vec<String> = Vec::new();
+        match &self.cap {
+            Some(CapStatus::Runner { states, limit }) => {
+                let used = states.total();
+                let idle_detail = if states.not_working() > 0 {
+                    format!(
+                        ", {} by machines that do no work ({} removing, {} stuck on removing)",
+                        states.not_working(),
+                        states.removing,
+                        states.stuck_on_removing
+                    )
+                } else {
+                    String::new()
+                };
+                match limit {
+                    Some(limit) => {
+                        lines.push(format!(
+                            "*Runner cap:* {used} of {limit} slots used{idle_detail}."
+                        ));
+                        if used >= *limit {
+                            lines.push(CAP_REACHED.to_owned());
+                        }
+                    }
+                    None => lines.push(format!(
+                        "*Runner:* {used} machines{idle_detail}. The runner does not export its \
+                         `limit`; set `runner_cap` under `[fleet]` to compare."
+                    )),
+                }
+            }
+            Some(CapStatus::Configured {
+                cap,
+                builders,
+                stuck,
+            }) => {
+                let stuck_detail = if *stuck > 0 {
+                    format!(", {stuck} by builders that are shut down")
+                } else {
+                    String::new()
+                };
+                lines.push(format!(
+                    "*Runner cap:* {builders} of {cap} slots used{stuck_detail} (counted from \
+                     Scaleway; machines the runner is still removing are not visible here)."
+                ));
+                if *builders as u64 >= u64::from(*cap) {
+                    lines.push(CAP_REACHED.to_owned());
+                }
+            }
+            None => {}
+        }
+        if let Some(e) = &self.runner_error {
+            lines.push(format!(":warning: {}", e.user_message()));
+        }
+        if lines.is_empty() {
+            None
+        } else {
+            Some(lines.join("\n"))
+        }
+    }
+
+    fn zone_text(&self, zone: &ZoneStatus) -> String {
+        let name = escape(&zone.zone);
+        let fleet = match &zone.fleet {
+            Ok(fleet) => fleet,
+            Err(e) => {
+                return format!(
+                    "*{name}*: :x: could not list the servers. {}",
+                    e.user_message(self.project_id.as_deref())
+                );
+            }
+        };
+        let total = fleet.counts.total();
+        if total == 0 {
+            return format!("*{name}*: no builders");
+        }
+        let mut lines = vec![format!(
+            "*{name}*: {total} {} — {}",
+            plural(total, "builder", "builders"),
+            fleet.counts.describe()
+        )];
+        if !fleet.stuck.is_empty() {
+            lines.push("Shut down:".to_owned());
+            for server in fleet.stuck.iter().take(STUCK_SHOWN_PER_ZONE) {
+                let since = server
+                    .stuck_for
+                    .map(|d| format!(" for {}", human_duration(d)))
+                    .unwrap_or_default();
+                // Why `/arm reap` would leave it alone, if it would.
+                let note = if server.protected {
+                    " (protected)"
+                } else if !server.reapable {
+                    " (in grace period)"
+                } else {
+                    ""
+                };
+                lines.push(format!(
+                    "• {} {}, {}{since}{note}",
+                    code(&server.name),
+                    escape(&server.commercial_type),
+                    server.state
+                ));
+            }
+            if fleet.stuck.len() > STUCK_SHOWN_PER_ZONE {
+                lines.push(format!(
+                    "…and {} more",
+                    fleet.stuck.len() - STUCK_SHOWN_PER_ZONE
+                ));
+            }
+        }
+        if !fleet.locked.is_empty() || !fleet.end_of_service.is_empty() {
+            lines.push("Needs a human:".to_owned());
+            for name in fleet.locked.iter().take(STUCK_SHOWN_PER_ZONE) {
+                lines.push(format!(
+                    "• {} is `locked` (not documented by Scaleway): check it in the console or \
+                     with support",
+                    code(name)
+                ));
+            }
+            if fleet.locked.len() > STUCK_SHOWN_PER_ZONE {
+                lines.push(format!(
+                    "…and {} more locked",
+                    fleet.locked.len() - STUCK_SHOWN_PER_ZONE
+                ));
+            }
+            for (commercial_type, count) in &fleet.end_of_service {
+                lines.push(format!(
+                    "• {count} {} on {}, an end-of-service type: Scaleway will shut {} down at \
+                     end of life; move to a current ARM type",
+                    plural(*count, "builder", "builders"),
+                    escape(commercial_type),
+                    plural(*count, "it", "them")
+                ));
+            }
+        }
+        lines.join("\n")
+    }
+
+    fn quota_text(&self) -> Option<String> {
+        let text = match &self.quotas {
+            QuotaStatus::NotConfigured => return None,
+            QuotaStatus::Failed(e) => format!(
+                "*Quotas:* could not be read. {}",
+                e.user_message(self.project_id.as_deref())
+            ),
+            QuotaStatus::Read {
+                lines,
+                unmatched_types,
+                partial,
+            } => {
+                let mut out = vec![
+                    "*Quotas* (used = this project's servers; other projects of the Organization \
+                     share the quota):"
+                        .to_owned(),
+                ];
+                for line in lines {
+                    let warn = if line.used as u64 >= line.limit {
+                        " :warning: full"
+                    } else {
+                        ""
+                    };
+                    out.push(format!(
+                        "• {} in {}: {} of {}{warn}",
+                        escape(&line.commercial_type),
+                        escape(&line.scope),
+                        line.used,
+                        line.limit
+                    ));
+                }
+                if !unmatched_types.is_empty() {
+                    let types: Vec<String> = unmatched_types.iter().map(|t| escape(t)).collect();
+                    out.push(format!("No quotum found for {}.", types.join(", ")));
+                }
+                if *partial {
+                    out.push("Some zones could not be read, so usage may be higher.".to_owned());
+                }
+                out.join("\n")
+            }
+        };
+        Some(text)
+    }
+
+    fn context_text(&self) -> String {
+        let mut who: Vec<String> = Vec::new();
+        if let Some(prefix) = &self.name_prefix {
+            who.push(format!("named {}…", code(prefix)));
+        }
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self.tags.iter().map(|t| code(t)).collect();
+            who.push(format!("tagged {}", tags.join(" or ")));
+        }
+        let project = self
+            .project_id
+            .as_deref()
+            .map(|p| format!(" of project {}", code(p)))
+            .unwrap_or_default();
+        let who = if who.is_empty() {
+            format!("all arm64 servers{project}")
+        } else {
+            format!("arm64 servers{project} {}", who.join(" or "))
+        };
+        let mut text = format!(
+            "Builders: {who} · as of {}",
+            self.generated_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        if self.quotas == QuotaStatus::NotConfigured {
+            text.push_str(" · set SCW_DEFAULT_ORGANIZATION_ID to see quotas");
+        }
+        text
+    }
+}
+
+/// The builders of one zone's server list.
+fn zone_fleet(
+    servers: &[Server],
+    settings: &FleetSettings,
+    grace: TimeDelta,
+    now: DateTime<Utc>,
+) -> ZoneFleet {
+    let mut fleet = ZoneFleet::default();
+    for server in servers.iter().filter(|s| settings.matches(s)) {
+        fleet.counts.add(&server.state);
+        if server.state.is_shut_down() {
+            let stuck_for = server.modification_date.map(|d| now - d);
+            fleet.stuck.push(StuckServer {
+                id: server.id.clone(),
+                name: server.name.clone(),
+                commercial_type: server.commercial_type.clone(),
+                state: server.state.clone(),
+                stuck_for,
+                protected: server.protected,
+                // No date means no proof it is stable: never reapable.
+                reapable: !server.protected && stuck_for.is_some_and(|d| d >= grace),
+            });
+        }
+        if server.state == ServerState::Locked {
+            fleet.locked.push(server.name.clone());
+        }
+        if server.end_of_service {
+            *fleet
+                .end_of_service
+                .entry(server.commercial_type.clone())
+                .or_default() += 1;
+        }
+    }
+    // Longest stuck first; undated last; then by name for a stable order.
+    fleet.stuck.sort_by(|a, b| {
+        b.stuck_for
+            .cmp(&a.stuck_for)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    fleet
+}
+
+/// Match the fleet's commercial types to quota and count usage in each limit's scope.
+fn quota_status(
+    zones: &[(String, Result<Vec<Server>, ScwError>)],
+    settings: &FleetSettings,
+    quota: &[Quotum],
+) -> QuotaStatus {
+    // Servers per (zone, type) across the project, and the types the fleet uses.
+    let mut per_zone_type: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut fleet_types: Vec<&str> = Vec::new();
+    let mut partial = false;
+    for (zone, servers) in zones {
+        let Ok(servers) = servers else {
+            partial = true;
+            continue;
+        };
+        for server in servers {
+            *per_zone_type
+                .entry((zone.as_str(), server.commercial_type.as_str()))
+                .or_default() += 1;
+            if settings.matches(server) && !fleet_types.contains(&server.commercial_type.as_str()) {
+                fleet_types.push(server.commercial_type.as_str());
+            }
+        }
+    }
+    fleet_types.sort_unstable();
+
+    let used_where = |commercial_type: &str, in_scope: &dyn Fn(&str) -> bool| -> usize {
+        per_zone_type
+            .iter()
+            .filter(|((zone, t), _)| *t == commercial_type && in_scope(zone))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let queried = |zone: &str| zones.iter().any(|(z, _)| z == zone);
+
+    let mut lines: Vec<QuotaLine> = Vec::new();
+    let mut unmatched_types: Vec<String> = Vec::new();
+    for commercial_type in fleet_types {
+        let quality = |q: &Quotum| {
+            type_match(&q.name, commercial_type).max(type_match(&q.pretty_name, commercial_type))
+        };
+        let best = quota.iter().filter_map(quality).max();
+        let matched: Vec<&Quotum> = quota
+            .iter()
+            .filter(|q| best.is_some() && quality(q) == best)
+            .collect();
+        if matched.is_empty() {
+            unmatched_types.push(commercial_type.to_owned());
+            continue;
+        }
+        for quotum in matched {
+            let label = if quotum.pretty_name.is_empty() {
+                quotum.name.clone()
+            } else {
+                quotum.pretty_name.clone()
+            };
+            let mut push = |scope: String, limit: u64, used: usize| {
+                let line = QuotaLine {
+                    commercial_type: commercial_type.to_owned(),
+                    quotum: label.clone(),
+                    scope,
+                    limit,
+                    used,
+                };
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+            };
+            if quotum.limits.is_empty() {
+                // Deprecated top-level form: one Organization-wide cap.
+                if let (Some(limit), false) = (quotum.limit, quotum.unlimited == Some(true)) {
+                    push(
+                        "all zones".to_owned(),
+                        limit,
+                        used_where(commercial_type, &|_| true),
+                    );
+                }
+                continue;
+            }
+            for entry in &quotum.limits {
+                // Unlimited entries say nothing useful.
+                let Some(limit) = entry.limit.filter(|_| entry.unlimited != Some(true)) else {
+                    continue;
+                };
+                if let Some(zone) = &entry.zone {
+                    if queried(zone) {
+                        let used = used_where(commercial_type, &|z| z == zone);
+                        push(zone.clone(), limit, used);
+                    }
+                } else if let Some(region) = &entry.region {
+                    if zones.iter().any(|(z, _)| region_of(z) == region) {
+                        let used = used_where(commercial_type, &|z| region_of(z) == region);
+                        push(region.clone(), limit, used);
+                    }
+                } else {
+                    push(
+                        "all zones".to_owned(),
+                        limit,
+                        used_where(commercial_type, &|_| true),
+                    );
+                }
+            }
+        }
+    }
+    QuotaStatus::Read {
+        lines,
+        unmatched_types,
+        partial,
+    }
+}
+
+/// `fr-par-1` → `fr-par`.
+fn region_of(zone: &str) -> &str {
+    zone.rsplit_once('-').map_or(zone, |(region, _)| region)
+}
+
+/// How a quotum name mentions a commercial type, if it does. Ordered: a name ending with the
+/// type beats one merely containing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TypeMatch {
+    Within,
+    AtEnd,
+}
+
+/// Whether a quotum name mentions a commercial type as whole words, case-insensitively and
+/// treating `-`, `_` and spaces alike: `instances_basic2_a4c_8g` names `BASIC2-A4C-8G`, while
+/// `instances_basic2_a4c_16g` and `instances_xbasic2_a4c_8g` do not. Since
+/// `instances_pop2_2c_8g_win` contains `POP2-2C-8G` too, callers prefer [`TypeMatch::AtEnd`].
+fn type_match(quotum_name: &str, commercial_type: &str) -> Option<TypeMatch> {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let wanted = norm(commercial_type);
+    if !wanted.chars().any(|c| c.is_alphanumeric()) {
+        return None;
+    }
+    let hay = format!("_{}_", norm(quotum_name).trim_end_matches('_'));
+    let needle = format!("_{wanted}_");
+    if hay.ends_with(&needle) {
+        Some(TypeMatch::AtEnd)
+    } else if hay.contains(&needle) {
+        Some(TypeMatch::Within)
+    } else {
+        None
+    }
+}
+
+/// "3h 12m", "2d 4h", "45m", "<1m".
+fn human_duration(d: TimeDelta) -> String {
+    let minutes = d.num_minutes();
+    if minutes < 1 {
+        return "<1m".to_owned();
+    }
+    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else {
+        format!("{mins}m")
+    }
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// Inline code for a value from Scaleway: escaped, clipped, with backticks neutralised so it
+/// cannot close the code span.
+fn code(s: &str) -> String {
+    format!("`{}`", escape(&clip(s, MAX_NAME_CHARS)).replace('`', "'"))
+}
+
+/// At most `max` characters, with "…" when cut. Cuts on a char boundary.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn section(text: &str) -> Value {
+    json!({
+        "type": "section",
+        "text": { "type": "mrkdwn", "text": clip(text, MAX_SECTION_CHARS) }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_human_wrote_them() {
+        assert_eq!(human_duration(TimeDelta::seconds(30)), "<1m");
+        assert_eq!(human_duration(TimeDelta::seconds(-300)), "<1m");
+        assert_eq!(human_duration(TimeDelta::minutes(45)), "45m");
+        assert_eq!(human_duration(TimeDelta::minutes(192)), "3h 12m");
+        assert_eq!(human_duration(TimeDelta::minutes(3 * 1440 + 125)), "3d 2h");
+    }
+
+    #[test]
+    fn quotum_names_match_whole_types_only() {
+        use TypeMatch::{AtEnd, Within};
+        assert_eq!(
+            type_match("instances_basic2_a4c_8g", "BASIC2-A4C-8G"),
+            Some(AtEnd)
+        );
+        assert_eq!(
+            type_match("Instances BASIC2-A4C-8G", "basic2-a4c-8g"),
+            Some(AtEnd)
+        );
+        assert_eq!(
+            type_match("instances_pop2_2c_8g_win", "POP2-2C-8G"),
+            Some(Within)
+        );
+        assert_eq!(type_match("instances_basic2_a4c_8g", "BASIC2-A4C-8"), None);
+        assert_eq!(
+            type_match("instances_basic2_a4c_16g", "BASIC2-A4C-8G"),
+            None
+        );
+        assert_eq!(
+            type_match("instances_xbasic2_a4c_8g", "BASIC2-A4C-8G"),
+            None
+        );
+        assert_eq!(type_match("a___b", "-"), None);
+        assert_eq!(type_match("anything", ""), None);
+    }
+
+    #[test]
+    fn the_closest_quotum_wins() {
+        let quotum = |name: &str| Quotum {
+            name: name.to_owned(),
+            limits: vec![crate::fleet::QuotumLimit {
+                zone: Some("fr-par-1".into()),
+                limit: Some(5),
+                ..Default::default()
+            }],
+            ..Quotum::default()
+        };
+        let server = Server {
+            arch: "arm64".into(),
+            commercial_type: "POP2-2C-8G".into(),
+            ..Server::default()
+        };
+        let zones = vec![("fr-par-1".to_owned(), Ok(vec![server]))];
+        let quota = [
+            quotum("instances_pop2_2c_8g_win"),
+            quotum("instances_pop2_2c_8g"),
+        ];
+        let QuotaStatus::Read { lines, .. } =
+            quota_status(&zones, &FleetSettings::default(), &quota)
+        else {
+            panic!("quota read");
+        };
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].quotum, "instances_pop2_2c_8g");
+        assert_eq!(lines[0].used, 1);
+    }
+
+    #[test]
+    fn regions_come_from_zone_names() {
+        assert_eq!(region_of("fr-par-1"), "fr-par");
+        assert_eq!(region_of("weird"), "weird");
+    }
+
+    #[test]
+    fn clipping_respects_char_boundaries() {
+        assert_eq!(clip("ééééé", 3), "éé…");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(code("a`b<c>"), "`a'b&lt;c&gt;`");
+    }
+}
