@@ -8,6 +8,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::fleet::{FleetSettings, ScalewayEnv, missing_settings};
 use serde::Deserialize;
 
 /// Where a value comes from: a lookup function so tests need not touch the
@@ -26,6 +28,8 @@ pub struct FileSettings {
     pub notify: NotifyFile,
     #[serde(default)]
     pub slack: SlackFile,
+    #[serde(default)]
+    pub fleet: FleetSettings,
     #[serde(default)]
     pub faq: FaqSettings,
 }
@@ -125,15 +129,6 @@ pub struct SlackSettings {
     pub min_interval: Duration,
 }
 
-#[derive(Debug, Clone)]
-pub struct ScalewaySettings {
-    pub api_url: String,
-    pub secret_key: Option<SecretString>,
-    pub project_id: Option<String>,
-    pub organization_id: Option<String>,
-    pub default_zone: Option<String>,
-}
-
 /// Everything the service needs, validated.
 #[derive(Debug)]
 pub struct Settings {
@@ -143,7 +138,10 @@ pub struct Settings {
     pub notify: NotifySettings,
     pub gitlab: GitlabSecrets,
     pub slack: SlackSettings,
-    pub scaleway: ScalewaySettings,
+    pub scaleway: ScalewayEnv,
+    pub fleet: FleetSettings,
+    /// Per-request timeout for Scaleway and the runner manager.
+    pub scaleway_timeout: Duration,
     pub faq: FaqSettings,
     /// Where the settings file was read from, if any.
     pub config_path: Option<PathBuf>,
@@ -280,13 +278,7 @@ impl Settings {
             signing_secret: env("SLACK_SIGNING_SECRET").map(SecretString::from),
             min_interval: Duration::from_millis(file.slack.min_interval_ms.unwrap_or(1000)),
         };
-        let scaleway = ScalewaySettings {
-            api_url: env("SCW_API_URL").unwrap_or_else(|| "https://api.scaleway.com".into()),
-            secret_key: env("SCW_SECRET_KEY").map(SecretString::from),
-            project_id: env("SCW_DEFAULT_PROJECT_ID"),
-            organization_id: env("SCW_DEFAULT_ORGANIZATION_ID"),
-            default_zone: env("SCW_DEFAULT_ZONE"),
-        };
+        let scaleway = ScalewayEnv::from_lookup(env);
 
         Ok(Self {
             listen,
@@ -296,6 +288,8 @@ impl Settings {
             gitlab,
             slack,
             scaleway,
+            fleet: file.fleet,
+            scaleway_timeout: Duration::from_secs(10),
             faq: file.faq,
             config_path,
         })
@@ -323,10 +317,22 @@ impl Settings {
         if self.slack.bot_token.is_none() {
             post_missing.push("SLACK_BOT_TOKEN (console mode: messages are printed)");
         }
+        let mut fleet_missing: Vec<String> =
+            slack_missing.iter().map(|m| (*m).to_string()).collect();
+        fleet_missing.extend(missing_settings(&self.scaleway, &self.fleet));
+        let fleet = if fleet_missing.is_empty() {
+            Ok(())
+        } else {
+            Err(fleet_missing.join("; "))
+        };
         vec![
             ("failure notices (POST /gitlab/webhook)", Ok(())),
             ("posting to Slack", need(post_missing)),
-            ("Slack commands, buttons and events", need(slack_missing)),
+            (
+                "Slack commands, buttons and events",
+                need(slack_missing.clone()),
+            ),
+            ("/arm status", fleet),
         ]
     }
 
@@ -390,8 +396,40 @@ impl Settings {
             ),
             ("SLACK_API_URL".into(), self.slack.api_url.clone()),
             ("SCW_SECRET_KEY".into(), secret(&self.scaleway.secret_key)),
-            ("SCW_API_URL".into(), self.scaleway.api_url.clone()),
-            ("project".into(), opt(&self.scaleway.project_id)),
+            (
+                "SCW_API_URL".into(),
+                self.scaleway
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| crate::fleet::settings::DEFAULT_API_URL.into()),
+            ),
+            (
+                "project".into(),
+                opt(&self
+                    .fleet
+                    .project_id
+                    .clone()
+                    .or_else(|| self.scaleway.project_id.clone())),
+            ),
+            ("zones".into(), {
+                let z = self.fleet.zones.join(", ");
+                if z.is_empty() {
+                    opt(&self.scaleway.default_zone)
+                } else {
+                    z
+                }
+            }),
+            ("fleet name_prefix".into(), opt(&self.fleet.name_prefix)),
+            ("fleet tags".into(), self.fleet.tags.join(", ")),
+            (
+                "runner_metrics_url".into(),
+                if self.fleet.runner_metrics_url.is_some() {
+                    "set"
+                } else {
+                    "unset"
+                }
+                .into(),
+            ),
             (
                 "SCW_DEFAULT_ORGANIZATION_ID".into(),
                 opt(&self.scaleway.organization_id),

@@ -3,6 +3,7 @@
 
 pub mod faq;
 pub mod grammar;
+pub mod status;
 
 use std::{
     sync::atomic::{AtomicU8, Ordering},
@@ -39,21 +40,20 @@ pub async fn handle(app: AppState, req: SlashRequest) -> Response {
     let span = tracing::info_span!("command", command = cmd.name(), user = %req.user_id);
     let _enter = span.enter();
     let name = cmd.name();
-    let response = match cmd {
+    let immediate = match cmd {
         ArmCommand::Help => ephemeral(HELP, None),
         ArmCommand::Unknown(text) => ephemeral(
             format!("I don't know `{}`. {HELP}", escape(&truncate(&text, 100))),
             None,
         ),
         ArmCommand::Faq { question } => faq::slash(&app, question.as_deref()),
-        ArmCommand::Status { .. } | ArmCommand::Reap => ephemeral(
-            "The fleet commands are not available in this build yet.",
-            None,
-        ),
+        // These answer later and record their own outcome and duration.
+        ArmCommand::Status { zones } => return status::start(&app, &req, zones),
+        ArmCommand::Reap => ephemeral("`/arm reap` is not available in this build yet.", None),
     };
     app.metrics
         .command(name, "ok", started.elapsed().as_secs_f64());
-    response
+    immediate
 }
 
 /// Sends a command's late result: `response_url` while it is usable (5 posts

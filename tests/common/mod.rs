@@ -251,6 +251,22 @@ impl FakeSlack {
         self.script.lock().expect("lock").push(r);
     }
 
+    /// Waits (bounded) until the fake has accepted `n` messages in all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Posted> {
+        let waited = tokio::time::timeout(Duration::from_secs(20), async {
+            while self.accepted.lock().expect("lock").len() < n {
+                self.accepted_signal.notified().await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "the fake Slack got {} of {n} messages",
+            self.accepted().len()
+        );
+        self.accepted()
+    }
+
     pub fn accepted(&self) -> Vec<Posted> {
         self.accepted.lock().expect("lock").clone()
     }
@@ -273,11 +289,13 @@ impl Respond for FakeSlack {
     fn respond(&self, req: &WmRequest) -> ResponseTemplate {
         let m = req.url.path().trim_start_matches('/').to_string();
         self.calls.lock().expect("lock").push(m.clone());
-        if req
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            != Some("Bearer xoxb-test-token")
+        let is_response_url = m.starts_with("commands/") || m.starts_with("actions/");
+        if !is_response_url
+            && req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                != Some("Bearer xoxb-test-token")
         {
             return Self::slack_error("not_authed");
         }
@@ -288,6 +306,19 @@ impl Respond for FakeSlack {
             }
         }
         let mut accepted = self.accepted.lock().expect("lock");
+        if m.starts_with("commands/") || m.starts_with("actions/") {
+            // A response_url: Slack answers a plain `ok`.
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            accepted.push(Posted {
+                method: "response_url".into(),
+                channel: m,
+                ts: String::new(),
+                thread_ts: None,
+                body,
+            });
+            self.accepted_signal.notify_one();
+            return ResponseTemplate::new(200).set_body_string("ok");
+        }
         match m.as_str() {
             "chat.postMessage" | "chat.update" => {
                 let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
