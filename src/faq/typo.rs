@@ -94,7 +94,7 @@ fn delete_variants(chars: &[char]) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Optimal string alignment distance <= 1 (Damerau-Levenshtein restricted to one edit).
-pub(super) fn within_one_edit(a: &[char], b: &[char]) -> bool {
+fn within_one_edit(a: &[char], b: &[char]) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     match long.len() - short.len() {
         0 => {
