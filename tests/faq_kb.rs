@@ -62,13 +62,10 @@ fn shipped_file_links_the_handbook_page() {
     let page = "https://about.gitlab.com/handbook/engineering/development/enablement/distribution/maintenance/arm.html";
     let kb = KnowledgeBase::builtin();
     assert!(kb.entries().iter().any(|e| e.answer.contains(page)));
-    assert!(
-        kb.entries()
-            .iter()
-            .filter(|e| e.link.starts_with(page))
-            .count()
-            >= 10
-    );
+    // The Slack side labels every entry's link as the ARM handbook page.
+    for entry in kb.entries() {
+        assert!(entry.link.starts_with(page), "{}: {}", entry.id, entry.link);
+    }
 }
 
 #[test]
