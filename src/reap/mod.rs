@@ -1,0 +1,19 @@
+//! `/arm reap`: remove ARM builders stuck shut down, and free the runner slots they hold.
+//!
+//! [`plan`] is pure (servers in, a [`Plan`] out); [`execute`] carries out a confirmed plan
+//! against Scaleway and the runner manager; [`render`] turns both into Slack messages. Storing
+//! plans, checking who may confirm and posting messages belong to the Slack wiring.
+
+pub mod machines;
+pub mod settings;
+
+pub use machines::{MachineIndex, MachineStoreError, ReleaseError, SlotReleaser};
+pub use settings::ReapSettings;
+
+/// Escape the three characters Slack mrkdwn treats as control characters, in anything that
+/// came from Scaleway, the store or a command. Local until the crate's `slack::escape` lands.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
