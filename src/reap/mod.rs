@@ -5,9 +5,13 @@
 //! plans, checking who may confirm and posting messages belong to the Slack wiring.
 
 pub mod machines;
+pub mod plan;
 pub mod settings;
 
 pub use machines::{MachineIndex, MachineStoreError, ReleaseError, SlotReleaser};
+pub use plan::{
+    Assessment, Plan, PlanContext, PlannedRemoval, PlannedVolume, Skipped, assess, plan,
+};
 pub use settings::ReapSettings;
 
 /// Escape the three characters Slack mrkdwn treats as control characters, in anything that
@@ -16,4 +20,9 @@ pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// "1 volume", "2 volumes".
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
