@@ -534,10 +534,15 @@ proptest! {
         }
         // Each server at most once, and the over-cap ones are the most recently stuck.
         let mut seen = HashSet::new();
-        for id in plan.selected.iter().map(|r| &r.server_id).chain(plan.skipped.iter().map(|s| &s.server_id)) {
+        let selected_ids = plan.selected.iter().map(|r| &r.server_id);
+        for id in selected_ids.chain(plan.skipped.iter().map(|s| &s.server_id)) {
             prop_assert!(seen.insert(id.clone()), "{} twice", id);
         }
-        let capped: Vec<&Skipped> = plan.skipped.iter().filter(|s| s.reason.starts_with("over the per-run cap")).collect();
+        let capped: Vec<&Skipped> = plan
+            .skipped
+            .iter()
+            .filter(|s| s.reason.starts_with("over the per-run cap"))
+            .collect();
         prop_assert_eq!(capped.len(), expected.saturating_sub(max_per_run));
         if let Some(youngest) = plan.selected.iter().map(|r| r.stuck_for).min() {
             for c in capped {

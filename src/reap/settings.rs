@@ -96,7 +96,8 @@ impl ReapSettings {
             .is_none_or(|p| p.trim().is_empty())
         {
             bail!(
-                "[reap] release_command must name a program, e.g. [\"docker-machine\", \"rm\", \"-f\", \"{{machine}}\"]"
+                "[reap] release_command must name a program, e.g. \
+                 [\"docker-machine\", \"rm\", \"-f\", \"{{machine}}\"]"
             );
         }
         if !self
@@ -105,7 +106,8 @@ impl ReapSettings {
             .any(|a| a.contains(MACHINE_PLACEHOLDER))
         {
             bail!(
-                "[reap] release_command must contain {MACHINE_PLACEHOLDER} where the machine name goes"
+                "[reap] release_command must contain {MACHINE_PLACEHOLDER} where the machine \
+                 name goes"
             );
         }
         Ok(())
@@ -155,7 +157,9 @@ mod tests {
             tags = ["arm-builder"]
             allowed_zones = ["fr-par-2"]
             machine_store = "/root/.docker/machine"
-            release_command = ["ssh", "runner-manager", "sudo", "docker-machine", "rm", "-f", "{machine}"]
+            release_command = [
+                "ssh", "runner-manager", "sudo", "docker-machine", "rm", "-f", "{machine}",
+            ]
             release_timeout_secs = 60
             "#,
         )
