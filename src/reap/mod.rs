@@ -1,16 +1,26 @@
 //! `/arm reap`: remove ARM builders stuck shut down, and free the runner slots they hold.
 //!
-//! [`plan`] is pure (servers in, a [`Plan`] out); [`execute`] carries out a confirmed plan
-//! against Scaleway and the runner manager; [`render`] turns both into Slack messages. Storing
-//! plans, checking who may confirm and posting messages belong to the Slack wiring.
+//! [`plan()`] is pure (servers in, a [`Plan`] out); [`execute()`] carries out a confirmed
+//! plan against Scaleway and the runner manager; [`mod@render`] turns both into Slack
+//! messages. Storing plans, checking who may confirm and posting messages belong to the Slack
+//! wiring.
 
+pub mod execute;
 pub mod machines;
 pub mod plan;
+pub mod render;
 pub mod settings;
 
+pub use execute::{
+    NO_STORE_NOTE, ReapCounts, ReapReport, ResourceKind, ResourceOutcome, ResourceResult,
+    ServerOutcome, ServerResult, SlotOutcome, execute,
+};
 pub use machines::{MachineIndex, MachineStoreError, ReleaseError, SlotReleaser};
 pub use plan::{
     Assessment, Plan, PlanContext, PlannedRemoval, PlannedVolume, Skipped, assess, plan,
+};
+pub use render::{
+    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, plan_blocks, plan_text, report_blocks, summary_text,
 };
 pub use settings::ReapSettings;
 
