@@ -891,6 +891,13 @@ async fn the_releaser_passes_the_name_as_one_argument_and_refuses_odd_names() {
         "could not run `/nonexistent/docker-machine`: entity not found"
     );
 
+    let empty = SlotReleaser::new(Vec::new(), Duration::from_secs(5));
+    let err = empty.release("m1").await.expect_err("nothing to run");
+    assert_eq!(
+        err.user_message(),
+        "`release_command` under `[reap]` is empty"
+    );
+
     let slow = SlotReleaser::new(
         vec!["/bin/sh".into(), "-c".into(), "sleep 5 # {machine}".into()],
         Duration::from_millis(50),

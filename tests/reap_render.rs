@@ -5,7 +5,7 @@ use armbot::fleet::{ServerState, VolumeType};
 use armbot::reap::{
     CANCEL_ACTION_ID, CONFIRM_ACTION_ID, Plan, PlannedRemoval, PlannedVolume, ReapReport,
     ResourceKind, ResourceOutcome, ResourceResult, ServerOutcome, ServerResult, Skipped,
-    SlotOutcome, plan_blocks, plan_text, report_blocks, summary_text,
+    SlotOutcome, cancelled_blocks, plan_blocks, plan_text, report_blocks, summary_text,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
@@ -219,6 +219,19 @@ fn report_message_snapshot() {
     );
     // Something that is not a user id is shown, escaped, never turned into markup.
     assert!(summary_text(&report, "<!here>").starts_with("&lt;!here&gt; reaped"));
+}
+
+#[test]
+fn cancelling_says_who_and_drops_the_buttons() {
+    let blocks = cancelled_blocks(&sample_plan(), "U42");
+    assert!(!blocks.iter().any(|b| b["type"] == "actions"));
+    assert_eq!(
+        texts(&blocks),
+        [
+            ":no_entry_sign: <@U42> cancelled this reap: nothing was removed.".to_owned(),
+            format!("Plan `{PLAN_ID}` · 3 servers planned"),
+        ]
+    );
 }
 
 #[test]

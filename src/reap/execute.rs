@@ -203,6 +203,7 @@ impl ReapReport {
 /// Carry out `plan`, `settings.concurrency` servers at a time. Each server is re-read and held
 /// to the planner's rules first (with `now()` as the clock); a permission or key error stops
 /// the run: servers not yet started are left alone. Never fails: every outcome is reported.
+#[tracing::instrument(name = "reap", skip_all, fields(plan_id = %plan.id))]
 pub async fn execute<F>(
     plan: &Plan,
     client: &ScalewayClient,
@@ -276,7 +277,7 @@ where
             zone = %planned.zone,
             outcome = ?result.outcome,
             slot = ?result.slot,
-            "reap"
+            "reaped server"
         );
         result
     }

@@ -20,7 +20,8 @@ pub use plan::{
     Assessment, Plan, PlanContext, PlannedRemoval, PlannedVolume, Skipped, assess, plan,
 };
 pub use render::{
-    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, plan_blocks, plan_text, report_blocks, summary_text,
+    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, cancelled_blocks, plan_blocks, plan_text, report_blocks,
+    summary_text,
 };
 pub use settings::ReapSettings;
 

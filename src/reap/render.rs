@@ -172,6 +172,21 @@ pub fn report_blocks(report: &ReapReport, plan: &Plan, confirmed_by_user_id: &st
     blocks
 }
 
+/// The plan message after Cancel: no buttons, who cancelled, nothing done.
+pub fn cancelled_blocks(plan: &Plan, cancelled_by_user_id: &str) -> Vec<Value> {
+    vec![
+        section(&format!(
+            ":no_entry_sign: {} cancelled this reap: nothing was removed.",
+            mention(cancelled_by_user_id)
+        )),
+        context(&format!(
+            "Plan `{}` · {} planned",
+            escape(&plan.id),
+            count(plan.selected.len(), "server", "servers")
+        )),
+    ]
+}
+
 /// The channel summary, e.g. "<@U123> reaped 3 stuck builders: 3 servers, 5 volumes, 3 IPs
 /// removed, 3 runner slots freed; 1 failed: …".
 pub fn summary_text(report: &ReapReport, user: &str) -> String {
