@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod interactions;
 pub mod metrics;
 pub mod notify;
+pub mod reap;
 pub mod runner;
 pub mod server;
 pub mod slack;

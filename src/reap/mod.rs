@@ -1,0 +1,39 @@
+//! `/arm reap`: remove ARM builders stuck shut down, and free the runner slots they hold.
+//!
+//! [`plan()`] is pure (servers in, a [`Plan`] out); [`execute()`] carries out a confirmed
+//! plan against Scaleway and the runner manager; [`mod@render`] turns both into Slack
+//! messages. Storing plans, checking who may confirm and posting messages belong to the Slack
+//! wiring.
+
+pub mod execute;
+pub mod machines;
+pub mod plan;
+pub mod render;
+pub mod settings;
+
+pub use execute::{
+    NO_STORE_NOTE, ReapCounts, ReapReport, ResourceKind, ResourceOutcome, ResourceResult,
+    ServerOutcome, ServerResult, SlotOutcome, execute,
+};
+pub use machines::{MachineIndex, MachineStoreError, ReleaseError, SlotReleaser};
+pub use plan::{
+    Assessment, Plan, PlanContext, PlannedRemoval, PlannedVolume, Skipped, assess, plan,
+};
+pub use render::{
+    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, cancelled_blocks, plan_blocks, plan_text, report_blocks,
+    summary_text,
+};
+pub use settings::ReapSettings;
+
+/// Escape the three characters Slack mrkdwn treats as control characters, in anything that
+/// came from Scaleway, the store or a command. Local until the crate's `slack::escape` lands.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// "1 volume", "2 volumes".
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
