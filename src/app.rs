@@ -31,6 +31,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The bot's own ids from `auth.test`, to ignore its own messages.
     pub identity: Arc<OnceLock<Identity>>,
+    /// One reap at a time across the bot.
+    pub reap_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
             faq: Arc::new(faq),
             http,
             identity: Arc::new(OnceLock::new()),
+            reap_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 }

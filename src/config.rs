@@ -9,7 +9,10 @@ use anyhow::{Context, bail};
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::fleet::{FleetSettings, ScalewayEnv, missing_settings};
+use crate::{
+    fleet::{FleetSettings, ScalewayEnv, missing_settings},
+    reap::ReapSettings,
+};
 use serde::Deserialize;
 
 /// Where a value comes from: a lookup function so tests need not touch the
@@ -30,6 +33,8 @@ pub struct FileSettings {
     pub slack: SlackFile,
     #[serde(default)]
     pub fleet: FleetSettings,
+    #[serde(default)]
+    pub reap: ReapSettings,
     #[serde(default)]
     pub faq: FaqSettings,
 }
@@ -142,6 +147,7 @@ pub struct Settings {
     pub fleet: FleetSettings,
     /// Per-request timeout for Scaleway and the runner manager.
     pub scaleway_timeout: Duration,
+    pub reap: ReapSettings,
     pub faq: FaqSettings,
     /// Where the settings file was read from, if any.
     pub config_path: Option<PathBuf>,
@@ -279,6 +285,9 @@ impl Settings {
             min_interval: Duration::from_millis(file.slack.min_interval_ms.unwrap_or(1000)),
         };
         let scaleway = ScalewayEnv::from_lookup(env);
+        file.reap
+            .validate()
+            .context("[reap] settings are not valid")?;
 
         Ok(Self {
             listen,
@@ -290,6 +299,7 @@ impl Settings {
             scaleway,
             fleet: file.fleet,
             scaleway_timeout: Duration::from_secs(10),
+            reap: file.reap,
             faq: file.faq,
             config_path,
         })
@@ -320,11 +330,19 @@ impl Settings {
         let mut fleet_missing: Vec<String> =
             slack_missing.iter().map(|m| (*m).to_string()).collect();
         fleet_missing.extend(missing_settings(&self.scaleway, &self.fleet));
-        let fleet = if fleet_missing.is_empty() {
-            Ok(())
-        } else {
-            Err(fleet_missing.join("; "))
+        let mut reap_missing = fleet_missing.clone();
+        if self.reap.allowed_users.is_empty() && self.reap.allowed_usergroup.is_none() {
+            reap_missing.push("[reap] allowed_users (nobody may confirm)".into());
+        }
+        let joined = |m: Vec<String>| {
+            if m.is_empty() {
+                Ok(())
+            } else {
+                Err(m.join("; "))
+            }
         };
+        let fleet = joined(fleet_missing);
+        let reap = joined(reap_missing);
         vec![
             ("failure notices (POST /gitlab/webhook)", Ok(())),
             ("posting to Slack", need(post_missing)),
@@ -333,12 +351,18 @@ impl Settings {
                 need(slack_missing.clone()),
             ),
             ("/arm status", fleet),
+            ("/arm reap", reap),
         ]
     }
 
     /// Problems `check-config` reports beyond what loading already refused.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(dir) = &self.reap.machine_store {
+            if let Err(e) = crate::reap::MachineIndex::read(dir) {
+                out.push(format!("[reap] machine_store: {}", e.user_message()));
+            }
+        }
         if let Some(s) = &self.slack.signing_secret {
             let s = s.expose_secret();
             if s.len() < 16 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::{
     app::AppState,
-    commands::{Responder, faq},
+    commands::{self, Responder, faq},
+    reap,
     store::{NewMessage, OutboxKind, now_ms},
 };
 
@@ -59,6 +60,18 @@ pub async fn handle(app: AppState, payload: Value) -> Response {
                         .await;
                 });
             }
+            StatusCode::OK.into_response()
+        }
+        reap::CONFIRM_ACTION_ID | reap::CANCEL_ACTION_ID => {
+            let confirm = action_id == reap::CONFIRM_ACTION_ID;
+            tokio::spawn(commands::reap::button(
+                app,
+                user,
+                confirm,
+                value,
+                channel,
+                response_url,
+            ));
             StatusCode::OK.into_response()
         }
         _ => StatusCode::OK.into_response(),

@@ -75,10 +75,17 @@ impl FakeSlack {
     }
 }
 
-async fn api(State(fake): State<FakeSlack>, Path(method): Path<String>, body: Bytes) -> (StatusCode, Json<Value>) {
+async fn api(
+    State(fake): State<FakeSlack>,
+    Path(method): Path<String>,
+    body: Bytes,
+) -> (StatusCode, Json<Value>) {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     match method.as_str() {
-        "auth.test" => (StatusCode::OK, Json(json!({"ok": true, "user_id": "UBOT", "bot_id": "BBOT"}))),
+        "auth.test" => (
+            StatusCode::OK,
+            Json(json!({"ok": true, "user_id": "UBOT", "bot_id": "BBOT"})),
+        ),
         "chat.postMessage" | "chat.update" => {
             let channel = v["channel"].as_str().unwrap_or_default().to_string();
             let ts = if method == "chat.update" {
@@ -95,9 +102,15 @@ async fn api(State(fake): State<FakeSlack>, Path(method): Path<String>, body: By
                 metadata: v["metadata"].clone(),
                 at: Instant::now(),
             });
-            (StatusCode::OK, Json(json!({"ok": true, "channel": channel, "ts": ts})))
+            (
+                StatusCode::OK,
+                Json(json!({"ok": true, "channel": channel, "ts": ts})),
+            )
         }
-        _ => (StatusCode::OK, Json(json!({"ok": false, "error": "unknown_method"}))),
+        _ => (
+            StatusCode::OK,
+            Json(json!({"ok": false, "error": "unknown_method"})),
+        ),
     }
 }
 
@@ -107,7 +120,11 @@ async fn read(
     Query(q): Query<HashMap<String, String>>,
 ) -> Json<Value> {
     let channel = q.get("channel").cloned().unwrap_or_default();
-    let thread = if method == "conversations.replies" { q.get("ts").cloned() } else { None };
+    let thread = if method == "conversations.replies" {
+        q.get("ts").cloned()
+    } else {
+        None
+    };
     let messages: Vec<Value> = fake
         .received()
         .into_iter()
@@ -118,7 +135,11 @@ async fn read(
     Json(json!({"ok": true, "messages": messages}))
 }
 
-async fn response_url(State(fake): State<FakeSlack>, Path(rest): Path<String>, body: Bytes) -> &'static str {
+async fn response_url(
+    State(fake): State<FakeSlack>,
+    Path(rest): Path<String>,
+    body: Bytes,
+) -> &'static str {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     fake.push(Received {
         method: "response_url".into(),

@@ -3,6 +3,7 @@
 
 pub mod faq;
 pub mod grammar;
+pub mod reap;
 pub mod status;
 
 use std::{
@@ -49,7 +50,7 @@ pub async fn handle(app: AppState, req: SlashRequest) -> Response {
         ArmCommand::Faq { question } => faq::slash(&app, question.as_deref()),
         // These answer later and record their own outcome and duration.
         ArmCommand::Status { zones } => return status::start(&app, &req, zones),
-        ArmCommand::Reap => ephemeral("`/arm reap` is not available in this build yet.", None),
+        ArmCommand::Reap => return reap::start(&app, &req),
     };
     app.metrics
         .command(name, "ok", started.elapsed().as_secs_f64());

@@ -6,6 +6,7 @@
 
 pub mod outbox;
 pub mod pipeline;
+pub mod reap;
 
 use std::{str::FromStr, time::Duration};
 

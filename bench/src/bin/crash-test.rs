@@ -73,20 +73,32 @@ fn expected(events: &[Event]) -> Vec<NoticeKey> {
 fn parse_notice(text: &str) -> Option<NoticeKey> {
     let id_after = |s: &str, marker: &str| -> Option<u64> {
         let rest = &s[s.find(marker)? + marker.len()..];
-        rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+        rest.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .ok()
     };
     let ref_after = |s: &str, marker: &str| -> Option<String> {
         let rest = &s[s.find(marker)? + marker.len()..];
         rest.split_whitespace().next().map(str::to_string)
     };
     if let Some(rest) = text.strip_prefix("Fixed: ") {
-        return Some(("fixed", ref_after(rest, "branch ")?, id_after(rest, "(pipeline #")?));
+        return Some((
+            "fixed",
+            ref_after(rest, "branch ")?,
+            id_after(rest, "(pipeline #")?,
+        ));
     }
     let (kind, rest) = match text.strip_prefix("Still failing: ") {
         Some(r) => ("still", r),
         None => ("root", text),
     };
-    Some((kind, ref_after(rest, "on branch ")?, id_after(rest, "Pipeline #")?))
+    Some((
+        kind,
+        ref_after(rest, "on branch ")?,
+        id_after(rest, "Pipeline #")?,
+    ))
 }
 
 fn payload(e: &Event) -> serde_json::Value {
@@ -119,16 +131,27 @@ struct Bot {
 impl Bot {
     async fn start(&mut self) -> anyhow::Result<()> {
         let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+        cmd.arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
         for (k, v) in &self.args {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().with_context(|| format!("cannot start {}", self.bin.display()))?);
+        self.child = Some(
+            cmd.spawn()
+                .with_context(|| format!("cannot start {}", self.bin.display()))?,
+        );
         // Wait (bounded) until it answers.
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if client.get(format!("{}/readyz", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -160,11 +183,17 @@ struct Trial {
 async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(args.seed + n as u64);
-    let refs: Vec<String> = (0..args.refs).map(|i| format!("{}-{}-stable", 16 + i / 10, i % 10)).collect();
+    let refs: Vec<String> = (0..args.refs)
+        .map(|i| format!("{}-{}-stable", 16 + i / 10, i % 10))
+        .collect();
     let mut events = Vec::with_capacity(args.events);
     for id in 0..args.events as u64 {
         let r = refs[rng.random_range(0..refs.len())].clone();
-        events.push(Event { git_ref: r, id: 1000 + id, failed: rng.random_bool(0.6) });
+        events.push(Event {
+            git_ref: r,
+            id: 1000 + id,
+            failed: rng.random_bool(0.6),
+        });
     }
     let want = expected(&events);
 
@@ -174,13 +203,21 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("armbot.toml"), "[slack]\nmin_interval_ms = 0\n")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let bot = Arc::new(Mutex::new(Bot {
         args: vec![
             ("ARMBOT_LISTEN".into(), format!("127.0.0.1:{port}")),
-            ("ARMBOT_CONFIG".into(), dir.join("armbot.toml").display().to_string()),
-            ("ARMBOT_DATABASE_URL".into(), format!("sqlite://{}", dir.join("armbot.db").display())),
+            (
+                "ARMBOT_CONFIG".into(),
+                dir.join("armbot.toml").display().to_string(),
+            ),
+            (
+                "ARMBOT_DATABASE_URL".into(),
+                format!("sqlite://{}", dir.join("armbot.db").display()),
+            ),
             ("ARMBOT_NOTIFY_CHANNEL".into(), "C0CRASH".into()),
             ("GITLAB_WEBHOOK_TOKEN".into(), "crash-token".into()),
             ("SLACK_BOT_TOKEN".into(), "xoxb-crash-test".into()),
@@ -194,7 +231,9 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
     bot.lock().await.start().await?;
 
     // Senders: lane i owns refs i, i+lanes, …, so each ref's events stay in order.
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let mut lanes = Vec::new();
     for lane in 0..args.lanes {
         let mine: Vec<Event> = events
@@ -246,9 +285,16 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
     // Drain: wait until the bot's outbox is empty and nothing new arrives.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let quiet = tokio::time::timeout(Duration::from_secs(2), fake.changed()).await.is_err();
+        let quiet = tokio::time::timeout(Duration::from_secs(2), fake.changed())
+            .await
+            .is_err();
         if quiet {
-            let m = client.get(format!("{base}/metrics")).send().await?.text().await?;
+            let m = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await?
+                .text()
+                .await?;
             if !m.lines().any(|l| l.starts_with("armbot_outbox_pending{")) {
                 break;
             }
@@ -261,13 +307,22 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
 
     let mut got: BTreeMap<NoticeKey, usize> = BTreeMap::new();
     let mut unexpected = 0;
-    for r in fake.received().iter().filter(|r| r.method == "chat.postMessage") {
+    for r in fake
+        .received()
+        .iter()
+        .filter(|r| r.method == "chat.postMessage")
+    {
         match parse_notice(&r.text) {
             Some(k) => *got.entry(k).or_default() += 1,
             None => unexpected += 1,
         }
     }
-    let mut t = Trial { events: events.len(), expected: want.len(), kills, ..Trial::default() };
+    let mut t = Trial {
+        events: events.len(),
+        expected: want.len(),
+        kills,
+        ..Trial::default()
+    };
     for k in &want {
         match got.get(k) {
             None => t.lost += 1,
@@ -285,7 +340,9 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    println!("| trial | events | notices expected | received | lost | duplicated | unexpected | kill -9 | seconds |");
+    println!(
+        "| trial | events | notices expected | received | lost | duplicated | unexpected | kill -9 | seconds |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     for n in 0..args.trials {
@@ -316,14 +373,34 @@ mod tests {
 
     #[test]
     fn the_model_and_the_parser_agree_with_the_bot_texts() {
-        let ev = |id, failed| Event { git_ref: "16-1-stable".into(), id, failed };
-        let want = expected(&[ev(1, false), ev(2, true), ev(3, true), ev(4, false), ev(5, false)]);
+        let ev = |id, failed| Event {
+            git_ref: "16-1-stable".into(),
+            id,
+            failed,
+        };
+        let want = expected(&[
+            ev(1, false),
+            ev(2, true),
+            ev(3, true),
+            ev(4, false),
+            ev(5, false),
+        ]);
         assert_eq!(
             want,
-            vec![("root", "16-1-stable".into(), 2), ("still", "16-1-stable".into(), 3), ("fixed", "16-1-stable".into(), 4)]
+            vec![
+                ("root", "16-1-stable".into(), 2),
+                ("still", "16-1-stable".into(), 3),
+                ("fixed", "16-1-stable".into(), 4)
+            ]
         );
-        assert_eq!(parse_notice("Pipeline #2 failed on branch 16-1-stable of g/p"), Some(want[0].clone()));
-        assert_eq!(parse_notice("Still failing: Pipeline #3 failed on branch 16-1-stable of g/p"), Some(want[1].clone()));
+        assert_eq!(
+            parse_notice("Pipeline #2 failed on branch 16-1-stable of g/p"),
+            Some(want[0].clone())
+        );
+        assert_eq!(
+            parse_notice("Still failing: Pipeline #3 failed on branch 16-1-stable of g/p"),
+            Some(want[1].clone())
+        );
         assert_eq!(
             parse_notice("Fixed: branch 16-1-stable of g/p is green again (pipeline #4)"),
             Some(want[2].clone())
