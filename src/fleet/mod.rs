@@ -10,10 +10,4 @@ pub use scaleway::{QuotaExceededDetail, RetryPolicy, ScalewayClient, ScwError};
 pub use settings::{FleetContext, FleetSettings, ScalewayEnv, missing_settings};
 pub use status::{StatusReport, gather_status};
 
-/// Escape the three characters Slack mrkdwn treats as control characters, in anything that
-/// came from Scaleway or the settings. Local until the crate's `slack::escape` lands.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+pub(crate) use crate::slack::mrkdwn::escape;

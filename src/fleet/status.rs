@@ -352,7 +352,7 @@ impl StatusReport {
             "type": "context",
             "elements": [{
                 "type": "mrkdwn",
-                "text": clip(&self.context_text(), MAX_SECTION_CHARS),
+                "text": crate::slack::mrkdwn::truncate(&self.context_text(), MAX_SECTION_CHARS),
             }]
         }));
         if blocks.len() > MAX_BLOCKS {
@@ -797,23 +797,16 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 /// Inline code for a value from Scaleway: escaped, clipped, with backticks neutralised so it
 /// cannot close the code span.
 fn code(s: &str) -> String {
-    format!("`{}`", escape(&clip(s, MAX_NAME_CHARS)).replace('`', "'"))
-}
-
-/// At most `max` characters, with "…" when cut. Cuts on a char boundary.
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    format!(
+        "`{}`",
+        escape(&crate::slack::mrkdwn::truncate(s, MAX_NAME_CHARS)).replace('`', "'")
+    )
 }
 
 fn section(text: &str) -> Value {
     json!({
         "type": "section",
-        "text": { "type": "mrkdwn", "text": clip(text, MAX_SECTION_CHARS) }
+        "text": { "type": "mrkdwn", "text": crate::slack::mrkdwn::truncate(text, MAX_SECTION_CHARS) }
     })
 }
 
@@ -897,8 +890,8 @@ mod tests {
 
     #[test]
     fn clipping_respects_char_boundaries() {
-        assert_eq!(clip("ééééé", 3), "éé…");
-        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(crate::slack::mrkdwn::truncate("ééééé", 3), "éé…");
+        assert_eq!(crate::slack::mrkdwn::truncate("abc", 3), "abc");
         assert_eq!(code("a`b<c>"), "`a'b&lt;c&gt;`");
     }
 }

@@ -25,15 +25,9 @@ pub use render::{
 };
 pub use settings::ReapSettings;
 
-/// Escape the three characters Slack mrkdwn treats as control characters, in anything that
-/// came from Scaleway, the store or a command. Local until the crate's `slack::escape` lands.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// "1 volume", "2 volumes".
 pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
+
+pub(crate) use crate::slack::mrkdwn::escape;

@@ -12,6 +12,7 @@ use super::execute::{
 };
 use super::plan::{Plan, PlannedRemoval, human_duration};
 use super::{count, escape};
+use crate::slack::mrkdwn::truncate;
 
 /// `action_id` of the Confirm button; its `value` is what the caller passed (the plan id).
 pub const CONFIRM_ACTION_ID: &str = "reap_confirm";
@@ -515,14 +516,4 @@ fn context(text: &str) -> Value {
 
 fn plain(text: &str) -> Value {
     json!({"type": "plain_text", "text": text, "emoji": true})
-}
-
-/// At most `max` characters, the last one "…" when cut. Counts characters, as Slack does.
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
