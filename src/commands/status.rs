@@ -34,7 +34,10 @@ pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Response
         &app.settings.scaleway,
         app.settings.scaleway_timeout,
     ) {
-        Ok(ctx) => Arc::new(ctx),
+        Ok(mut ctx) => {
+            ctx.scaleway = ctx.scaleway.with_metrics(app.metrics.clone());
+            Arc::new(ctx)
+        }
         Err(sentence) => {
             app.metrics
                 .command("status", "not_configured", started.elapsed().as_secs_f64());

@@ -251,6 +251,7 @@ pub struct ScalewayClient {
     secret_key: SecretString,
     timeout: Duration,
     retry: RetryPolicy,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 // By hand so the key can never reach a log line through `{:?}`.
@@ -295,7 +296,14 @@ impl ScalewayClient {
             secret_key,
             timeout,
             retry: RetryPolicy::default(),
+            metrics: None,
         }
+    }
+
+    /// Count every call in `armbot_scaleway_calls_total{endpoint, outcome}`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replace the retry policy (tests use millisecond backoffs).
@@ -484,6 +492,18 @@ impl ScalewayClient {
                 Ok(answer) => span.record("outcome", answer.status.as_u16()),
                 Err(e) => span.record("outcome", e.label()),
             };
+            if let Some(m) = &self.metrics {
+                let outcome = match &result {
+                    Ok(answer) => answer.status.as_u16().to_string(),
+                    Err(e) => e.label().to_string(),
+                };
+                m.scaleway_calls
+                    .get_or_create(&crate::metrics::Endpoint {
+                        endpoint: endpoint.to_string(),
+                        outcome,
+                    })
+                    .inc();
+            }
             result
         }
         .instrument(span)
