@@ -95,6 +95,10 @@ async fn the_ack_does_not_wait_for_a_slow_scaleway() {
         m.contains(r#"armbot_commands_total{command="status",outcome="ok"} 1"#),
         "{m}"
     );
+    assert!(
+        m.contains(r#"armbot_scaleway_calls_total{endpoint="list_servers",outcome="200"} 1"#),
+        "{m}"
+    );
 }
 
 #[tokio::test]
