@@ -137,6 +137,22 @@ async fn size_and_shape() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(queued(&app).await, 0);
+
+    // A large but legal body (thousands of jobs) is accepted, well past Slack's 1 MB limit.
+    let mut big = pipeline(99, "master", "failed");
+    let job = big["builds"][1].clone();
+    let builds: Vec<Value> = (0..12_000)
+        .map(|i| {
+            let mut j = job.clone();
+            j["id"] = json!(10_000 + i);
+            j["name"] = json!(format!("job-{i}"));
+            j
+        })
+        .collect();
+    big["builds"] = json!(builds);
+    assert!(serde_json::to_vec(&big).expect("json").len() > 5 * 1024 * 1024);
+    assert_eq!(app.hook(&big).await, StatusCode::OK);
+    assert_eq!(queued(&app).await, 1);
 }
 
 #[tokio::test]
