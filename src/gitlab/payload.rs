@@ -4,9 +4,9 @@
 //! `variables` (which may hold secrets) are never deserialized at all.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct PipelineHook {
     pub object_kind: String,
     pub object_attributes: PipelineAttributes,
@@ -23,7 +23,7 @@ pub struct PipelineHook {
     pub source_pipeline: Option<SourcePipeline>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct PipelineAttributes {
     pub id: u64,
     #[serde(default)]
@@ -51,7 +51,7 @@ pub struct PipelineAttributes {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct MergeRequest {
     #[serde(default)]
     pub iid: Option<u64>,
@@ -59,7 +59,7 @@ pub struct MergeRequest {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct User {
     #[serde(default)]
     pub name: String,
@@ -67,7 +67,7 @@ pub struct User {
     pub username: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Project {
     pub id: u64,
     #[serde(default)]
@@ -79,7 +79,7 @@ pub struct Project {
     pub default_branch: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Commit {
     #[serde(default)]
     pub id: String,
@@ -93,13 +93,13 @@ pub struct Commit {
     pub author: Option<Author>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Author {
     #[serde(default)]
     pub name: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Build {
     pub id: u64,
     #[serde(default)]
@@ -118,7 +118,7 @@ pub struct Build {
     pub runner: Option<Runner>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Runner {
     #[serde(default)]
     pub id: Option<u64>,
@@ -128,7 +128,7 @@ pub struct Runner {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct SourcePipeline {
     #[serde(default)]
     pub pipeline_id: Option<u64>,
@@ -136,7 +136,7 @@ pub struct SourcePipeline {
     pub project: Option<SourceProject>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct SourceProject {
     #[serde(default)]
     pub id: Option<u64>,

@@ -18,6 +18,22 @@ use sqlx::{
 
 pub use outbox::{NewMessage, OutboxKind, OutboxRow};
 
+/// Records a de-duplication key; false when it was already there.
+pub(crate) async fn record_key(
+    conn: &mut sqlx::SqliteConnection,
+    key: &str,
+    now_ms: i64,
+) -> anyhow::Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -66,18 +82,6 @@ impl Store {
         let known = sqlx::migrate!("./migrations").iter().count() as i64;
         anyhow::ensure!(applied >= known, "{applied} of {known} migrations applied");
         Ok(())
-    }
-
-    /// Records a key; false when it was already there (a duplicate).
-    pub async fn first_sighting(&self, key: &str, now_ms: i64) -> anyhow::Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
     }
 
     /// Drops de-duplication keys and finished outbox rows older than `retention`.

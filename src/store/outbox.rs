@@ -143,14 +143,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let mut fresh = true;
         for k in keys {
-            let r = sqlx::query(
-                "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(k)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            fresh &= r.rows_affected() == 1;
+            fresh &= super::record_key(&mut tx, k, now_ms).await?;
         }
         if fresh {
             insert(&mut tx, m, now_ms).await?;
@@ -169,15 +162,6 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(OutboxRow::from_row).collect()
-    }
-
-    /// Rows whose last attempt started but has no recorded outcome: the
-    /// process died mid-call. The worker reconciles them before anything else.
-    pub async fn outbox_in_doubt(&self) -> anyhow::Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE state = 'attempting' ORDER BY id")
-            .fetch_all(self.pool())
-            .await?;
         rows.iter().map(OutboxRow::from_row).collect()
     }
 

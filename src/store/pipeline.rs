@@ -117,14 +117,7 @@ async fn apply_one(
     }
     let mut fresh = true;
     for k in &keys {
-        let r = sqlx::query(
-            "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(k)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
-        fresh &= r.rows_affected() == 1;
+        fresh &= super::record_key(&mut *conn, k, now_ms).await?;
     }
     if !fresh {
         return Ok(Applied::Duplicate);
