@@ -28,6 +28,8 @@ pub struct Received {
     pub thread_ts: Option<String>,
     pub text: String,
     pub metadata: Value,
+    /// The whole request body (blocks, buttons, `replace_original`…).
+    pub body: Value,
     pub at: Instant,
 }
 
@@ -69,6 +71,27 @@ impl FakeSlack {
         self.notify.notified().await;
     }
 
+    /// The first message that satisfies `pred`, waiting up to `timeout` for it.
+    pub async fn wait_for(
+        &self,
+        timeout: std::time::Duration,
+        pred: impl Fn(&Received) -> bool,
+    ) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the check, so a message pushed in between still wakes us.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.received().into_iter().find(|r| pred(r)) {
+                return Some(r);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     fn push(&self, r: Received) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).push(r);
         self.notify.notify_waiters();
@@ -100,6 +123,7 @@ async fn api(
                 thread_ts: v["thread_ts"].as_str().map(str::to_string),
                 text: v["text"].as_str().unwrap_or_default().to_string(),
                 metadata: v["metadata"].clone(),
+                body: v.clone(),
                 at: Instant::now(),
             });
             (
@@ -148,6 +172,7 @@ async fn response_url(
         thread_ts: None,
         text: v["text"].as_str().unwrap_or_default().to_string(),
         metadata: Value::Null,
+        body: v.clone(),
         at: Instant::now(),
     });
     "ok"

@@ -1,0 +1,821 @@
+//! The benchmark harness: runs every measurement of the benchmarks issue
+//! against a release `armbot` and the references, side by side in one run,
+//! and prints one markdown table. Run it with `bench/run`.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use armbot_bench::{
+    fake_scaleway::{self, FakeScaleway},
+    fake_slack::FakeSlack,
+    load::{self, Body, Hit, percentile_ms},
+    payloads::Payloads,
+    process::{Bot, Reference, release_binary},
+};
+use clap::Parser;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Repetitions of every measurement; medians are quoted with min and max.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Seconds instead of minutes: tiny loads, one repetition (a smoke run).
+    #[arg(long)]
+    quick: bool,
+    #[arg(long)]
+    armbot: Option<PathBuf>,
+    #[arg(long)]
+    loadgen: Option<PathBuf>,
+    /// GitLab's documented pipeline example, grown into the payloads.
+    #[arg(long, default_value = "examples/failed-pipeline.json")]
+    example: PathBuf,
+    /// A markdown table from `bench/micro` whose rows join this table.
+    #[arg(long)]
+    micro: Option<PathBuf>,
+    /// Run only these sections (ingest, e2e, slash, status, reap, memory).
+    #[arg(long = "only")]
+    only: Vec<String>,
+}
+
+const SIGNING_SECRET: &str = "bench-signing-secret";
+const CHANNEL: &str = "C0BENCH";
+const REAPER: &str = "U0REAPER";
+const ZONES: [&str; 3] = ["fr-par-1", "nl-ams-1", "pl-waw-1"];
+
+/// Values of one figure over the repetitions.
+#[derive(Default, Clone)]
+struct Series(Vec<f64>);
+
+impl Series {
+    fn push(&mut self, v: f64) {
+        self.0.push(v);
+    }
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+    fn show(&self, f: impl Fn(f64) -> String) -> String {
+        let v = self.sorted();
+        match v.as_slice() {
+            [] => "—".into(),
+            [one] => f(*one),
+            [first, .., last] => format!("{} ({}–{})", f(self.median()), f(*first), f(*last)),
+        }
+    }
+}
+
+fn rate(v: f64) -> String {
+    let n = v.round() as u64;
+    if n >= 1000 {
+        format!("{},{:03}/s", n / 1000, n % 1000)
+    } else {
+        format!("{n}/s")
+    }
+}
+fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+fn secs(v: f64) -> String {
+    format!("{v:.2} s")
+}
+fn pct(v: f64) -> String {
+    format!("{:.0} %", v * 100.0)
+}
+fn times(v: f64) -> String {
+    format!("{v:.2}x")
+}
+fn size(bytes: usize) -> String {
+    if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.0} KB", bytes as f64 / 1e3)
+    }
+}
+fn mib(v: f64) -> String {
+    format!("{v:.1} MB")
+}
+
+struct Row {
+    item: &'static str,
+    what: String,
+    bot: String,
+    reference: String,
+    ratio: String,
+    target: String,
+    met: Option<bool>,
+}
+
+struct Harness {
+    args: Args,
+    armbot: PathBuf,
+    loadgen: PathBuf,
+    payloads: Payloads,
+    rows: Vec<Row>,
+    next_id: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.reps = 1;
+    }
+    let armbot = args
+        .armbot
+        .clone()
+        .unwrap_or_else(|| release_binary("armbot"));
+    let loadgen = args
+        .loadgen
+        .clone()
+        .unwrap_or_else(|| release_binary("loadgen"));
+    // Absolute, since the bot runs in a directory of its own.
+    let [armbot, loadgen] = [armbot, loadgen].map(|b| {
+        b.canonicalize().with_context(|| {
+            format!(
+                "{} is missing: build it first (bench/run does)",
+                b.display()
+            )
+        })
+    });
+    let (armbot, loadgen) = (armbot?, loadgen?);
+    let payloads = Payloads::load(&args.example)?;
+    let mut h = Harness {
+        args,
+        armbot,
+        loadgen,
+        payloads,
+        rows: Vec::new(),
+        next_id: 1_000_000,
+    };
+    let started = Instant::now();
+    if h.wants("ingest") {
+        h.ingest().await.context("ingestion")?;
+    }
+    if h.wants("e2e") {
+        h.end_to_end().await.context("end to end")?;
+    }
+    if h.wants("slash") {
+        h.slash_ack().await.context("slash ack")?;
+    }
+    if h.wants("status") {
+        h.status().await.context("status")?;
+    }
+    if h.wants("reap") {
+        h.reap().await.context("reap")?;
+    }
+    if h.wants("memory") {
+        h.memory().await.context("memory")?;
+    }
+    h.micro()?;
+    h.print();
+    eprintln!(
+        "harness: {} repetition(s) in {:.0} s",
+        h.args.reps,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn scale(quick: bool, full: usize, small: usize) -> usize {
+    if quick { small } else { full }
+}
+
+fn sign(body: &str) -> (String, String) {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .to_string();
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).expect("HMAC takes any key");
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    (
+        ts,
+        format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+    )
+}
+
+/// POSTs a signed Slack request; returns the status, the body and the latency.
+async fn slack_post(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+) -> anyhow::Result<(u16, String, Duration)> {
+    let (ts, sig) = sign(&body);
+    let t = Instant::now();
+    let r = client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts)
+        .header("x-slack-signature", sig)
+        .body(body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let text = r.text().await?;
+    Ok((status, text, t.elapsed()))
+}
+
+fn slash_body(text: &str, user: &str, response_url: &str) -> String {
+    serde_urlencoded::to_string([
+        ("command", "/arm"),
+        ("text", text),
+        ("user_id", user),
+        ("channel_id", CHANNEL),
+        ("response_url", response_url),
+        ("trigger_id", "1.2.3"),
+    ])
+    .unwrap_or_default()
+}
+
+fn scaleway_env(scw: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SCW_SECRET_KEY", "bench-scw-secret".into()),
+        ("SCW_API_URL", scw.into()),
+        ("SCW_DEFAULT_ZONE", ZONES[0].into()),
+        ("SCW_DEFAULT_PROJECT_ID", fake_scaleway::PROJECT.into()),
+    ]
+}
+
+fn slack_env(slack: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SLACK_BOT_TOKEN", "xoxb-bench".into()),
+        ("SLACK_SIGNING_SECRET", SIGNING_SECRET.into()),
+        ("SLACK_API_URL", format!("{slack}/api")),
+        ("ARMBOT_NOTIFY_CHANNEL", CHANNEL.into()),
+    ]
+}
+
+impl Harness {
+    fn wants(&self, section: &str) -> bool {
+        self.args.only.is_empty() || self.args.only.iter().any(|s| s == section)
+    }
+
+    fn ids(&mut self, n: usize) -> u64 {
+        let first = self.next_id;
+        self.next_id += n as u64 + 1;
+        first
+    }
+
+    /// Item 1: throughput and latency against the reference, per payload.
+    async fn ingest(&mut self) -> anyhow::Result<()> {
+        let q = self.args.quick;
+        let cases: Vec<(&str, Body, usize, &str, f64)> = vec![
+            (
+                "ignored event (feature branch)",
+                Body::fixed(self.payloads.ignored()),
+                scale(q, 4000, 200),
+                "≥ 70 %",
+                0.70,
+            ),
+            (
+                "notified failure",
+                Body::unique(self.payloads.failure_of_size(10_000)),
+                scale(q, 3000, 150),
+                "≥ 50 %",
+                0.50,
+            ),
+            (
+                "notified failure",
+                Body::unique(self.payloads.failure_of_size(300_000)),
+                scale(q, 1500, 60),
+                "≥ 50 %",
+                0.50,
+            ),
+            (
+                "notified failure",
+                Body::unique(self.payloads.failure_of_size(5_000_000)),
+                scale(q, 120, 10),
+                "≥ 50 %",
+                0.50,
+            ),
+        ];
+        let bot = Bot::start(&self.armbot, "", &[]).await?;
+        let reference = Reference::start(&self.loadgen).await?;
+        let token = [("x-gitlab-token".to_string(), "bench-token".to_string())];
+        let mut results: Vec<(Series, Series, Series, Series, Series)> =
+            vec![Default::default(); cases.len()];
+        for _ in 0..self.args.reps {
+            for (i, (_, body, requests, _, _)) in cases.iter().enumerate() {
+                let first_id = self.ids(*requests);
+                let r = load::hit(Hit {
+                    url: &format!("{}/gitlab/webhook", reference.url),
+                    body,
+                    headers: &[],
+                    requests: *requests,
+                    concurrency: 16,
+                    first_id,
+                })
+                .await?;
+                let first_id = self.ids(*requests);
+                let b = load::hit(Hit {
+                    url: &format!("{}/gitlab/webhook", bot.url),
+                    body,
+                    headers: &token,
+                    requests: *requests,
+                    concurrency: 16,
+                    first_id,
+                })
+                .await?;
+                if b.errors > 0 || r.errors > 0 {
+                    bail!(
+                        "{}: {} bot errors, {} reference errors",
+                        cases[i].0,
+                        b.errors,
+                        r.errors
+                    );
+                }
+                let s = &mut results[i];
+                s.0.push(b.throughput());
+                s.1.push(r.throughput());
+                s.2.push(b.throughput() / r.throughput());
+                s.3.push(b.pct(0.50));
+                s.4.push(b.pct(0.99));
+            }
+        }
+        reference.stop().await;
+        bot.stop().await;
+        for ((what, body, _, target, goal), (bt, rt, ratio, p50, p99)) in
+            cases.into_iter().zip(results)
+        {
+            self.rows.push(Row {
+                item: "1",
+                what: format!("ingestion: {what}, {}, 16 connections", size(body.len())),
+                bot: format!(
+                    "{}; p50 {}; p99 {}",
+                    bt.show(rate),
+                    p50.show(ms),
+                    p99.show(ms)
+                ),
+                reference: rt.show(rate),
+                ratio: ratio.show(pct),
+                target: target.into(),
+                met: Some(ratio.median() >= goal),
+            });
+        }
+        Ok(())
+    }
+
+    /// Item 2: webhook in → `chat.postMessage` at a fake Slack that answers at once.
+    async fn end_to_end(&mut self) -> anyhow::Result<()> {
+        let slack = FakeSlack::default();
+        let (slack_url, _task) = slack.clone().start().await?;
+        // Slack's own pacing (one message a second per channel) is switched off: this
+        // measures the bot, and every notice here would otherwise wait its turn.
+        let bot = Bot::start(
+            &self.armbot,
+            "[slack]\nmin_interval_ms = 0\n",
+            &slack_env(&slack_url),
+        )
+        .await?;
+        let client = reqwest::Client::new();
+        let n = scale(self.args.quick, 200, 20);
+        let (mut p50, mut p99) = (Series::default(), Series::default());
+        for _ in 0..self.args.reps {
+            let mut lat = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = self.ids(1);
+                let body = self.payloads.tag_failure(&format!("v99.{id}.0"), id);
+                let needle = format!("Pipeline #{id} failed");
+                let t = Instant::now();
+                let r = client
+                    .post(format!("{}/gitlab/webhook", bot.url))
+                    .header("x-gitlab-token", "bench-token")
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("webhook answered {}", r.status());
+                }
+                let got = slack
+                    .wait_for(Duration::from_secs(10), |m| {
+                        m.method == "chat.postMessage" && m.text.contains(&needle)
+                    })
+                    .await
+                    .with_context(|| format!("no notice for pipeline {id} within 10 s"))?;
+                lat.push(got.at.duration_since(t));
+            }
+            lat.sort();
+            p50.push(percentile_ms(&lat, 0.50));
+            p99.push(percentile_ms(&lat, 0.99));
+        }
+        bot.stop().await;
+        self.rows.push(Row {
+            item: "2",
+            what: format!("end to end: webhook → chat.postMessage, {n} notices one after another"),
+            bot: format!("p50 {}; p99 {}", p50.show(ms), p99.show(ms)),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "p50 < 50 ms".into(),
+            met: Some(p50.median() < 50.0),
+        });
+        Ok(())
+    }
+
+    /// Item 3: the immediate ack of `/arm status` while Scaleway takes 5 s.
+    async fn slash_ack(&mut self) -> anyhow::Result<()> {
+        let scw = FakeScaleway::new(Duration::from_secs(5));
+        scw.set_zone(
+            ZONES[0],
+            (0..30)
+                .map(|n| fake_scaleway::builder(ZONES[0], n, "running", 30))
+                .collect(),
+        );
+        let (scw_url, _t1) = scw.clone().start().await?;
+        let slack = FakeSlack::default();
+        let (slack_url, _t2) = slack.clone().start().await?;
+        let toml = format!(
+            "[fleet]\nzones = [\"{}\"]\nname_prefix = \"{}\"\n",
+            ZONES[0],
+            fake_scaleway::NAME_PREFIX
+        );
+        let mut env = slack_env(&slack_url);
+        env.extend(scaleway_env(&scw_url));
+        let bot = Bot::start(&self.armbot, &toml, &env).await?;
+        let waves = scale(self.args.quick, 4, 1);
+        let (mut p50, mut p99, mut max) = (Series::default(), Series::default(), Series::default());
+        let mut delivered = 0usize;
+        let mut sent = 0usize;
+        for rep in 0..self.args.reps {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(50)
+                .build()?;
+            let url = format!("{}/slack/commands", bot.url);
+            let mut tasks = Vec::new();
+            for c in 0..50 {
+                let (client, url, slack_url) = (client.clone(), url.clone(), slack_url.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    for w in 0..waves {
+                        let key = format!("ack-{rep}-{c}-{w}");
+                        let body =
+                            slash_body("status", "U0ASKER", &format!("{slack_url}/response/{key}"));
+                        let (status, text, took) = slack_post(&client, &url, body).await?;
+                        if status != 200 || !text.contains("Looking at") {
+                            bail!("ack was {status}: {text}");
+                        }
+                        lat.push(took);
+                    }
+                    anyhow::Ok(lat)
+                }));
+            }
+            let mut lat = Vec::new();
+            for t in tasks {
+                lat.extend(t.await??);
+            }
+            lat.sort();
+            sent += lat.len();
+            p50.push(percentile_ms(&lat, 0.50));
+            p99.push(percentile_ms(&lat, 0.99));
+            max.push(percentile_ms(&lat, 1.0));
+            // Every command's report must still arrive, about 5 s later.
+            let want = lat.len();
+            let prefix = format!("ack-{rep}-");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let got = slack
+                    .received()
+                    .iter()
+                    .filter(|m| m.method == "response_url" && m.channel.starts_with(&prefix))
+                    .count();
+                if got >= want || Instant::now() > deadline {
+                    delivered += got;
+                    break;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), slack.changed()).await;
+            }
+        }
+        bot.stop().await;
+        self.rows.push(Row {
+            item: "3",
+            what: format!(
+                "slash ack: `/arm status`, 50 concurrent senders × {waves}, Scaleway answering in 5 s ({delivered}/{sent} reports delivered)"
+            ),
+            bot: format!("p99 {}; p50 {}; max {}", p99.show(ms), p50.show(ms), max.show(ms)),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "p99 < 50 ms".into(),
+            met: Some(p99.median() < 50.0 && delivered == sent),
+        });
+        Ok(())
+    }
+
+    /// Item 4: `/arm status` over 1,000 servers in 3 zones against one zone alone.
+    async fn status(&mut self) -> anyhow::Result<()> {
+        let latency = Duration::from_millis(50);
+        let scw = FakeScaleway::new(latency);
+        let states = [
+            "running",
+            "running",
+            "running",
+            "stopped",
+            "starting",
+            "stopped in place",
+        ];
+        let mut n = 0;
+        for (z, zone) in ZONES.iter().enumerate() {
+            let count = if z == 0 { 334 } else { 333 };
+            scw.set_zone(
+                zone,
+                (0..count)
+                    .map(|i| {
+                        n += 1;
+                        fake_scaleway::builder(zone, n, states[i % states.len()], 60)
+                    })
+                    .collect(),
+            );
+        }
+        // The same 1,000 servers in one zone: ten pages one after another.
+        scw.set_zone(
+            "fr-par-2",
+            (0..1000)
+                .map(|i| fake_scaleway::builder("fr-par-2", i, states[i % states.len()], 60))
+                .collect(),
+        );
+        let (scw_url, _t1) = scw.clone().start().await?;
+        let slack = FakeSlack::default();
+        let (slack_url, _t2) = slack.clone().start().await?;
+        let toml = format!(
+            "[fleet]\nzones = [{}]\nname_prefix = \"{}\"\nrunner_cap = 1200\n",
+            ZONES.map(|z| format!("\"{z}\"")).join(", "),
+            fake_scaleway::NAME_PREFIX
+        );
+        let mut env = slack_env(&slack_url);
+        env.extend(scaleway_env(&scw_url));
+        let bot = Bot::start(&self.armbot, &toml, &env).await?;
+        let client = reqwest::Client::new();
+        let url = format!("{}/slack/commands", bot.url);
+        let samples = scale(self.args.quick, 5, 1);
+        let cases = [
+            ("status", "3 zones"),
+            ("status fr-par-1", "1 zone"),
+            ("status fr-par-2", "1 zone, 1,000"),
+        ];
+        let mut walls: Vec<Series> = vec![Series::default(); cases.len()];
+        let mut ratio = Series::default();
+        let mut k = 0;
+        for _ in 0..self.args.reps {
+            let mut medians = Vec::new();
+            for (i, (text, _)) in cases.iter().enumerate() {
+                let mut one = Vec::new();
+                for _ in 0..samples {
+                    k += 1;
+                    let key = format!("status-{k}");
+                    let body = slash_body(text, "U0ASKER", &format!("{slack_url}/response/{key}"));
+                    let t = Instant::now();
+                    let (status, _, _) = slack_post(&client, &url, body).await?;
+                    if status != 200 {
+                        bail!("status command answered {status}");
+                    }
+                    let got = slack
+                        .wait_for(Duration::from_secs(60), |m| {
+                            m.method == "response_url" && m.channel == key
+                        })
+                        .await
+                        .context("no status report within 60 s")?;
+                    if !got.text.contains("servers") && !got.text.contains("builders") {
+                        eprintln!("status report: {}", got.text);
+                    }
+                    one.push(got.at.duration_since(t).as_secs_f64());
+                }
+                let m = Series(one).median();
+                walls[i].push(m);
+                medians.push(m);
+            }
+            ratio.push(medians[0] / medians[1]);
+        }
+        bot.stop().await;
+        let lat = latency.as_millis();
+        self.rows.push(Row {
+            item: "4",
+            what: format!("status: 1,000 servers in 3 zones (334/333/333) vs one zone alone (334), Scaleway {lat} ms per call"),
+            bot: format!("{} vs {}", walls[0].show(secs), walls[1].show(secs)),
+            reference: "—".into(),
+            ratio: ratio.show(times),
+            target: "< 2x".into(),
+            met: Some(ratio.median() < 2.0),
+        });
+        self.rows.push(Row {
+            item: "4",
+            what: format!(
+                "status: 1,000 servers in one zone (10 pages of 100), Scaleway {lat} ms per call"
+            ),
+            bot: walls[2].show(secs),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "—".into(),
+            met: None,
+        });
+        Ok(())
+    }
+
+    /// Item 5: reap of 100 stuck servers at 200 ms per call, bounded against serial.
+    async fn reap(&mut self) -> anyhow::Result<()> {
+        let servers = scale(self.args.quick, 100, 10);
+        let scw = FakeScaleway::new(Duration::from_millis(200));
+        let (scw_url, _t1) = scw.clone().start().await?;
+        let slack = FakeSlack::default();
+        let (slack_url, _t2) = slack.clone().start().await?;
+        let mut env = slack_env(&slack_url);
+        env.extend(scaleway_env(&scw_url));
+        let mut walls: Vec<Series> = vec![Series::default(); 2];
+        let concurrency = [8usize, 1];
+        let mut k = 0;
+        for (c, conc) in concurrency.iter().enumerate() {
+            let toml = format!(
+                "[fleet]\nzones = [\"{z}\"]\nname_prefix = \"{p}\"\n\n[reap]\nallowed_users = [\"{REAPER}\"]\nmax_per_run = {servers}\nconcurrency = {conc}\nname_prefix = \"{p}\"\n",
+                z = ZONES[0],
+                p = fake_scaleway::NAME_PREFIX,
+            );
+            let bot = Bot::start(&self.armbot, &toml, &env).await?;
+            let client = reqwest::Client::new();
+            for _ in 0..self.args.reps {
+                k += 1;
+                scw.set_zone(
+                    ZONES[0],
+                    (0..servers)
+                        .map(|n| fake_scaleway::builder(ZONES[0], n, "stopped", 120))
+                        .collect(),
+                );
+                let plan_key = format!("reap-plan-{k}");
+                let body = slash_body("reap", REAPER, &format!("{slack_url}/response/{plan_key}"));
+                slack_post(&client, &format!("{}/slack/commands", bot.url), body).await?;
+                let plan = slack
+                    .wait_for(Duration::from_secs(60), |m| {
+                        m.method == "response_url" && m.channel == plan_key
+                    })
+                    .await
+                    .context("no reap plan within 60 s")?;
+                let plan_id = find_confirm(&plan.body)
+                    .with_context(|| format!("no Confirm button in the plan: {}", plan.text))?;
+                let done_key = format!("reap-done-{k}");
+                let payload = json!({
+                    "type": "block_actions",
+                    "user": {"id": REAPER},
+                    "channel": {"id": CHANNEL},
+                    "response_url": format!("{slack_url}/response/{done_key}"),
+                    "actions": [{"action_id": "reap_confirm", "value": plan_id}],
+                });
+                let form = serde_urlencoded::to_string([("payload", payload.to_string())])?;
+                let t = Instant::now();
+                let (status, _, _) =
+                    slack_post(&client, &format!("{}/slack/interactions", bot.url), form).await?;
+                if status != 200 {
+                    bail!("confirm answered {status}");
+                }
+                slack
+                    .wait_for(Duration::from_secs(600), |m| {
+                        m.method == "response_url" && m.channel == done_key
+                    })
+                    .await
+                    .context("no reap report within 10 minutes")?;
+                walls[c].push(t.elapsed().as_secs_f64());
+                let left = scw.count(ZONES[0]);
+                if left != 0 {
+                    bail!("{left} of {servers} servers were left after the reap");
+                }
+            }
+            bot.stop().await;
+        }
+        let speedup = walls[1].median() / walls[0].median();
+        self.rows.push(Row {
+            item: "5",
+            what: format!("reap: {servers} stuck servers, 200 ms per Scaleway call (re-read, delete server, delete volume), concurrency 8 vs 1"),
+            bot: format!("{} vs {}", walls[0].show(secs), walls[1].show(secs)),
+            reference: "—".into(),
+            ratio: format!("{} faster", times(speedup)),
+            target: "≥ 5x".into(),
+            met: Some(speedup >= 5.0),
+        });
+        Ok(())
+    }
+
+    /// Item 6: resident set idle, and the peak during 200 concurrent 5 MB webhooks.
+    async fn memory(&mut self) -> anyhow::Result<()> {
+        let body = Body::unique(self.payloads.failure_of_size(5_000_000));
+        let clients = scale(self.args.quick, 200, 20);
+        let (mut idle, mut peak) = (Series::default(), Series::default());
+        let token = [("x-gitlab-token".to_string(), "bench-token".to_string())];
+        for _ in 0..self.args.reps {
+            let bot = Bot::start(&self.armbot, "", &[]).await?;
+            // Let start-up allocations settle before reading the idle figure.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            idle.push(bot.memory_kib()?.0 as f64 / 1024.0);
+            let first_id = self.ids(clients);
+            let s = load::hit(Hit {
+                url: &format!("{}/gitlab/webhook", bot.url),
+                body: &body,
+                headers: &token,
+                requests: clients,
+                concurrency: clients,
+                first_id,
+            })
+            .await?;
+            if s.errors > 0 {
+                bail!("{} of {clients} 5 MB webhooks failed", s.errors);
+            }
+            peak.push(bot.memory_kib()?.1 as f64 / 1024.0);
+            bot.stop().await;
+        }
+        self.rows.push(Row {
+            item: "6",
+            what: "memory: resident set idle (console mode, fresh store)".into(),
+            bot: idle.show(mib),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "< 30 MB".into(),
+            met: Some(idle.median() < 30.0),
+        });
+        self.rows.push(Row {
+            item: "6",
+            what: format!(
+                "memory: peak resident set during {clients} concurrent {} webhooks",
+                size(body.len())
+            ),
+            bot: peak.show(mib),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "—".into(),
+            met: None,
+        });
+        Ok(())
+    }
+
+    /// Item 7: the criterion table from `bench/micro`, row by row.
+    fn micro(&mut self) -> anyhow::Result<()> {
+        let Some(path) = &self.args.micro else {
+            return Ok(());
+        };
+        let table = std::fs::read_to_string(path)?;
+        for line in table.lines().filter(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if cells.len() < 2 || cells[0] == "benchmark" || cells[0].starts_with("---") {
+                continue;
+            }
+            self.rows.push(Row {
+                item: "7",
+                what: format!("micro (criterion): {}", cells[0]),
+                bot: cells[1].to_string(),
+                reference: "—".into(),
+                ratio: cells
+                    .get(2)
+                    .map_or("—", |c| if c.is_empty() { "—" } else { c })
+                    .to_string(),
+                target: "—".into(),
+                met: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn print(&self) {
+        println!(
+            "| # | measurement | armbot: median (min–max) | reference | ratio | target | met |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for r in &self.rows {
+            let met = match r.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "—",
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                r.item, r.what, r.bot, r.reference, r.ratio, r.target, met
+            );
+        }
+    }
+}
+
+/// The plan id carried by the Confirm button of a reap plan message.
+fn find_confirm(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(o) => {
+            if o.get("action_id").and_then(Value::as_str) == Some("reap_confirm") {
+                return o.get("value").and_then(Value::as_str).map(str::to_string);
+            }
+            o.values().find_map(find_confirm)
+        }
+        Value::Array(a) => a.iter().find_map(find_confirm),
+        _ => None,
+    }
+}
