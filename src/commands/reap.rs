@@ -54,15 +54,16 @@ pub fn start(app: &AppState, req: &SlashRequest) -> Response {
 
 async fn plan(app: &AppState, ctx: &FleetContext, user: &str) -> Result<Value, String> {
     let project = ctx.settings.project_id.as_deref();
-    let mut servers = Vec::new();
-    for zone in &ctx.settings.zones {
-        let list = ctx
-            .scaleway
-            .list_servers(zone, project)
-            .await
-            .map_err(|e| e.user_message(project))?;
-        servers.extend(list);
-    }
+    // Zones are listed at once, as for `/arm status`.
+    let lists = futures::future::try_join_all(
+        ctx.settings
+            .zones
+            .iter()
+            .map(|zone| ctx.scaleway.list_servers(zone, project)),
+    )
+    .await
+    .map_err(|e| e.user_message(project))?;
+    let servers: Vec<_> = lists.into_iter().flatten().collect();
     let index = match &app.settings.reap.machine_store {
         Some(dir) => Some(MachineIndex::read(dir).map_err(|e| e.user_message())?),
         None => None,

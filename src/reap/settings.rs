@@ -25,7 +25,8 @@ pub struct ReapSettings {
     pub max_per_run: usize,
     /// How long a plan may be confirmed after it was shown.
     pub plan_ttl_minutes: u64,
-    /// Servers handled at once during a run.
+    /// Servers handled at once during a run. Each server costs about three Scaleway calls,
+    /// so 8 at once stays well under the roughly 100 requests/s Scaleway is reported to allow.
     pub concurrency: usize,
     /// Fleet membership: the builders' Scaleway names start with this (gitlab-runner ≥ 18.6
     /// with `MachineOptionsWithName = ["scaleway-name=%s"]`).
@@ -56,7 +57,7 @@ impl Default for ReapSettings {
             grace_minutes: 15,
             max_per_run: 10,
             plan_ttl_minutes: 10,
-            concurrency: 4,
+            concurrency: 8,
             name_prefix: None,
             tags: Vec::new(),
             allowed_zones: Vec::new(),
@@ -134,6 +135,7 @@ mod tests {
         settings.validate().expect("defaults validate");
         assert_eq!(settings.grace_minutes, 15);
         assert_eq!(settings.max_per_run, 10);
+        assert_eq!(settings.concurrency, 8);
         assert_eq!(
             settings.release_command,
             ["docker-machine", "rm", "-f", "{machine}"]
