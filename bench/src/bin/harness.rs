@@ -771,15 +771,18 @@ impl Harness {
             if cells.len() < 2 || cells[0] == "benchmark" || cells[0].starts_with("---") {
                 continue;
             }
+            // Criterion's figure is its estimate with a 95 % confidence interval,
+            // not a median over repetitions.
+            let throughput = cells.get(2).filter(|c| !c.is_empty() && **c != "—");
             self.rows.push(Row {
                 item: "7",
                 what: format!("micro (criterion): {}", cells[0]),
-                bot: cells[1].to_string(),
+                bot: match throughput {
+                    Some(t) => format!("{} (95 % CI); {t}", cells[1]),
+                    None => format!("{} (95 % CI)", cells[1]),
+                },
                 reference: "—".into(),
-                ratio: cells
-                    .get(2)
-                    .map_or("—", |c| if c.is_empty() { "—" } else { c })
-                    .to_string(),
+                ratio: "—".into(),
                 target: "—".into(),
                 met: None,
             });
