@@ -1,17 +1,20 @@
 //! `/arm reap` through Slack: plan, who may confirm (user list and user group), confirmation
-//! once, and the audit log.
+//! once, what Scaleway's answers do to the summary, and the audit log.
 
 mod common;
+
+use std::time::Duration;
 
 use armbot::config::FileSettings;
 use common::*;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{method, path},
+    matchers::{method, path, path_regex},
 };
 
 const SERVER_ID: &str = "11111111-2222-3333-4444-555555555555";
+const OTHER_ID: &str = "66666666-7777-8888-9999-000000000000";
 const GROUP: &str = "S0ARM";
 
 fn stuck() -> Value {
@@ -53,8 +56,7 @@ fn click(
 struct Planned {
     app: TestApp,
     fake: FakeSlack,
-    /// Kept so the fake Slack keeps answering.
-    _slack: MockServer,
+    slack: MockServer,
     scw: MockServer,
     url: String,
     plan_id: String,
@@ -113,7 +115,7 @@ async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
     Planned {
         app,
         fake,
-        _slack: slack,
+        slack,
         scw,
         url,
         plan_id,
@@ -140,6 +142,29 @@ impl Planned {
             .audit_for(&self.plan_id)
             .await
             .expect("audit")
+    }
+
+    /// Delivers the outbox to the fake Slack until the reap summary reaches the channel.
+    async fn channel_summary(&self) -> String {
+        let mut worker = self.app.worker(FakeSlack::transport(&self.slack));
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                drain(&mut worker).await;
+                let posted = self
+                    .fake
+                    .accepted()
+                    .into_iter()
+                    .find(|p| p.method == "chat.postMessage" && p.channel == "C0CHAN");
+                if let Some(p) = posted {
+                    return p;
+                }
+                // The summary is queued after the response_url post; queueing wakes this.
+                self.app.state.wake.notified().await;
+            }
+        })
+        .await
+        .expect("the reap summary reached the channel");
+        found.body["text"].as_str().expect("text").to_string()
     }
 }
 
@@ -280,6 +305,120 @@ async fn clicks_within_the_cache_window_make_one_usergroup_call() {
     assert!(texts.iter().any(|t| t.starts_with("Only")), "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("reaped")), "{texts:?}");
     assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+}
+
+#[tokio::test]
+async fn a_server_already_gone_is_counted_as_such() {
+    let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+    let gone = json!({"type": "not_found", "message": "resource is not found",
+        "resource": "instance_server", "resource_id": SERVER_ID});
+    delete_answers(
+        &p.scw,
+        SERVER_ID,
+        ResponseTemplate::new(404).set_body_json(gone),
+        1,
+    )
+    .await;
+
+    p.click("reap_confirm", "UADMIN").await;
+    assert_eq!(
+        p.channel_summary().await,
+        "<@UADMIN> reaped 1 stuck builder: 0 servers, 0 volumes, 0 IPs removed, 0 runner \
+         slots freed; 1 already gone"
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+    assert_eq!(executed["results"][0]["outcome"], "AlreadyGone");
+    assert_eq!(executed["stopped_early"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_transient_state_is_retried_within_the_run() {
+    let p = planned(
+        vec![stuck()],
+        "allowed_users = [\"UADMIN\"]\ntransient_delay_ms = 1\n",
+    )
+    .await;
+    let busy = json!({"type": "transient_state", "message": "resource is in a transient state",
+        "resource": "instance_server", "resource_id": SERVER_ID, "current_state": "stopping"});
+    // Mounted first, so it answers first; then it is used up and the 204 answers.
+    Mock::given(method("DELETE"))
+        .and(path(server_path(SERVER_ID)))
+        .respond_with(ResponseTemplate::new(409).set_body_json(busy))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&p.scw)
+        .await;
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
+
+    p.click("reap_confirm", "UADMIN").await;
+    assert_eq!(
+        p.channel_summary().await,
+        "<@UADMIN> reaped 1 stuck builder: 1 server, 0 volumes, 0 IPs removed, 0 runner \
+         slots freed"
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+    assert_eq!(executed["results"][0]["outcome"], "Removed");
+}
+
+#[tokio::test]
+async fn permission_denied_stops_the_run_and_the_summary_says_so() {
+    // One at a time, so the second server is reached only after the first was refused.
+    let p = planned(
+        vec![
+            stuck_server(SERVER_ID, "runner-arm-one"),
+            stuck_server(OTHER_ID, "runner-arm-two"),
+        ],
+        "allowed_users = [\"UADMIN\"]\nconcurrency = 1\n",
+    )
+    .await;
+    let denied = json!({"type": "permissions_denied", "message": "insufficient permissions",
+        "details": [{"action": "delete", "resource": "instance_server"}]});
+    Mock::given(method("DELETE"))
+        .and(path_regex(
+            r"^/instance/v1/zones/fr-par-1/servers/[0-9a-f-]+$",
+        ))
+        .respond_with(ResponseTemplate::new(403).set_body_json(denied))
+        .expect(1)
+        .mount(&p.scw)
+        .await;
+
+    p.click("reap_confirm", "UADMIN").await;
+    let summary = p.channel_summary().await;
+    assert!(
+        summary.starts_with(
+            "<@UADMIN> reaped 0 of 2 stuck builders: 0 servers, 0 volumes, 0 IPs removed, 0 \
+             runner slots freed; 1 failed: `runner-arm-"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("; the run stopped early (1 not attempted)"),
+        "{summary}"
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+    let stopped = executed["stopped_early"].as_str().expect("stopped early");
+    assert!(
+        stopped.contains(
+            "lacks permission to delete a server (`delete` on `instance_server`) in project \
+             `proj-1`: give it InstancesFullAccess in that project. The run stopped"
+        ),
+        "{stopped}"
+    );
+    let outcomes: Vec<&str> = executed["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes[0].starts_with("Failed"), "{outcomes:?}");
+    assert!(outcomes[1].starts_with("NotAttempted"), "{outcomes:?}");
 }
 
 #[test]
