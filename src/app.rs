@@ -6,8 +6,16 @@ use axum::Router;
 use tokio::sync::Notify;
 
 use crate::{
-    config::Settings, faq::KnowledgeBase, http, ingest::Ingestor, metrics::Metrics,
-    slack::api::Identity, store::Store,
+    config::Settings,
+    faq::KnowledgeBase,
+    http,
+    ingest::Ingestor,
+    metrics::Metrics,
+    slack::{
+        api::{Identity, SlackClient},
+        usergroups::{MEMBERS_TTL, Usergroups},
+    },
+    store::Store,
 };
 
 /// Unix seconds; injectable so signature windows can be tested.
@@ -33,6 +41,8 @@ pub struct AppState {
     pub identity: Arc<OnceLock<Identity>>,
     /// One reap at a time across the bot.
     pub reap_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Members of `[reap] allowed_usergroup`, asked of Slack.
+    pub usergroups: Arc<Usergroups>,
 }
 
 impl AppState {
@@ -52,6 +62,15 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(10))
             .user_agent(concat!("armbot/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let slack = match &settings.slack.bot_token {
+            Some(token) => Some(SlackClient::new(
+                &settings.slack.api_url,
+                token.clone(),
+                std::time::Duration::from_secs(10),
+            )?),
+            None => None,
+        };
+        let usergroups = Usergroups::new(slack, metrics.clone(), MEMBERS_TTL);
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
         let ingest = Ingestor::spawn(
@@ -70,6 +89,7 @@ impl AppState {
             http,
             identity: Arc::new(OnceLock::new()),
             reap_lock: Arc::new(tokio::sync::Mutex::new(())),
+            usergroups: Arc::new(usergroups),
         })
     }
 }

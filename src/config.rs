@@ -363,6 +363,22 @@ impl Settings {
                 out.push(format!("[reap] machine_store: {}", e.user_message()));
             }
         }
+        if let Some(group) = &self.reap.allowed_usergroup {
+            // Slack user group ids start with S; a handle (`arm-admins`) is the usual mistake.
+            if !group.starts_with('S') {
+                out.push(format!(
+                    "[reap] allowed_usergroup `{group}` is not a user group id (S…): Slack would \
+                     answer no_such_subteam and its members could not confirm"
+                ));
+            }
+            if self.console_mode() {
+                out.push(
+                    "[reap] allowed_usergroup is set but SLACK_BOT_TOKEN is not: the group \
+                     cannot be checked, so only allowed_users can confirm"
+                        .into(),
+                );
+            }
+        }
         if let Some(s) = &self.slack.signing_secret {
             let s = s.expose_secret();
             if s.len() < 16 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {

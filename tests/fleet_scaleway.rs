@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use armbot::fleet::{Deleted, RetryPolicy, ScalewayClient, ScwError, ServerState, VolumeType};
+use armbot::fleet::{
+    Deleted, Operation, RetryPolicy, ScalewayClient, ScwError, ServerState, VolumeType,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
@@ -345,10 +347,11 @@ async fn error_types_map_to_variants_and_user_sentences() {
             403,
             json!({"type":"permissions_denied","message":"insufficient permissions","details":[{"action":"read","resource":"instance_server"}]}),
             ScwError::PermissionDenied {
+                operation: Operation::ListServers,
                 action: Some("read".into()),
                 resource: Some("instance_server".into()),
             },
-            "The Scaleway key lacks permission to read `instance_server` in project `proj-1`: give it InstancesReadOnly (or InstancesFullAccess for reap) in that project.",
+            "The Scaleway key lacks permission to list servers (`read` on `instance_server`) in project `proj-1`: give it InstancesReadOnly (or InstancesFullAccess, which `/arm reap` needs) in that project.",
         ),
         (
             403,

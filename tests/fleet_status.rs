@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use armbot::fleet::status::{CapStatus, QuotaLine, QuotaStatus, StateCounts};
 use armbot::fleet::{
-    FleetContext, FleetSettings, Quotum, QuotumLimit, RetryPolicy, ScalewayEnv, ScwError, Server,
-    ServerState, StatusReport, gather_status,
+    FleetContext, FleetSettings, Operation, Quotum, QuotumLimit, RetryPolicy, ScalewayEnv,
+    ScwError, Server, ServerState, StatusReport, gather_status,
 };
 use armbot::runner::{MachineStates, RunnerMetricsError};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -83,6 +83,7 @@ fn synthetic_zones() -> Vec<(String, Result<Vec<Server>, ScwError>)> {
         (
             "nl-ams-1".into(),
             Err(ScwError::PermissionDenied {
+                operation: Operation::ListServers,
                 action: Some("read".into()),
                 resource: Some("instance_server".into()),
             }),
@@ -293,7 +294,7 @@ fn blocks_of_a_representative_report() {
       },
       {
         "text": {
-          "text": "*nl-ams-1*: :x: could not list the servers. The Scaleway key lacks permission to read `instance_server` in project `proj-1`: give it InstancesReadOnly (or InstancesFullAccess for reap) in that project.",
+          "text": "*nl-ams-1*: :x: could not list the servers. The Scaleway key lacks permission to list servers (`read` on `instance_server`) in project `proj-1`: give it InstancesReadOnly (or InstancesFullAccess, which `/arm reap` needs) in that project.",
           "type": "mrkdwn"
         },
         "type": "section"
@@ -580,7 +581,9 @@ async fn gathers_three_zones_concurrently_runner_and_quotas() {
     ));
     let text = report.to_blocks().to_string();
     assert!(text.contains("4 of 4 slots used, 2 by machines that do no work"));
-    assert!(text.contains("lacks permission to read `instance_server` in project `proj-1`"));
+    assert!(text.contains(
+        "lacks permission to list servers (`read` on `instance_server`) in project `proj-1`"
+    ));
     assert!(text.contains("BASIC2-A4C-8G in fr-par-1: 2 of 6"));
     assert!(!text.contains(KEY));
 }

@@ -90,9 +90,27 @@ fn scopes_are_exactly_what_the_code_uses() {
             "conversations.history" | "conversations.replies" => {
                 &["channels:history", "groups:history", "im:history"]
             }
+            "usergroups.users.list" => &["usergroups:read"],
             other => panic!("no scope mapping for {other}: add it here and to the manifest"),
         };
         needed.extend(for_method);
     }
     assert_eq!(scopes, needed);
+}
+
+/// `METHODS` is what the scope check above trusts, so it must list every method the client
+/// calls: each `call("…")` / `get("…")` in the client's source.
+#[test]
+fn methods_list_every_method_the_client_calls() {
+    let source = include_str!("../src/slack/api.rs");
+    let called = regex::Regex::new(r#"self\s*\.(?:call|get)\(\s*"([a-zA-Z.]+)""#).expect("regex");
+    let mut in_source: Vec<&str> = called
+        .captures_iter(source)
+        .filter_map(|c| c.get(1).map(|m| m.as_str()))
+        .collect();
+    in_source.sort_unstable();
+    in_source.dedup();
+    let mut listed = armbot::slack::api::METHODS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(in_source, listed);
 }

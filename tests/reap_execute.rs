@@ -585,9 +585,8 @@ async fn permission_denied_stops_the_run() {
     assert_eq!(
         why,
         "Scaleway refused to delete server `runner-qasr7s6-arm-srv-1`: The Scaleway key lacks \
-         permission to delete in project `proj-1`: give it InstancesFullAccess (and \
-         BlockStorageFullAccess for block volumes) there. The run stopped: servers not yet \
-         started were left alone."
+         permission to delete a server in project `proj-1`: give it InstancesFullAccess in \
+         that project. The run stopped: servers not yet started were left alone."
     );
     assert!(matches!(
         report.results[0].outcome,

@@ -1,23 +1,36 @@
-//! `/arm reap` through Slack: plan, refusal, confirmation once, audit log.
+//! `/arm reap` through Slack: plan, who may confirm (user list and user group), confirmation
+//! once, what Scaleway's answers do to the summary, and the audit log.
 
 mod common;
+
+use std::time::Duration;
 
 use armbot::config::FileSettings;
 use common::*;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{method, path},
+    matchers::{method, path, path_regex},
 };
 
 const SERVER_ID: &str = "11111111-2222-3333-4444-555555555555";
+const OTHER_ID: &str = "66666666-7777-8888-9999-000000000000";
+const GROUP: &str = "S0ARM";
 
 fn stuck() -> Value {
+    stuck_server(SERVER_ID, "runner-arm-stuck")
+}
+
+fn stuck_server(id: &str, name: &str) -> Value {
     json!({
-        "id": SERVER_ID, "name": "runner-arm-stuck", "arch": "arm64", "commercial_type": "BASIC2-A4C-8G",
+        "id": id, "name": name, "arch": "arm64", "commercial_type": "BASIC2-A4C-8G",
         "state": "stopped in place", "zone": "fr-par-1", "project": "proj-1", "tags": [], "protected": false,
         "modification_date": "2026-01-01T00:00:00+00:00", "volumes": {}, "public_ips": []
     })
+}
+
+fn server_path(id: &str) -> String {
+    format!("/instance/v1/zones/fr-par-1/servers/{id}")
 }
 
 fn click(
@@ -39,84 +52,155 @@ fn click(
     )
 }
 
-#[tokio::test]
-async fn plan_refuse_confirm_once_and_audit() {
+/// A plan shown in Slack, ready for clicks. The caller mounts Scaleway's DELETE answers.
+struct Planned {
+    app: TestApp,
+    fake: FakeSlack,
+    slack: MockServer,
+    scw: MockServer,
+    url: String,
+    plan_id: String,
+}
+
+/// `/arm reap` with these servers stuck and this `[reap]` table (after `name_prefix`).
+async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
     let scw = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/instance/v1/zones/fr-par-1/servers"))
         .respond_with(
             ResponseTemplate::new(200)
-                .insert_header("x-total-count", "1")
-                .set_body_json(json!({"servers": [stuck()]})),
+                .insert_header("x-total-count", servers.len().to_string().as_str())
+                .set_body_json(json!({"servers": servers})),
         )
         .mount(&scw)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/instance/v1/zones/fr-par-1/servers/{SERVER_ID}"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"server": stuck()})))
-        .mount(&scw)
-        .await;
-    Mock::given(method("DELETE"))
-        .and(path(format!(
-            "/instance/v1/zones/fr-par-1/servers/{SERVER_ID}"
-        )))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&scw)
-        .await;
+    for server in &servers {
+        let id = server["id"].as_str().expect("id");
+        Mock::given(method("GET"))
+            .and(path(server_path(id)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"server": server})))
+            .mount(&scw)
+            .await;
+    }
     let file: FileSettings =
-        toml::from_str("[reap]\nallowed_users = [\"UADMIN\"]\nname_prefix = \"runner-arm\"\n")
-            .expect("toml");
-    let uri = scw.uri();
+        toml::from_str(&format!("[reap]\nname_prefix = \"runner-arm\"\n{reap}")).expect("toml");
+    let (fake, slack) = FakeSlack::start().await;
+    let (scw_uri, slack_uri) = (scw.uri(), slack.uri());
     let app = app(settings_with_file(
         file,
         &[
             ("SCW_SECRET_KEY", "scw-key"),
             ("SCW_DEFAULT_PROJECT_ID", "proj-1"),
             ("SCW_DEFAULT_ZONE", "fr-par-1"),
-            ("SCW_API_URL", &uri),
+            ("SCW_API_URL", &scw_uri),
+            ("SLACK_BOT_TOKEN", "xoxb-test-token"),
+            ("SLACK_API_URL", &slack_uri),
         ],
     ))
     .await;
-    let (fake, slack) = FakeSlack::start().await;
-    let url = format!("{}/commands/T1/1/x", slack.uri());
+    let url = format!("{slack_uri}/commands/T1/1/x");
 
     let (_, ack) = app.request(slash("reap", &url)).await;
     assert!(ack.contains("nothing is deleted"), "{ack}");
     let plan_msg = fake.wait_for(1).await.remove(0);
     assert_eq!(plan_msg.body["response_type"], "in_channel");
     let plan_text = plan_msg.body.to_string();
-    assert!(
-        plan_text.contains("runner-arm-stuck") && plan_text.contains("reap_confirm"),
-        "{plan_text}"
-    );
+    assert!(plan_text.contains("reap_confirm"), "{plan_text}");
     let plan_id = plan_msg.body["blocks"]
         .as_array()
         .and_then(|b| b.iter().find(|b| b["type"] == "actions"))
         .and_then(|b| b["elements"][0]["value"].as_str())
         .expect("confirm button")
         .to_string();
+    Planned {
+        app,
+        fake,
+        slack,
+        scw,
+        url,
+        plan_id,
+    }
+}
+
+impl Planned {
+    async fn click(&self, action: &str, user: &str) {
+        let (status, _) = self
+            .app
+            .request(click(action, user, &self.plan_id, &self.url))
+            .await;
+        assert_eq!(status, axum::http::StatusCode::OK);
+    }
+
+    /// The `n`th message sent to Slack in all (1-based: the plan is the first).
+    async fn nth(&self, n: usize) -> Value {
+        self.fake.wait_for(n).await.remove(n - 1).body
+    }
+
+    async fn actions(&self) -> Vec<(String, String, String)> {
+        self.app
+            .store
+            .audit_for(&self.plan_id)
+            .await
+            .expect("audit")
+    }
+
+    /// Delivers the outbox to the fake Slack until the reap summary reaches the channel.
+    async fn channel_summary(&self) -> String {
+        let mut worker = self.app.worker(FakeSlack::transport(&self.slack));
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                drain(&mut worker).await;
+                let posted = self
+                    .fake
+                    .accepted()
+                    .into_iter()
+                    .find(|p| p.method == "chat.postMessage" && p.channel == "C0CHAN");
+                if let Some(p) = posted {
+                    return p;
+                }
+                // The summary is queued after the response_url post; queueing wakes this.
+                self.app.state.wake.notified().await;
+            }
+        })
+        .await
+        .expect("the reap summary reached the channel");
+        found.body["text"].as_str().expect("text").to_string()
+    }
+}
+
+fn audit_actions(rows: &[(String, String, String)]) -> Vec<&str> {
+    rows.iter().map(|(_, a, _)| a.as_str()).collect()
+}
+
+async fn delete_answers(scw: &MockServer, id: &str, answer: ResponseTemplate, times: u64) {
+    Mock::given(method("DELETE"))
+        .and(path(server_path(id)))
+        .respond_with(answer)
+        .expect(times)
+        .mount(scw)
+        .await;
+}
+
+#[tokio::test]
+async fn plan_refuse_confirm_once_and_audit() {
+    let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+    // The DELETE is expected exactly once, double click or not.
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
 
     // Someone not allowed: refused, nothing deleted.
-    app.request(click("reap_confirm", "UNOBODY", &plan_id, &url))
-        .await;
-    let refusal = fake.wait_for(2).await.remove(1);
+    p.click("reap_confirm", "UNOBODY").await;
+    let refusal = p.nth(2).await;
     assert!(
-        refusal.body["text"]
+        refusal["text"]
             .as_str()
             .is_some_and(|t| t.contains("allowed_users")),
-        "{:?}",
-        refusal.body
+        "{refusal:?}"
     );
 
     // A double click: the plan runs once (DELETE expected exactly once).
-    app.request(click("reap_confirm", "UADMIN", &plan_id, &url))
-        .await;
-    app.request(click("reap_confirm", "UADMIN", &plan_id, &url))
-        .await;
-    let all = fake.wait_for(4).await;
+    p.click("reap_confirm", "UADMIN").await;
+    p.click("reap_confirm", "UADMIN").await;
+    let all = p.fake.wait_for(4).await;
     let texts: Vec<String> = all[2..]
         .iter()
         .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
@@ -126,9 +210,243 @@ async fn plan_refuse_confirm_once_and_audit() {
         all[2..].iter().any(|p| p.body["replace_original"] == true),
         "the plan message is updated"
     );
-    let audit = app.store.audit_for(&plan_id).await.expect("audit");
-    let actions: Vec<&str> = audit.iter().map(|(_, a, _)| a.as_str()).collect();
-    assert_eq!(actions, vec!["plan", "refused", "confirm", "executed"]);
+    let audit = p.actions().await;
+    assert_eq!(
+        audit_actions(&audit),
+        vec!["plan", "refused", "confirm", "executed"]
+    );
     assert!(audit[3].2.contains(SERVER_ID));
     assert_eq!(audit[2].0, "UADMIN");
+    // No group configured: Slack is never asked.
+    assert_eq!(p.fake.calls("usergroups.users.list"), 0);
+}
+
+const WITH_GROUP: &str = "allowed_users = [\"UADMIN\"]\nallowed_usergroup = \"S0ARM\"\n";
+
+#[tokio::test]
+async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
+    let p = planned(vec![stuck()], WITH_GROUP).await;
+    p.fake.usergroup(GROUP, &["UOTHER", "UMEMBER"]);
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
+
+    p.click("reap_confirm", "UMEMBER").await;
+    let done = p.nth(2).await;
+    assert_eq!(done["replace_original"], true, "{done:?}");
+    assert!(
+        done["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("<@UMEMBER> reaped 1 stuck builder: 1 server")),
+        "{done:?}"
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+    assert_eq!(audit[1].0, "UMEMBER");
+    assert_eq!(audit[1].2, r#"{"via":"allowed_usergroup"}"#);
+    assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+}
+
+#[tokio::test]
+async fn someone_outside_the_usergroup_is_refused_and_nothing_is_deleted() {
+    let p = planned(vec![stuck()], WITH_GROUP).await;
+    p.fake.usergroup(GROUP, &["UMEMBER"]);
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 0).await;
+
+    p.click("reap_confirm", "UOUTSIDER").await;
+    let refusal = p.nth(2).await;
+    assert_eq!(refusal["response_type"], "ephemeral");
+    assert_eq!(
+        refusal["text"],
+        "Only the people listed in `[reap] allowed_users` or in the `[reap] allowed_usergroup` \
+         user group can confirm or cancel a reap; nothing was changed."
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
+    assert_eq!(audit[1].2, r#"{"confirm":true,"reason":"not_allowed"}"#);
+}
+
+#[tokio::test]
+async fn a_failing_usergroup_lookup_refuses() {
+    // The fake knows no group S0ARM: Slack answers `no_such_subteam`.
+    let p = planned(vec![stuck()], WITH_GROUP).await;
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 0).await;
+
+    p.click("reap_confirm", "UMEMBER").await;
+    let refusal = p.nth(2).await;
+    assert_eq!(refusal["response_type"], "ephemeral");
+    assert_eq!(
+        refusal["text"],
+        "I couldn't check membership of the reap group: Slack knows no user group `S0ARM`; ask \
+         an admin to check `[reap] allowed_usergroup` (the group's id, S…, not its handle). \
+         Nothing was changed."
+    );
+    assert!(!refusal.to_string().contains("xoxb"));
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
+    assert!(
+        audit[1].2.contains("usergroup_unavailable"),
+        "{:?}",
+        audit[1]
+    );
+}
+
+#[tokio::test]
+async fn clicks_within_the_cache_window_make_one_usergroup_call() {
+    let p = planned(vec![stuck()], WITH_GROUP).await;
+    p.fake.usergroup(GROUP, &["UMEMBER"]);
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
+
+    p.click("reap_confirm", "UOUTSIDER").await;
+    p.click("reap_confirm", "UMEMBER").await;
+    let answers = p.fake.wait_for(3).await;
+    let texts: Vec<&str> = answers[1..]
+        .iter()
+        .filter_map(|m| m.body["text"].as_str())
+        .collect();
+    assert!(texts.iter().any(|t| t.starts_with("Only")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("reaped")), "{texts:?}");
+    assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+}
+
+#[tokio::test]
+async fn a_server_already_gone_is_counted_as_such() {
+    let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+    let gone = json!({"type": "not_found", "message": "resource is not found",
+        "resource": "instance_server", "resource_id": SERVER_ID});
+    delete_answers(
+        &p.scw,
+        SERVER_ID,
+        ResponseTemplate::new(404).set_body_json(gone),
+        1,
+    )
+    .await;
+
+    p.click("reap_confirm", "UADMIN").await;
+    assert_eq!(
+        p.channel_summary().await,
+        "<@UADMIN> reaped 1 stuck builder: 0 servers, 0 volumes, 0 IPs removed, 0 runner \
+         slots freed; 1 already gone"
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+    assert_eq!(executed["results"][0]["outcome"], "AlreadyGone");
+    assert_eq!(executed["stopped_early"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_transient_state_is_retried_within_the_run() {
+    let p = planned(
+        vec![stuck()],
+        "allowed_users = [\"UADMIN\"]\ntransient_delay_ms = 1\n",
+    )
+    .await;
+    let busy = json!({"type": "transient_state", "message": "resource is in a transient state",
+        "resource": "instance_server", "resource_id": SERVER_ID, "current_state": "stopping"});
+    // Mounted first, so it answers first; then it is used up and the 204 answers.
+    Mock::given(method("DELETE"))
+        .and(path(server_path(SERVER_ID)))
+        .respond_with(ResponseTemplate::new(409).set_body_json(busy))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&p.scw)
+        .await;
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
+
+    p.click("reap_confirm", "UADMIN").await;
+    assert_eq!(
+        p.channel_summary().await,
+        "<@UADMIN> reaped 1 stuck builder: 1 server, 0 volumes, 0 IPs removed, 0 runner \
+         slots freed"
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+    assert_eq!(executed["results"][0]["outcome"], "Removed");
+}
+
+#[tokio::test]
+async fn permission_denied_stops_the_run_and_the_summary_says_so() {
+    // One at a time, so the second server is reached only after the first was refused.
+    let p = planned(
+        vec![
+            stuck_server(SERVER_ID, "runner-arm-one"),
+            stuck_server(OTHER_ID, "runner-arm-two"),
+        ],
+        "allowed_users = [\"UADMIN\"]\nconcurrency = 1\n",
+    )
+    .await;
+    let denied = json!({"type": "permissions_denied", "message": "insufficient permissions",
+        "details": [{"action": "delete", "resource": "instance_server"}]});
+    Mock::given(method("DELETE"))
+        .and(path_regex(
+            r"^/instance/v1/zones/fr-par-1/servers/[0-9a-f-]+$",
+        ))
+        .respond_with(ResponseTemplate::new(403).set_body_json(denied))
+        .expect(1)
+        .mount(&p.scw)
+        .await;
+
+    p.click("reap_confirm", "UADMIN").await;
+    let summary = p.channel_summary().await;
+    assert!(
+        summary.starts_with(
+            "<@UADMIN> reaped 0 of 2 stuck builders: 0 servers, 0 volumes, 0 IPs removed, 0 \
+             runner slots freed; 1 failed: `runner-arm-"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("; the run stopped early (1 not attempted)"),
+        "{summary}"
+    );
+    let audit = p.actions().await;
+    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+    let stopped = executed["stopped_early"].as_str().expect("stopped early");
+    assert!(
+        stopped.contains(
+            "lacks permission to delete a server (`delete` on `instance_server`) in project \
+             `proj-1`: give it InstancesFullAccess in that project. The run stopped"
+        ),
+        "{stopped}"
+    );
+    let outcomes: Vec<&str> = executed["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes[0].starts_with("Failed"), "{outcomes:?}");
+    assert!(outcomes[1].starts_with("NotAttempted"), "{outcomes:?}");
+}
+
+#[test]
+fn check_config_warns_about_a_usergroup_it_cannot_check() {
+    let file = |group: &str| -> FileSettings {
+        toml::from_str(&format!("[reap]\nallowed_usergroup = \"{group}\"\n")).expect("toml")
+    };
+    // Console mode (no bot token) and a handle instead of an id: both said.
+    let problems = settings_with_file(file("arm-admins"), &[]).problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`arm-admins` is not a user group id")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("SLACK_BOT_TOKEN is not")),
+        "{problems:?}"
+    );
+    let fine = settings_with_file(file(GROUP), &[("SLACK_BOT_TOKEN", "xoxb-test-token")]);
+    assert!(
+        !fine
+            .problems()
+            .iter()
+            .any(|p| p.contains("allowed_usergroup")),
+        "{:?}",
+        fine.problems()
+    );
 }

@@ -219,3 +219,76 @@ async fn unknown_event_types_and_interactions_are_acknowledged() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+fn share_click(entry_id: &str, response_url: &str) -> Request<Body> {
+    let payload = json!({
+        "type": "block_actions", "user": {"id": "U0ASKER"}, "channel": {"id": "C0CHAN"},
+        "response_url": response_url,
+        "actions": [{"action_id": "faq_share", "value": entry_id}]
+    })
+    .to_string();
+    let form = serde_urlencoded::to_string([("payload", payload.as_str())]).expect("form");
+    slack_request(
+        "/slack/interactions",
+        "application/x-www-form-urlencoded",
+        &form,
+    )
+}
+
+#[tokio::test]
+async fn a_shared_faq_answer_is_posted_in_the_channel() {
+    let app = app(settings(&[])).await;
+    let (fake, server) = FakeSlack::start().await;
+    let url = format!("{}/actions/T1/1/x", server.uri());
+
+    // The answer is shown only to the asker, with a Share button.
+    let (status, body) = app
+        .request(slash("faq why are my builds pending", &url))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(answer["response_type"], "ephemeral");
+    let button = answer["blocks"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["type"] == "actions"))
+        .map(|b| b["elements"][0].clone())
+        .expect("a share button");
+    assert_eq!(button["action_id"], "faq_share");
+    assert_eq!(button["text"]["text"], "Share in channel");
+    let entry_id = button["value"].as_str().expect("entry id");
+
+    // Clicking it queues the answer for the channel and removes the ephemeral copy.
+    let (status, _) = app.request(share_click(entry_id, &url)).await;
+    assert_eq!(status, StatusCode::OK);
+    let deleted = fake.wait_for(1).await.remove(0);
+    assert_eq!(deleted.method, "response_url");
+    assert_eq!(deleted.body, json!({"delete_original": true}));
+
+    let mut worker = app.worker(FakeSlack::transport(&server));
+    drain(&mut worker).await;
+    let posted = fake.accepted();
+    assert_eq!(posted.len(), 2, "{posted:?}");
+    let shared = &posted[1];
+    assert_eq!(
+        (shared.method.as_str(), shared.channel.as_str()),
+        ("chat.postMessage", "C0CHAN")
+    );
+    assert_eq!(shared.body["text"], answer["text"]);
+    assert!(
+        shared.body["blocks"]
+            .to_string()
+            .contains("Shared by <@U0ASKER> with `/arm faq`"),
+        "{:?}",
+        shared.body
+    );
+    assert!(
+        !shared.body["blocks"].to_string().contains("faq_share"),
+        "the shared copy has no button"
+    );
+
+    // An answer the knowledge base no longer has: acknowledged, nothing posted.
+    let (status, _) = app.request(share_click("no-such-entry", &url)).await;
+    assert_eq!(status, StatusCode::OK);
+    drain(&mut worker).await;
+    assert_eq!(fake.accepted().len(), 2);
+}

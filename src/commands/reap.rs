@@ -92,6 +92,45 @@ async fn plan(app: &AppState, ctx: &FleetContext, user: &str) -> Result<Value, S
     }))
 }
 
+struct Refusal {
+    /// For the audit log.
+    reason: &'static str,
+    sentence: String,
+}
+
+/// Which setting lets `user` confirm or cancel a reap: listed in `allowed_users`, or a member
+/// of `allowed_usergroup`. Fails closed: a group Slack cannot answer for lets nobody in.
+async fn allowed(app: &AppState, user: &str) -> Result<&'static str, Refusal> {
+    let s = &app.settings.reap;
+    if s.allowed_users.iter().any(|u| u == user) {
+        return Ok("allowed_users");
+    }
+    let not_allowed = |who: &str| Refusal {
+        reason: "not_allowed",
+        sentence: format!("Only {who} can confirm or cancel a reap; nothing was changed."),
+    };
+    let Some(group) = &s.allowed_usergroup else {
+        return Err(not_allowed("the people listed in `[reap] allowed_users`"));
+    };
+    match app.usergroups.contains(group, user).await {
+        Ok(true) => Ok("allowed_usergroup"),
+        Ok(false) => Err(not_allowed(
+            "the people listed in `[reap] allowed_users` or in the `[reap] allowed_usergroup` \
+             user group",
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, usergroup = %group, "could not check reap group membership");
+            Err(Refusal {
+                reason: "usergroup_unavailable",
+                sentence: format!(
+                    "I couldn't check membership of the reap group: {}. Nothing was changed.",
+                    e.user_reason(group)
+                ),
+            })
+        }
+    }
+}
+
 /// A Confirm or Cancel click. Answers at once; the reap runs in the background.
 pub async fn button(
     app: AppState,
@@ -103,23 +142,23 @@ pub async fn button(
 ) {
     let responder = Responder::for_url(app.clone(), &response_url, &user);
     let refuse = |text: String| json!({"response_type": "ephemeral", "replace_original": false, "text": text});
-    let s = &app.settings.reap;
-    if !s.allowed_users.contains(&user) {
-        let _ = app
-            .store
-            .audit(
-                now_ms(),
-                &user,
-                "refused",
-                Some(&plan_id),
-                &json!({"confirm": confirm}),
-            )
-            .await;
-        responder
-            .send(refuse("Only the people listed in `[reap] allowed_users` can confirm or cancel a reap; nothing was changed.".into()))
-            .await;
-        return;
-    }
+    let via = match allowed(&app, &user).await {
+        Ok(via) => via,
+        Err(refusal) => {
+            let _ = app
+                .store
+                .audit(
+                    now_ms(),
+                    &user,
+                    "refused",
+                    Some(&plan_id),
+                    &json!({"confirm": confirm, "reason": refusal.reason}),
+                )
+                .await;
+            responder.send(refuse(refusal.sentence)).await;
+            return;
+        }
+    };
     let claim = app
         .store
         .claim_plan(
@@ -173,7 +212,13 @@ pub async fn button(
     if !confirm {
         let _ = app
             .store
-            .audit(now_ms(), &user, "cancel", Some(&plan_id), &json!({}))
+            .audit(
+                now_ms(),
+                &user,
+                "cancel",
+                Some(&plan_id),
+                &json!({"via": via}),
+            )
             .await;
         app.metrics
             .reaps
@@ -189,7 +234,13 @@ pub async fn button(
     let _guard = app.reap_lock.lock().await;
     let _ = app
         .store
-        .audit(now_ms(), &user, "confirm", Some(&plan_id), &json!({}))
+        .audit(
+            now_ms(),
+            &user,
+            "confirm",
+            Some(&plan_id),
+            &json!({"via": via}),
+        )
         .await;
     let report = match context(&app) {
         Ok(ctx) => {

@@ -6,7 +6,7 @@ pub mod settings;
 pub mod status;
 
 pub use model::{Deleted, Ip, Quotum, QuotumLimit, Server, ServerState, Volume, VolumeType};
-pub use scaleway::{QuotaExceededDetail, RetryPolicy, ScalewayClient, ScwError};
+pub use scaleway::{Operation, QuotaExceededDetail, RetryPolicy, ScalewayClient, ScwError};
 pub use settings::{FleetContext, FleetSettings, ScalewayEnv, missing_settings};
 pub use status::{StatusReport, gather_status};
 

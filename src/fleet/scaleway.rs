@@ -68,6 +68,49 @@ impl RetryPolicy {
     }
 }
 
+/// A call this client makes. Errors carry it, so a refusal can say what was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    ListServers,
+    GetServer,
+    DeleteServer,
+    /// A local volume, through the Instance API.
+    DeleteVolume,
+    /// A Block Storage (`sbs_volume`) volume, through the Block API.
+    DeleteBlockVolume,
+    DeleteIp,
+    ListQuotas,
+}
+
+impl Operation {
+    /// The `endpoint` label of `armbot_scaleway_calls_total`.
+    fn endpoint(self) -> &'static str {
+        match self {
+            Operation::ListServers => "list_servers",
+            Operation::GetServer => "get_server",
+            Operation::DeleteServer => "delete_server",
+            Operation::DeleteVolume => "delete_volume",
+            Operation::DeleteBlockVolume => "delete_block_volume",
+            Operation::DeleteIp => "delete_ip",
+            Operation::ListQuotas => "list_quotas",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::ListServers => "list servers",
+            Operation::GetServer => "read a server",
+            Operation::DeleteServer => "delete a server",
+            Operation::DeleteVolume => "delete a volume",
+            Operation::DeleteBlockVolume => "delete a block volume",
+            Operation::DeleteIp => "delete a flexible IP",
+            Operation::ListQuotas => "read the Organization's quotas",
+        })
+    }
+}
+
 /// Why a Scaleway call failed. Callers branch on the variant; users see [`ScwError::user_message`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScwError {
@@ -75,8 +118,10 @@ pub enum ScwError {
     #[error("Scaleway rejected the secret key ({reason})")]
     InvalidKey { reason: String },
     /// 403 `permissions_denied`.
-    #[error("Scaleway denied permission (action {action:?}, resource {resource:?})")]
+    #[error("Scaleway denied permission to {operation} (action {action:?}, resource {resource:?})")]
     PermissionDenied {
+        /// What was refused: the fix depends on it.
+        operation: Operation,
         action: Option<String>,
         resource: Option<String>,
     },
@@ -147,15 +192,43 @@ impl ScwError {
                 "The Scaleway key is invalid or expired: ask an admin to set a new SCW_SECRET_KEY."
                     .to_owned()
             }
-            ScwError::PermissionDenied { action, resource } => {
-                let what = match (action, resource) {
-                    (Some(a), Some(r)) => format!("to {} `{}`", escape(a), escape(r)),
-                    (None, Some(r)) => format!("on `{}`", escape(r)),
-                    _ => "to list instances".to_owned(),
+            ScwError::PermissionDenied {
+                operation,
+                action,
+                resource,
+            } => {
+                // Scaleway's own words, when it sent them, help an admin find the rule.
+                let detail = match (action, resource) {
+                    (Some(a), Some(r)) => format!(" (`{}` on `{}`)", escape(a), escape(r)),
+                    (None, Some(r)) => format!(" (on `{}`)", escape(r)),
+                    (Some(a), None) => format!(" (`{}`)", escape(a)),
+                    (None, None) => String::new(),
+                };
+                let fix = match operation {
+                    Operation::ListServers | Operation::GetServer => {
+                        "InstancesReadOnly (or InstancesFullAccess, which `/arm reap` needs)"
+                    }
+                    Operation::DeleteServer | Operation::DeleteVolume | Operation::DeleteIp => {
+                        "InstancesFullAccess"
+                    }
+                    Operation::DeleteBlockVolume => "BlockStorageFullAccess",
+                    // Quotas belong to the Organization, not to a project.
+                    Operation::ListQuotas => {
+                        return format!(
+                            "The Scaleway key lacks permission to {operation}{detail}: give it \
+                             read access to quotas in the Organization, or unset \
+                             SCW_DEFAULT_ORGANIZATION_ID so `/arm status` leaves quotas out."
+                        );
+                    }
+                };
+                let there = if project.is_some() {
+                    "that project"
+                } else {
+                    "the fleet's project"
                 };
                 format!(
-                    "The Scaleway key lacks permission {what}{in_project}: give it \
-                     InstancesReadOnly (or InstancesFullAccess for reap) in that project."
+                    "The Scaleway key lacks permission to {operation}{detail}{in_project}: give \
+                     it {fix} in {there}."
                 )
             }
             ScwError::NotFound { .. } => {
@@ -334,8 +407,8 @@ impl ScalewayClient {
                 query.push(("project", p.to_owned()));
             }
             let url = self.url(&["instance", "v1", "zones", zone, "servers"], &query)?;
-            let answer = self.call("list_servers", Method::GET, url).await?;
-            let answer = ok_or_error(answer)?;
+            let op = Operation::ListServers;
+            let answer = ok_or_error(op, self.call(op, Method::GET, url).await?)?;
             // The Instance API puts the total only in this header, never in the body.
             let total = header_u64(&answer.headers, "x-total-count");
             let body: Page = decode(&answer.body)?;
@@ -366,8 +439,8 @@ impl ScalewayClient {
             server: Server,
         }
         let url = self.url(&["instance", "v1", "zones", zone, "servers", id], &[])?;
-        let answer = self.call("get_server", Method::GET, url).await?;
-        match ok_or_error(answer) {
+        let op = Operation::GetServer;
+        match ok_or_error(op, self.call(op, Method::GET, url).await?) {
             Ok(answer) => Ok(Some(decode::<One>(&answer.body)?.server)),
             Err(ScwError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -377,25 +450,25 @@ impl ScalewayClient {
     /// Delete a server (it must be stopped). Its volumes and flexible IPs are left behind.
     pub async fn delete_server(&self, zone: &str, id: &str) -> Result<Deleted, ScwError> {
         let url = self.url(&["instance", "v1", "zones", zone, "servers", id], &[])?;
-        self.delete("delete_server", url).await
+        self.delete(Operation::DeleteServer, url).await
     }
 
     /// Delete a local (`l_ssd`, legacy `b_ssd`) volume through the Instance API.
     pub async fn delete_volume(&self, zone: &str, id: &str) -> Result<Deleted, ScwError> {
         let url = self.url(&["instance", "v1", "zones", zone, "volumes", id], &[])?;
-        self.delete("delete_volume", url).await
+        self.delete(Operation::DeleteVolume, url).await
     }
 
     /// Delete a Block Storage (`sbs_volume`) volume through the Block API.
     pub async fn delete_block_volume(&self, zone: &str, id: &str) -> Result<Deleted, ScwError> {
         let url = self.url(&["block", "v1alpha1", "zones", zone, "volumes", id], &[])?;
-        self.delete("delete_block_volume", url).await
+        self.delete(Operation::DeleteBlockVolume, url).await
     }
 
     /// Delete a flexible IP; neither delete nor terminate of its server releases it.
     pub async fn delete_ip(&self, zone: &str, id: &str) -> Result<Deleted, ScwError> {
         let url = self.url(&["instance", "v1", "zones", zone, "ips", id], &[])?;
-        self.delete("delete_ip", url).await
+        self.delete(Operation::DeleteIp, url).await
     }
 
     /// Every quotum of the organization (caps only: IAM has no usage figures).
@@ -414,7 +487,8 @@ impl ScalewayClient {
                 ("page", page.to_string()),
             ];
             let url = self.url(&["iam", "v1alpha1", "quota"], &query)?;
-            let answer = ok_or_error(self.call("list_quotas", Method::GET, url).await?)?;
+            let op = Operation::ListQuotas;
+            let answer = ok_or_error(op, self.call(op, Method::GET, url).await?)?;
             let body: Page = decode(&answer.body)?;
             if body.quota.is_empty() {
                 break;
@@ -432,9 +506,9 @@ impl ScalewayClient {
         Ok(quota)
     }
 
-    async fn delete(&self, endpoint: &'static str, url: Url) -> Result<Deleted, ScwError> {
-        let answer = self.call(endpoint, Method::DELETE, url).await?;
-        match ok_or_error(answer) {
+    async fn delete(&self, op: Operation, url: Url) -> Result<Deleted, ScwError> {
+        let answer = self.call(op, Method::DELETE, url).await?;
+        match ok_or_error(op, answer) {
             Ok(_) => Ok(Deleted::Yes),
             Err(ScwError::NotFound { .. }) => Ok(Deleted::AlreadyGone),
             Err(e) => Err(e),
@@ -456,12 +530,8 @@ impl ScalewayClient {
 
     /// Send with retries. Returns the first answer that is not retryable (any status), or the
     /// error of the last attempt.
-    async fn call(
-        &self,
-        endpoint: &'static str,
-        method: Method,
-        url: Url,
-    ) -> Result<Answer, ScwError> {
+    async fn call(&self, op: Operation, method: Method, url: Url) -> Result<Answer, ScwError> {
+        let endpoint = op.endpoint();
         let span = tracing::debug_span!(
             "scaleway",
             endpoint,
@@ -589,16 +659,16 @@ struct ErrorBody {
 }
 
 /// 2xx passes; anything else becomes the matching [`ScwError`].
-fn ok_or_error(answer: Answer) -> Result<Answer, ScwError> {
+fn ok_or_error(op: Operation, answer: Answer) -> Result<Answer, ScwError> {
     if answer.status.is_success() {
         return Ok(answer);
     }
-    Err(error_from(answer.status, &answer.body))
+    Err(error_from(op, answer.status, &answer.body))
 }
 
 /// Map an error answer by its body's `type`, falling back to the status when the body is not
 /// Scaleway JSON (proxies, legacy endpoints).
-fn error_from(status: StatusCode, body: &[u8]) -> ScwError {
+fn error_from(op: Operation, status: StatusCode, body: &[u8]) -> ScwError {
     let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
     let message = parsed.message.clone().unwrap_or_default();
     let kind = parsed.kind.clone().unwrap_or_default();
@@ -619,6 +689,7 @@ fn error_from(status: StatusCode, body: &[u8]) -> ScwError {
                     .map(str::to_owned)
             };
             ScwError::PermissionDenied {
+                operation: op,
                 action: field("action"),
                 resource: field("resource"),
             }
@@ -652,6 +723,7 @@ fn error_from(status: StatusCode, body: &[u8]) -> ScwError {
                 reason: "HTTP 401".to_owned(),
             },
             StatusCode::FORBIDDEN => ScwError::PermissionDenied {
+                operation: op,
                 action: None,
                 resource: None,
             },
@@ -729,24 +801,104 @@ mod tests {
     #[test]
     fn non_json_errors_map_by_status() {
         assert!(matches!(
-            error_from(StatusCode::UNAUTHORIZED, b"nope"),
+            error_from(Operation::ListServers, StatusCode::UNAUTHORIZED, b"nope"),
             ScwError::InvalidKey { .. }
         ));
         assert!(matches!(
-            error_from(StatusCode::CONFLICT, b""),
+            error_from(Operation::ListServers, StatusCode::CONFLICT, b""),
             ScwError::TransientState { .. }
         ));
         assert!(matches!(
-            error_from(StatusCode::IM_A_TEAPOT, b"<html>"),
+            error_from(Operation::ListServers, StatusCode::IM_A_TEAPOT, b"<html>"),
             ScwError::Api { status: 418, .. }
         ));
+    }
+
+    #[test]
+    fn a_refusal_names_the_operation_and_its_permission_set() {
+        let denied = |operation| ScwError::PermissionDenied {
+            operation,
+            action: None,
+            resource: None,
+        };
+        let cases = [
+            (
+                Operation::ListServers,
+                "The Scaleway key lacks permission to list servers in project `p<1>`: give it \
+                 InstancesReadOnly (or InstancesFullAccess, which `/arm reap` needs) in that \
+                 project.",
+            ),
+            (
+                Operation::GetServer,
+                "The Scaleway key lacks permission to read a server in project `p<1>`: give it \
+                 InstancesReadOnly (or InstancesFullAccess, which `/arm reap` needs) in that \
+                 project.",
+            ),
+            (
+                Operation::DeleteServer,
+                "The Scaleway key lacks permission to delete a server in project `p<1>`: give \
+                 it InstancesFullAccess in that project.",
+            ),
+            (
+                Operation::DeleteVolume,
+                "The Scaleway key lacks permission to delete a volume in project `p<1>`: give \
+                 it InstancesFullAccess in that project.",
+            ),
+            (
+                Operation::DeleteBlockVolume,
+                "The Scaleway key lacks permission to delete a block volume in project \
+                 `p<1>`: give it BlockStorageFullAccess in that project.",
+            ),
+            (
+                Operation::DeleteIp,
+                "The Scaleway key lacks permission to delete a flexible IP in project `p<1>`: \
+                 give it InstancesFullAccess in that project.",
+            ),
+            (
+                Operation::ListQuotas,
+                "The Scaleway key lacks permission to read the Organization's quotas: give it \
+                 read access to quotas in the Organization, or unset \
+                 SCW_DEFAULT_ORGANIZATION_ID so `/arm status` leaves quotas out.",
+            ),
+        ];
+        for (operation, sentence) in cases {
+            let sentence = sentence.replace("p<1>", "p&lt;1&gt;");
+            assert_eq!(denied(operation).user_message(Some("p<1>")), sentence);
+        }
+        assert_eq!(
+            denied(Operation::DeleteServer).user_message(None),
+            "The Scaleway key lacks permission to delete a server: give it InstancesFullAccess \
+             in the fleet's project."
+        );
+    }
+
+    #[test]
+    fn a_refusal_keeps_scaleways_details() {
+        let err = error_from(
+            Operation::DeleteBlockVolume,
+            StatusCode::FORBIDDEN,
+            br#"{"type":"permissions_denied","message":"insufficient permissions","details":[{"action":"delete","resource":"block_volume"}]}"#,
+        );
+        assert_eq!(
+            err.user_message(Some("p")),
+            "The Scaleway key lacks permission to delete a block volume (`delete` on \
+             `block_volume`) in project `p`: give it BlockStorageFullAccess in that project."
+        );
+        assert_eq!(
+            error_from(Operation::DeleteIp, StatusCode::FORBIDDEN, b"<html>"),
+            ScwError::PermissionDenied {
+                operation: Operation::DeleteIp,
+                action: None,
+                resource: None,
+            }
+        );
     }
 
     #[test]
     fn legacy_quota_message_is_a_quota_error() {
         let body = br#"{"type":"invalid_request_error","message":"Quota exceeded for this resource.","resource":"compute_instances"}"#;
         assert_eq!(
-            error_from(StatusCode::FORBIDDEN, body),
+            error_from(Operation::ListServers, StatusCode::FORBIDDEN, body),
             ScwError::QuotaExceeded {
                 details: Vec::new()
             }

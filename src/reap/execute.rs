@@ -465,7 +465,7 @@ where
             }
         };
         result.map_err(|e| {
-            let sentence = error_sentence(&e, self.ctx.project.as_deref());
+            let sentence = e.user_message(self.ctx.project.as_deref());
             if matches!(
                 e,
                 ScwError::PermissionDenied { .. }
@@ -487,25 +487,5 @@ fn deleted(result: Result<Deleted, String>) -> ResourceOutcome {
         Ok(Deleted::Yes) => ResourceOutcome::Removed,
         Ok(Deleted::AlreadyGone) => ResourceOutcome::AlreadyGone,
         Err(reason) => ResourceOutcome::Failed { reason },
-    }
-}
-
-/// [`ScwError::user_message`], except for a 403 without details, whose generic text is about
-/// listing instances: here the key could not delete.
-fn error_sentence(e: &ScwError, project: Option<&str>) -> String {
-    match e {
-        ScwError::PermissionDenied {
-            action: None,
-            resource: None,
-        } => {
-            let in_project = project
-                .map(|p| format!(" in project `{}`", escape(p)))
-                .unwrap_or_default();
-            format!(
-                "The Scaleway key lacks permission to delete{in_project}: give it \
-                 InstancesFullAccess (and BlockStorageFullAccess for block volumes) there."
-            )
-        }
-        other => other.user_message(project),
     }
 }

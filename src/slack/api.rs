@@ -20,6 +20,7 @@ pub const METHODS: &[&str] = &[
     "chat.update",
     "conversations.history",
     "conversations.replies",
+    "usergroups.users.list",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +170,24 @@ impl SlackClient {
         let body =
             json!({"channel": channel, "ts": ts, "text": message.text, "blocks": message.blocks});
         self.call("chat.update", &body).await.map(|_| ())
+    }
+
+    /// `usergroups.users.list`: the ids of the group's members.
+    pub async fn usergroup_members(&self, usergroup: &str) -> Result<Vec<String>, SlackError> {
+        #[derive(Deserialize)]
+        struct Members {
+            #[serde(default)]
+            users: Vec<String>,
+        }
+        let v = self
+            .get(
+                "usergroups.users.list",
+                &[("usergroup", usergroup.to_string())],
+            )
+            .await?;
+        serde_json::from_value::<Members>(v)
+            .map(|m| m.users)
+            .map_err(|e| SlackError::Permanent(format!("usergroups.users.list: {e}")))
     }
 
     /// Looks for a message this bot posted for outbox row `outbox_id` since

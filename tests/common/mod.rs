@@ -220,6 +220,8 @@ pub struct FakeSlack {
     pub calls: Arc<Mutex<Vec<String>>>,
     /// Signalled each time a message is accepted.
     pub accepted_signal: Arc<tokio::sync::Notify>,
+    /// User groups by id, for `usergroups.users.list`; others are `no_such_subteam`.
+    pub usergroups: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl FakeSlack {
@@ -245,6 +247,13 @@ impl FakeSlack {
         )
         .expect("client");
         Transport::Slack(client)
+    }
+
+    pub fn usergroup(&self, id: &str, users: &[&str]) {
+        self.usergroups.lock().expect("lock").insert(
+            id.to_string(),
+            users.iter().map(|u| (*u).to_string()).collect(),
+        );
     }
 
     pub fn then(&self, r: ResponseTemplate) {
@@ -350,6 +359,15 @@ impl Respond for FakeSlack {
                     .map(|p| json!({"ts": p.ts, "text": p.body["text"], "metadata": p.body["metadata"]}))
                     .collect();
                 ResponseTemplate::new(200).set_body_json(json!({"ok": true, "messages": messages}))
+            }
+            "usergroups.users.list" => {
+                let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+                let group = q.get("usergroup").cloned().unwrap_or_default();
+                match self.usergroups.lock().expect("lock").get(&group) {
+                    Some(users) => ResponseTemplate::new(200)
+                        .set_body_json(json!({"ok": true, "users": users})),
+                    None => Self::slack_error("no_such_subteam"),
+                }
             }
             "auth.test" => ResponseTemplate::new(200)
                 .set_body_json(json!({"ok": true, "user_id": "UBOT", "bot_id": "BBOT"})),
