@@ -183,7 +183,7 @@ impl Settings {
     }
 
     pub fn from_parts(
-        file: FileSettings,
+        mut file: FileSettings,
         env: EnvLookup<'_>,
         config_path: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
@@ -288,6 +288,9 @@ impl Settings {
         file.reap
             .validate()
             .context("[reap] settings are not valid")?;
+        file.reap
+            .inherit_membership(file.fleet.name_prefix.as_deref(), &file.fleet.tags);
+        file.fleet.reap_grace_minutes = u32::try_from(file.reap.grace_minutes).unwrap_or(u32::MAX);
 
         Ok(Self {
             listen,

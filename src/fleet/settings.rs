@@ -31,7 +31,9 @@ pub struct FleetSettings {
     pub runner_cap: Option<u32>,
     /// The runner manager's metrics address (its `listen_address`), e.g. `http://manager:9252`.
     pub runner_metrics_url: Option<String>,
-    /// Minutes a builder must have been shut down before `/arm reap` may take it.
+    /// Minutes a builder must have been shut down before `/arm reap` may take it. Not a key of
+    /// `[fleet]`: it is `[reap] grace_minutes`, copied here so status and reap agree.
+    #[serde(skip)]
     pub reap_grace_minutes: u32,
 }
 
@@ -275,12 +277,12 @@ mod tests {
             tags = ["arm-builder"]
             runner_cap = 30
             runner_metrics_url = "http://manager:9252"
-            reap_grace_minutes = 20
         "#;
         let parsed: FleetSettings = toml::from_str(toml_text).expect("valid TOML");
         assert_eq!(parsed.zones.len(), 2);
-        assert_eq!(parsed.reap_grace_minutes, 20);
         assert!(toml::from_str::<FleetSettings>("runner_limit = 3").is_err());
+        // The grace period has one home, `[reap] grace_minutes`.
+        assert!(toml::from_str::<FleetSettings>("reap_grace_minutes = 20").is_err());
     }
 
     fn env(vars: &[(&str, &str)]) -> ScalewayEnv {

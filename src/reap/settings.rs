@@ -29,7 +29,8 @@ pub struct ReapSettings {
     /// so 8 at once stays well under the roughly 100 requests/s Scaleway is reported to allow.
     pub concurrency: usize,
     /// Fleet membership: the builders' Scaleway names start with this (gitlab-runner ≥ 18.6
-    /// with `MachineOptionsWithName = ["scaleway-name=%s"]`).
+    /// with `MachineOptionsWithName = ["scaleway-name=%s"]`). With neither this nor `tags`
+    /// set, `[fleet]`'s are used (see [`ReapSettings::inherit_membership`]).
     pub name_prefix: Option<String>,
     /// Fleet membership: a builder carries at least one of these tags (fork drivers).
     pub tags: Vec<String>,
@@ -74,6 +75,17 @@ impl Default for ReapSettings {
 }
 
 impl ReapSettings {
+    /// One membership rule for status and reap: without a prefix or tags of its own, reap
+    /// takes `[fleet]`'s, so `/arm status`'s "reapable" count matches the plan `/arm reap` shows.
+    pub fn inherit_membership(&mut self, fleet_prefix: Option<&str>, fleet_tags: &[String]) {
+        let own = self.name_prefix.as_deref().is_some_and(|p| !p.is_empty())
+            || self.tags.iter().any(|t| !t.is_empty());
+        if !own {
+            self.name_prefix = fleet_prefix.map(str::to_owned);
+            self.tags = fleet_tags.to_vec();
+        }
+    }
+
     /// Start-up check: values that would make reap useless or unbounded.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.concurrency == 0 {
