@@ -54,11 +54,7 @@ impl AppState {
             .build()?;
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
-        let ingest = Ingestor::spawn(
-            store.clone(),
-            Arc::new(settings.notify.clone()),
-            wake.clone(),
-        );
+        let ingest = Ingestor::spawn(store.clone(), wake.clone());
         Ok(Self {
             settings,
             store,
