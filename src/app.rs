@@ -17,8 +17,19 @@ pub fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp())
 }
 
+/// Cloned for every request, so one reference count rather than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub ingest: Ingestor,
@@ -55,7 +66,7 @@ impl AppState {
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
         let ingest = Ingestor::spawn(store.clone(), wake.clone());
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             settings,
             store,
             ingest,
@@ -66,7 +77,7 @@ impl AppState {
             http,
             identity: Arc::new(OnceLock::new()),
             reap_lock: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        })))
     }
 }
 
