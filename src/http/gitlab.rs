@@ -92,6 +92,7 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
     };
     // Neither the payload nor the request's span is needed while waiting for the commit.
     drop(hook);
+    drop(body);
     drop(_guard);
     match app.ingest.submit(event).await {
         Ok(applied) => {
