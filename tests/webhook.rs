@@ -3,13 +3,17 @@
 
 mod common;
 
-use armbot::{config::FileSettings, gitlab::auth::sign};
+use armbot::{
+    config::FileSettings,
+    gitlab::{PipelineHook, auth::sign},
+};
 use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
 use base64::Engine;
 use common::*;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 async fn queued(app: &TestApp) -> i64 {
@@ -447,7 +451,7 @@ async fn child_pipelines_join_their_parents_incident() {
 }
 
 fn rendered(v: &Value) -> Value {
-    let hook: armbot::gitlab::PipelineHook = serde_json::from_value(v.clone()).expect("hook");
+    let hook = PipelineHook::deserialize(v.clone()).expect("hook");
     let s = settings(&[]);
     serde_json::to_value(armbot::notify::render::failure_message(&hook, &s.notify)).expect("json")
 }
@@ -463,8 +467,7 @@ fn snapshot_of_the_failure_notice() {
 
 #[test]
 fn snapshot_of_the_fixed_reply_and_root_update() {
-    let hook: armbot::gitlab::PipelineHook =
-        serde_json::from_value(pipeline(32, "16-5-stable", "success")).expect("hook");
+    let hook = PipelineHook::deserialize(pipeline(32, "16-5-stable", "success")).expect("hook");
     insta::assert_json_snapshot!("fixed_reply", armbot::notify::render::fixed(&hook, 5400));
     let body = armbot::notify::render::Message::plain("Pipeline #31 failed");
     let status = armbot::notify::render::RootStatus::Fixed {

@@ -1,11 +1,12 @@
 //! The parts of GitLab's Pipeline Hook payload the bot reads.
 //!
 //! Only the fields used are declared: unknown fields are ignored, and pipeline
-//! `variables` (which may hold secrets) are never deserialized at all.
+//! `variables` (which may hold secrets) are never deserialized at all. Job
+//! fields borrow from the body: a payload can list thousands of jobs.
 //! [`parse_pipeline`] reads a payload in one pass and skips the job list of
 //! events the policy ignores (most of them).
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{
@@ -14,7 +15,7 @@ use serde::{
 };
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct PipelineHook {
+pub struct PipelineHook<'a> {
     pub object_kind: String,
     pub object_attributes: PipelineAttributes,
     /// Only whether it is there matters.
@@ -25,8 +26,8 @@ pub struct PipelineHook {
     pub project: Project,
     #[serde(default)]
     pub commit: Option<Commit>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub builds: Vec<Build>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub builds: Vec<Build<'a>>,
     #[serde(default)]
     pub source_pipeline: Option<SourcePipeline>,
 }
@@ -82,30 +83,30 @@ pub struct Commit {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Build {
+pub struct Build<'a> {
     pub id: u64,
-    #[serde(default)]
-    pub stage: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub failure_reason: Option<String>,
+    #[serde(default, borrow)]
+    pub stage: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub status: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub failure_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub allow_failure: bool,
-    #[serde(default)]
-    pub runner: Option<Runner>,
+    #[serde(default, borrow)]
+    pub runner: Option<Runner<'a>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Runner {
+pub struct Runner<'a> {
     #[serde(default)]
     pub id: Option<u64>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub tags: Vec<String>,
+    #[serde(default, borrow)]
+    pub description: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub tags: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,7 +163,7 @@ impl<'a> PipelineHead<'a> {
     }
 }
 
-impl PipelineHook {
+impl PipelineHook<'_> {
     pub fn head(&self) -> PipelineHead<'_> {
         PipelineHead::new(
             &self.object_kind,
@@ -181,8 +182,8 @@ impl PipelineHook {
 
 /// A payload from [`parse_pipeline`].
 #[derive(Debug)]
-pub struct Parsed {
-    pub hook: PipelineHook,
+pub struct Parsed<'a> {
+    pub hook: PipelineHook<'a>,
     /// False when the job list was skipped: `hook.builds` is then empty.
     pub jobs_read: bool,
 }
@@ -192,10 +193,10 @@ pub struct Parsed {
 /// whether to read the job list or only check that it is valid JSON. GitLab
 /// sends `builds` last, so the policy can decide there; when a required field
 /// comes later, the jobs are read.
-pub fn parse_pipeline(
-    body: &[u8],
+pub fn parse_pipeline<'a>(
+    body: &'a [u8],
     wants_jobs: impl FnMut(&PipelineHead<'_>) -> bool,
-) -> serde_json::Result<Parsed> {
+) -> serde_json::Result<Parsed<'a>> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = HookSeed(wants_jobs).deserialize(&mut de)?;
     de.end()?;
@@ -220,9 +221,9 @@ enum Field {
 struct HookSeed<F>(F);
 
 impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> DeserializeSeed<'de> for HookSeed<F> {
-    type Value = Parsed;
+    type Value = Parsed<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed<'de>, D::Error> {
         d.deserialize_map(self)
     }
 }
@@ -241,20 +242,20 @@ fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
 }
 
 impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
-    type Value = Parsed;
+    type Value = Parsed<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a pipeline hook")
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Parsed, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Parsed<'de>, A::Error> {
         let mut object_kind: Option<String> = None;
         let mut attributes: Option<PipelineAttributes> = None;
         let mut merge_request: Option<Option<IgnoredAny>> = None;
         let mut user: Option<Option<User>> = None;
         let mut project: Option<Project> = None;
         let mut commit: Option<Option<Commit>> = None;
-        let mut builds: Option<Option<Vec<Build>>> = None;
+        let mut builds: Option<Option<Vec<Build<'de>>>> = None;
         let mut source_pipeline: Option<Option<SourcePipeline>> = None;
         let mut jobs_read = true;
         while let Some(field) = map.next_key::<Field>()? {

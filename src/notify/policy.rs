@@ -67,6 +67,7 @@ mod tests {
     use super::*;
     use crate::{config::Route, gitlab::PipelineHook};
     use regex::Regex;
+    use serde::Deserialize;
 
     fn check(hook: &PipelineHook, s: &NotifySettings) -> Decision {
         classify(&hook.head(), s)
@@ -87,8 +88,9 @@ mod tests {
         }
     }
 
-    fn hook(git_ref: &str, status: &str, tag: bool) -> PipelineHook {
-        serde_json::from_value(serde_json::json!({
+    fn hook(git_ref: &str, status: &str, tag: bool) -> PipelineHook<'static> {
+        // A `Value` gives owned strings, so the hook borrows nothing.
+        PipelineHook::deserialize(serde_json::json!({
             "object_kind": "pipeline",
             "object_attributes": {"id": 1, "ref": git_ref, "tag": tag, "status": status, "source": "push"},
             "project": {"id": 9, "path_with_namespace": "gitlab-org/omnibus-gitlab", "default_branch": "master"},

@@ -71,12 +71,12 @@ pub fn reason_in_words(reason: &str) -> String {
 
 /// The failed jobs that matter: `failed`, not allowed to fail, one per name
 /// (the newest attempt decides, so a retried job that passed is not listed).
-pub fn culprits(builds: &[Build]) -> Vec<&Build> {
+pub fn culprits<'b, 'a>(builds: &'b [Build<'a>]) -> Vec<&'b Build<'a>> {
     let mut latest: Vec<&Build> = Vec::new();
     // Indexed by name: a linear search made pipelines with thousands of jobs quadratic.
     let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(builds.len());
     for b in builds {
-        match by_name.get(b.name.as_str()) {
+        match by_name.get(b.name.as_ref()) {
             Some(&i) if latest[i].id < b.id => latest[i] = b,
             Some(_) => {}
             None => {
@@ -418,9 +418,11 @@ pub fn failure_message(hook: &PipelineHook, s: &NotifySettings) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
-    fn build(id: u64, name: &str, status: &str) -> Build {
-        serde_json::from_value(json!({"id": id, "name": name, "status": status})).expect("build")
+    fn build(id: u64, name: &str, status: &str) -> Build<'static> {
+        // A `Value` gives owned strings, so the build borrows nothing.
+        Build::deserialize(json!({"id": id, "name": name, "status": status})).expect("build")
     }
 
     #[test]
