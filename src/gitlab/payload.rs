@@ -91,7 +91,7 @@ pub struct Build<'a> {
     pub name: Cow<'a, str>,
     #[serde(default, borrow)]
     pub status: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_option")]
     pub failure_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub allow_failure: bool,
@@ -103,9 +103,9 @@ pub struct Build<'a> {
 pub struct Runner<'a> {
     #[serde(default)]
     pub id: Option<u64>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_option")]
     pub description: Option<Cow<'a, str>>,
-    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    #[serde(default, borrow, deserialize_with = "borrowed_list")]
     pub tags: Vec<Cow<'a, str>>,
 }
 
@@ -309,6 +309,26 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
     }
 }
 
+/// Serde borrows a `Cow<str>` field only when it is the field's whole type;
+/// inside an `Option` or a `Vec` it would allocate.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn borrowed_option<'de: 'a, 'a, D>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+fn borrowed_list<'de: 'a, 'a, D>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let list = Option::<Vec<Borrowed<'a>>>::deserialize(d)?.unwrap_or_default();
+    Ok(list.into_iter().map(|b| b.0).collect())
+}
+
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -388,6 +408,25 @@ mod tests {
         let broken = body.replace(r#""not a number"}]"#, r#""not a number"]}"#);
         assert!(parse_pipeline(broken.as_bytes(), |_| false).is_err());
         assert!(parse_pipeline(format!("{body} x").as_bytes(), |_| false).is_err());
+    }
+
+    #[test]
+    fn job_text_is_borrowed_unless_escaped() {
+        let body = r#"[{"id":1,"name":"a","stage":"s","status":"failed","failure_reason":"x",
+            "runner":{"description":"r\u0031","tags":["arm64","t\n"]}}]"#;
+        let jobs: Vec<Build> = serde_json::from_str(body).expect("jobs");
+        let b = &jobs[0];
+        let runner = b.runner.as_ref().expect("runner");
+        assert!(matches!(b.name, Cow::Borrowed("a")));
+        assert!(matches!(b.failure_reason, Some(Cow::Borrowed("x"))));
+        assert!(matches!(runner.description.as_deref(), Some("r1")));
+        assert!(matches!(runner.tags[0], Cow::Borrowed("arm64")));
+        assert_eq!(runner.tags[1], "t\n");
+        let nulls: Vec<Build> =
+            serde_json::from_str(r#"[{"id":2,"failure_reason":null,"runner":{"tags":null}}]"#)
+                .expect("nulls");
+        assert!(nulls[0].failure_reason.is_none());
+        assert!(nulls[0].runner.as_ref().is_some_and(|r| r.tags.is_empty()));
     }
 
     #[test]
