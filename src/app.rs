@@ -25,8 +25,19 @@ pub fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp())
 }
 
+/// Cloned for every request, so one reference count rather than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub ingest: Ingestor,
@@ -73,12 +84,8 @@ impl AppState {
         let usergroups = Usergroups::new(slack, metrics.clone(), MEMBERS_TTL);
         let settings = Arc::new(settings);
         let wake = Arc::new(Notify::new());
-        let ingest = Ingestor::spawn(
-            store.clone(),
-            Arc::new(settings.notify.clone()),
-            wake.clone(),
-        );
-        Ok(Self {
+        let ingest = Ingestor::spawn(store.clone(), wake.clone());
+        Ok(Self(Arc::new(Shared {
             settings,
             store,
             ingest,
@@ -90,7 +97,7 @@ impl AppState {
             identity: Arc::new(OnceLock::new()),
             reap_lock: Arc::new(tokio::sync::Mutex::new(())),
             usergroups: Arc::new(usergroups),
-        })
+        })))
     }
 }
 

@@ -6,12 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::{
-    config::NotifySettings,
-    store::{
-        Store,
-        pipeline::{Applied, PipelineEvent},
-    },
+use crate::store::{
+    Store,
+    pipeline::{Applied, PipelineEvent},
 };
 
 const MAX_BATCH: usize = 256;
@@ -25,9 +22,9 @@ pub struct Ingestor {
 
 impl Ingestor {
     /// Starts the writer; it stops when every `Ingestor` clone is dropped.
-    pub fn spawn(store: Store, settings: Arc<NotifySettings>, wake: Arc<Notify>) -> Self {
+    pub fn spawn(store: Store, wake: Arc<Notify>) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(store, settings, wake, rx));
+        tokio::spawn(writer(store, wake, rx));
         Self { tx }
     }
 
@@ -43,17 +40,12 @@ impl Ingestor {
     }
 }
 
-async fn writer(
-    store: Store,
-    settings: Arc<NotifySettings>,
-    wake: Arc<Notify>,
-    mut rx: mpsc::Receiver<(PipelineEvent, Reply)>,
-) {
+async fn writer(store: Store, wake: Arc<Notify>, mut rx: mpsc::Receiver<(PipelineEvent, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let now = chrono::Utc::now();
-        match store.apply_pipeline_events(&events, &settings, now).await {
+        match store.apply_pipeline_events(&events, now).await {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(r));
@@ -63,7 +55,7 @@ async fn writer(
             Err(_) => {
                 for (ev, reply) in events.into_iter().zip(replies) {
                     let r = store
-                        .apply_pipeline_events(std::slice::from_ref(&ev), &settings, now)
+                        .apply_pipeline_events(std::slice::from_ref(&ev), now)
                         .await
                         .and_then(|mut v| v.pop().ok_or_else(|| anyhow::anyhow!("no result")));
                     let _ = reply.send(r);

@@ -141,7 +141,7 @@ fn render_payload(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let hook: armbot::gitlab::PipelineHook = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a pipeline payload", path.display()))?;
-    match armbot::notify::policy::classify(&hook, &settings.notify) {
+    match armbot::notify::policy::classify(&hook.head(), &settings.notify) {
         Decision::Ignore(reason) => {
             println!("no message: {reason}");
         }

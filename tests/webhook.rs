@@ -3,13 +3,17 @@
 
 mod common;
 
-use armbot::{config::FileSettings, gitlab::auth::sign};
+use armbot::{
+    config::FileSettings,
+    gitlab::{PipelineHook, auth::sign},
+};
 use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
 use base64::Engine;
 use common::*;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 async fn queued(app: &TestApp) -> i64 {
@@ -185,6 +189,84 @@ async fn which_refs_notify() {
         assert_eq!(app.hook(&p).await, StatusCode::OK);
     }
     assert_eq!(queued(&app).await, before);
+}
+
+/// The policy reads a borrowed subset of the payload before the jobs are
+/// parsed: it must decide as the full parse would, and odd but valid
+/// payloads must still be accepted.
+#[tokio::test]
+async fn policy_reads_the_head_first() {
+    let app = app(settings(&[])).await;
+    let raw = |body: &str, event: Option<&str>| {
+        let mut r = Request::post("/gitlab/webhook").header("x-gitlab-token", TOKEN);
+        if let Some(e) = event {
+            r = r.header("x-gitlab-event", e);
+        }
+        r.body(Body::from(body.to_string())).expect("request")
+    };
+
+    // Another kind of event without the header: acknowledged, nothing queued.
+    let (status, _) = app
+        .request(raw(
+            r#"{"object_kind":"push","ref":"refs/heads/master"}"#,
+            None,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // A pipeline that is not JSON, or lacks the policy's fields, is refused.
+    for body in [
+        r#"{"object_kind":"pipeline","#,
+        r#"{"object_kind":"pipeline","object_attributes":{"id":1,"ref":"master"},"project":{"id":1,"path_with_namespace":"g/p"}}"#,
+        r#"{"object_kind":"pipeline","object_attributes":{"id":"1","ref":"master","status":"failed"},"project":{"id":1,"path_with_namespace":"g/p"}}"#,
+    ] {
+        assert_eq!(
+            app.request(raw(body, None)).await.0,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    // A watched pipeline whose jobs are malformed is refused by the full parse.
+    let mut bad_jobs = pipeline(10, "master", "failed");
+    bad_jobs["builds"][0]["id"] = json!("not a number");
+    assert_eq!(app.hook(&bad_jobs).await, StatusCode::BAD_REQUEST);
+    // An ignored one is decided before its jobs, which GitLab sends last, are read.
+    let mut ignored = bad_jobs.clone();
+    ignored["object_attributes"]["ref"] = json!("my-feature");
+    let jobs = ignored
+        .as_object_mut()
+        .and_then(|o| o.remove("builds"))
+        .expect("builds");
+    let head = ignored.to_string();
+    let jobs_last = format!(
+        r#"{},"builds":{jobs}}}"#,
+        head.strip_suffix('}').expect("an object")
+    );
+    assert_eq!(
+        app.request(raw(&jobs_last, Some("Pipeline Hook"))).await.0,
+        StatusCode::OK
+    );
+    // A merge request object of any shape marks a merge request pipeline.
+    let mut mr = pipeline(11, "master", "failed");
+    mr["merge_request"] = json!({"iid": "x", "url": 5});
+    assert_eq!(app.hook(&mr).await, StatusCode::OK);
+    assert_eq!(queued(&app).await, 0);
+
+    // Escaped strings (not borrowable), null jobs, unused fields of odd types
+    // and fields in an unusual order are all accepted.
+    let odd = r#"{"builds":null,"project":{"path_with_namespace":"gitlab-org\/gitlab-test",
+        "id":1,"default_branch":"ma\u0073ter","web_url":"https://gitlab.example.com/g/p","name":7},
+        "object_attributes":{"status":"failed","ref":"ma\u0073ter","id":12,"iid":"three",
+        "sha":null,"created_at":5,"detailed_status":{"x":1},"finished_at":"soon"},
+        "merge_request":null,"object_kind":"pipeline","commit":{"id":"abc","author":"me"}}"#;
+    assert_eq!(
+        app.request(raw(odd, Some("Pipeline Hook"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        queued(&app).await,
+        1,
+        "the escaped ref is the default branch"
+    );
 }
 
 #[tokio::test]
@@ -369,7 +451,7 @@ async fn child_pipelines_join_their_parents_incident() {
 }
 
 fn rendered(v: &Value) -> Value {
-    let hook: armbot::gitlab::PipelineHook = serde_json::from_value(v.clone()).expect("hook");
+    let hook = PipelineHook::deserialize(v.clone()).expect("hook");
     let s = settings(&[]);
     serde_json::to_value(armbot::notify::render::failure_message(&hook, &s.notify)).expect("json")
 }
@@ -385,8 +467,7 @@ fn snapshot_of_the_failure_notice() {
 
 #[test]
 fn snapshot_of_the_fixed_reply_and_root_update() {
-    let hook: armbot::gitlab::PipelineHook =
-        serde_json::from_value(pipeline(32, "16-5-stable", "success")).expect("hook");
+    let hook = PipelineHook::deserialize(pipeline(32, "16-5-stable", "success")).expect("hook");
     insta::assert_json_snapshot!("fixed_reply", armbot::notify::render::fixed(&hook, 5400));
     let body = armbot::notify::render::Message::plain("Pipeline #31 failed");
     let status = armbot::notify::render::RootStatus::Fixed {

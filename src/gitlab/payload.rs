@@ -1,24 +1,33 @@
 //! The parts of GitLab's Pipeline Hook payload the bot reads.
 //!
 //! Only the fields used are declared: unknown fields are ignored, and pipeline
-//! `variables` (which may hold secrets) are never deserialized at all.
+//! `variables` (which may hold secrets) are never deserialized at all. Job
+//! fields borrow from the body: a payload can list thousands of jobs.
+//! [`parse_pipeline`] reads a payload in one pass and skips the job list of
+//! events the policy ignores (most of them).
+
+use std::{borrow::Cow, fmt};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor},
+};
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct PipelineHook {
+pub struct PipelineHook<'a> {
     pub object_kind: String,
     pub object_attributes: PipelineAttributes,
+    /// Only whether it is there matters.
     #[serde(default)]
-    pub merge_request: Option<MergeRequest>,
+    pub merge_request: Option<IgnoredAny>,
     #[serde(default)]
     pub user: Option<User>,
     pub project: Project,
     #[serde(default)]
     pub commit: Option<Commit>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub builds: Vec<Build>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub builds: Vec<Build<'a>>,
     #[serde(default)]
     pub source_pipeline: Option<SourcePipeline>,
 }
@@ -27,34 +36,18 @@ pub struct PipelineHook {
 pub struct PipelineAttributes {
     pub id: u64,
     #[serde(default)]
-    pub iid: Option<u64>,
-    #[serde(default)]
     pub name: Option<String>,
     #[serde(rename = "ref")]
     pub git_ref: String,
     #[serde(default)]
     pub tag: bool,
     #[serde(default)]
-    pub sha: String,
-    #[serde(default)]
     pub source: Option<String>,
     pub status: String,
-    #[serde(default)]
-    pub detailed_status: Option<String>,
-    #[serde(default, deserialize_with = "lenient_time")]
-    pub created_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "lenient_time")]
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub duration: Option<f64>,
-    #[serde(default)]
-    pub url: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct MergeRequest {
-    #[serde(default)]
-    pub iid: Option<u64>,
     #[serde(default)]
     pub url: Option<String>,
 }
@@ -70,8 +63,6 @@ pub struct User {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Project {
     pub id: u64,
-    #[serde(default)]
-    pub name: String,
     #[serde(default)]
     pub web_url: String,
     pub path_with_namespace: String,
@@ -89,67 +80,253 @@ pub struct Commit {
     pub message: Option<String>,
     #[serde(default)]
     pub url: Option<String>,
-    #[serde(default)]
-    pub author: Option<Author>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Author {
-    #[serde(default)]
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Build {
+pub struct Build<'a> {
     pub id: u64,
-    #[serde(default)]
-    pub stage: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub status: String,
-    #[serde(default, deserialize_with = "lenient_time")]
-    pub created_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub failure_reason: Option<String>,
+    #[serde(default, borrow)]
+    pub stage: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub status: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "borrowed_option")]
+    pub failure_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub allow_failure: bool,
-    #[serde(default)]
-    pub runner: Option<Runner>,
+    #[serde(default, borrow)]
+    pub runner: Option<Runner<'a>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Runner {
+pub struct Runner<'a> {
     #[serde(default)]
     pub id: Option<u64>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub tags: Vec<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed_option")]
+    pub description: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_list")]
+    pub tags: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SourcePipeline {
     #[serde(default)]
     pub pipeline_id: Option<u64>,
-    #[serde(default)]
-    pub project: Option<SourceProject>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct SourceProject {
-    #[serde(default)]
-    pub id: Option<u64>,
+/// What the policy reads, borrowed from a payload.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineHead<'a> {
+    pub object_kind: &'a str,
+    pub project_id: u64,
+    pub project_path: &'a str,
+    pub default_branch: Option<&'a str>,
+    pub pipeline_id: u64,
+    pub git_ref: &'a str,
+    pub tag: bool,
+    pub source: Option<&'a str>,
+    pub status: &'a str,
+    pub merge_request: bool,
+    source_pipeline_id: Option<u64>,
 }
 
-impl PipelineHook {
+impl<'a> PipelineHead<'a> {
+    fn new(
+        object_kind: &'a str,
+        a: &'a PipelineAttributes,
+        merge_request: bool,
+        project: &'a Project,
+        source_pipeline: Option<&SourcePipeline>,
+    ) -> Self {
+        Self {
+            object_kind,
+            project_id: project.id,
+            project_path: &project.path_with_namespace,
+            default_branch: project.default_branch.as_deref(),
+            pipeline_id: a.id,
+            git_ref: &a.git_ref,
+            tag: a.tag,
+            source: a.source.as_deref(),
+            status: &a.status,
+            merge_request,
+            source_pipeline_id: source_pipeline.and_then(|s| s.pipeline_id),
+        }
+    }
+
     /// A child pipeline of a parent in the same project (`source: parent_pipeline`).
     pub fn parent_pipeline_id(&self) -> Option<u64> {
-        if self.object_attributes.source.as_deref() != Some("parent_pipeline") {
+        if self.source != Some("parent_pipeline") {
             return None;
         }
-        self.source_pipeline.as_ref().and_then(|s| s.pipeline_id)
+        self.source_pipeline_id
     }
+}
+
+impl PipelineHook<'_> {
+    pub fn head(&self) -> PipelineHead<'_> {
+        PipelineHead::new(
+            &self.object_kind,
+            &self.object_attributes,
+            self.merge_request.is_some(),
+            &self.project,
+            self.source_pipeline.as_ref(),
+        )
+    }
+
+    /// A child pipeline of a parent in the same project (`source: parent_pipeline`).
+    pub fn parent_pipeline_id(&self) -> Option<u64> {
+        self.head().parent_pipeline_id()
+    }
+}
+
+/// A payload from [`parse_pipeline`].
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub hook: PipelineHook<'a>,
+    /// False when the job list was skipped: `hook.builds` is then empty.
+    pub jobs_read: bool,
+}
+
+/// Reads a Pipeline Hook in one pass, as strictly as deserializing a
+/// [`PipelineHook`] would, but asks `wants_jobs` (with what precedes `builds`)
+/// whether to read the job list or only check that it is valid JSON. GitLab
+/// sends `builds` last, so the policy can decide there; when a required field
+/// comes later, the jobs are read.
+pub fn parse_pipeline<'a>(
+    body: &'a [u8],
+    wants_jobs: impl FnMut(&PipelineHead<'_>) -> bool,
+) -> serde_json::Result<Parsed<'a>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = HookSeed(wants_jobs).deserialize(&mut de)?;
+    de.end()?;
+    Ok(parsed)
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    ObjectKind,
+    ObjectAttributes,
+    MergeRequest,
+    User,
+    Project,
+    Commit,
+    Builds,
+    SourcePipeline,
+    #[serde(other)]
+    Other,
+}
+
+struct HookSeed<F>(F);
+
+impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> DeserializeSeed<'de> for HookSeed<F> {
+    type Value = Parsed<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// Fills a field once, as derived deserializers do.
+fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
+    type Value = Parsed<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a pipeline hook")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Parsed<'de>, A::Error> {
+        let mut object_kind: Option<String> = None;
+        let mut attributes: Option<PipelineAttributes> = None;
+        let mut merge_request: Option<Option<IgnoredAny>> = None;
+        let mut user: Option<Option<User>> = None;
+        let mut project: Option<Project> = None;
+        let mut commit: Option<Option<Commit>> = None;
+        let mut builds: Option<Option<Vec<Build<'de>>>> = None;
+        let mut source_pipeline: Option<Option<SourcePipeline>> = None;
+        let mut jobs_read = true;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::ObjectKind => once(&mut map, &mut object_kind, "object_kind")?,
+                Field::ObjectAttributes => once(&mut map, &mut attributes, "object_attributes")?,
+                Field::MergeRequest => once(&mut map, &mut merge_request, "merge_request")?,
+                Field::User => once(&mut map, &mut user, "user")?,
+                Field::Project => once(&mut map, &mut project, "project")?,
+                Field::Commit => once(&mut map, &mut commit, "commit")?,
+                Field::SourcePipeline => once(&mut map, &mut source_pipeline, "source_pipeline")?,
+                Field::Builds => {
+                    if builds.is_some() || !jobs_read {
+                        return Err(de::Error::duplicate_field("builds"));
+                    }
+                    jobs_read = match (&object_kind, &attributes, &project) {
+                        (Some(kind), Some(a), Some(p)) => (self.0)(&PipelineHead::new(
+                            kind,
+                            a,
+                            merge_request.flatten().is_some(),
+                            p,
+                            source_pipeline.as_ref().and_then(Option::as_ref),
+                        )),
+                        _ => true,
+                    };
+                    if jobs_read {
+                        builds = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Parsed {
+            hook: PipelineHook {
+                object_kind: object_kind.ok_or_else(|| de::Error::missing_field("object_kind"))?,
+                object_attributes: attributes
+                    .ok_or_else(|| de::Error::missing_field("object_attributes"))?,
+                merge_request: merge_request.flatten(),
+                user: user.flatten(),
+                project: project.ok_or_else(|| de::Error::missing_field("project"))?,
+                commit: commit.flatten(),
+                builds: builds.flatten().unwrap_or_default(),
+                source_pipeline: source_pipeline.flatten(),
+            },
+            jobs_read,
+        })
+    }
+}
+
+/// Serde borrows a `Cow<str>` field only when it is the field's whole type;
+/// inside an `Option` or a `Vec` it would allocate.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn borrowed_option<'de: 'a, 'a, D>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+fn borrowed_list<'de: 'a, 'a, D>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let list = Option::<Vec<Borrowed<'a>>>::deserialize(d)?.unwrap_or_default();
+    Ok(list.into_iter().map(|b| b.0).collect())
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -189,6 +366,98 @@ pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EXAMPLE: &str = include_str!("../../tests/data/gitlab/pipeline-hook-doc-example.json");
+
+    #[test]
+    fn one_pass_reads_what_the_derived_parser_reads() {
+        let full: PipelineHook = serde_json::from_str(EXAMPLE).expect("derived");
+        let mut asked = Vec::new();
+        let p = parse_pipeline(EXAMPLE.as_bytes(), |h| {
+            asked.push((h.git_ref.to_string(), h.status.to_string(), h.merge_request));
+            true
+        })
+        .expect("one pass");
+        assert!(p.jobs_read);
+        assert_eq!(format!("{:?}", p.hook), format!("{full:?}"));
+        assert!(!full.builds.is_empty());
+        let a = &full.object_attributes;
+        assert_eq!(
+            asked,
+            [(
+                a.git_ref.clone(),
+                a.status.clone(),
+                full.merge_request.is_some()
+            )]
+        );
+    }
+
+    #[test]
+    fn skipped_jobs_are_checked_as_json_only() {
+        let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).expect("json");
+        v.as_object_mut().expect("object").remove("builds");
+        // Jobs last, as GitLab sends them (a `Value` sorts its keys).
+        let head = v.to_string();
+        let body = format!(
+            r#"{},"builds":[{{"id":"not a number"}}]}}"#,
+            head.strip_suffix('}').expect("an object")
+        );
+        let p = parse_pipeline(body.as_bytes(), |_| false).expect("skipped");
+        assert!(!p.jobs_read && p.hook.builds.is_empty());
+        assert!(parse_pipeline(body.as_bytes(), |_| true).is_err());
+        let broken = body.replace(r#""not a number"}]"#, r#""not a number"]}"#);
+        assert!(parse_pipeline(broken.as_bytes(), |_| false).is_err());
+        assert!(parse_pipeline(format!("{body} x").as_bytes(), |_| false).is_err());
+    }
+
+    #[test]
+    fn job_text_is_borrowed_unless_escaped() {
+        let body = r#"[{"id":1,"name":"a","stage":"s","status":"failed","failure_reason":"x",
+            "runner":{"description":"r\u0031","tags":["arm64","t\n"]}}]"#;
+        let jobs: Vec<Build> = serde_json::from_str(body).expect("jobs");
+        let b = &jobs[0];
+        let runner = b.runner.as_ref().expect("runner");
+        assert!(matches!(b.name, Cow::Borrowed("a")));
+        assert!(matches!(b.failure_reason, Some(Cow::Borrowed("x"))));
+        assert!(matches!(runner.description.as_deref(), Some("r1")));
+        assert!(matches!(runner.tags[0], Cow::Borrowed("arm64")));
+        assert_eq!(runner.tags[1], "t\n");
+        let nulls: Vec<Build> =
+            serde_json::from_str(r#"[{"id":2,"failure_reason":null,"runner":{"tags":null}}]"#)
+                .expect("nulls");
+        assert!(nulls[0].failure_reason.is_none());
+        assert!(nulls[0].runner.as_ref().is_some_and(|r| r.tags.is_empty()));
+    }
+
+    #[test]
+    fn jobs_before_the_policy_fields_are_read() {
+        let body = r#"{"builds":[{"id":1,"name":"a","status":"failed"}],"object_kind":"pipeline",
+            "object_attributes":{"id":2,"ref":"main","status":"failed"},"project":{"id":3,"path_with_namespace":"g/p"}}"#;
+        let p = parse_pipeline(body.as_bytes(), |_| panic!("not asked")).expect("parsed");
+        assert!(p.jobs_read);
+        assert_eq!(p.hook.builds.len(), 1);
+    }
+
+    #[test]
+    fn strict_like_the_derived_parser() {
+        let cases = [
+            r#"{"object_kind":"pipeline","object_kind":"pipeline"}"#,
+            r#"{"object_kind":"pipeline","object_attributes":{"id":1,"ref":"m","status":"failed"}}"#,
+            r#"{"object_kind":"pipeline","project":{"id":1,"path_with_namespace":"g/p"}}"#,
+            r#"[]"#,
+        ];
+        for body in cases {
+            assert!(parse_pipeline(body.as_bytes(), |_| true).is_err(), "{body}");
+            assert!(
+                serde_json::from_str::<PipelineHook>(body).is_err(),
+                "{body}"
+            );
+        }
+        let null_jobs = r#"{"object_kind":"pipeline","builds":null,"merge_request":null,
+            "object_attributes":{"id":1,"ref":"m","status":"failed"},"project":{"id":1,"path_with_namespace":"g/p"}}"#;
+        let p = parse_pipeline(null_jobs.as_bytes(), |h| !h.merge_request).expect("null jobs");
+        assert!(p.jobs_read && p.hook.builds.is_empty());
+    }
 
     #[test]
     fn times_in_both_formats() {

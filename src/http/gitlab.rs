@@ -1,7 +1,5 @@
 //! `POST /gitlab/webhook`: authenticate the raw bytes, parse, decide, persist, 200.
 
-use std::sync::Arc;
-
 use axum::{
     body::Bytes,
     extract::State,
@@ -14,6 +12,7 @@ use crate::{
     gitlab::{
         PipelineHook,
         auth::{self, AuthHeaders},
+        payload::{self, PipelineHead},
     },
     metrics::Metrics,
     notify::policy::{Decision, classify},
@@ -44,27 +43,23 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             return StatusCode::OK;
         }
     }
-    let hook: PipelineHook = match serde_json::from_slice(&body) {
-        Ok(h) => h,
+    let notify = &app.settings.notify;
+    let tracked = |head: &PipelineHead| matches!(classify(head, notify), Decision::Track { .. });
+    let parsed = match payload::parse_pipeline(&body, tracked) {
+        Ok(p) => p,
         Err(e) => {
             // Valid JSON of another shape is some other event: acknowledge it.
             if serde_json::from_slice::<IgnoredAny>(&body).is_ok() && !looks_like_pipeline(&body) {
                 Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
                 return StatusCode::OK;
             }
-            tracing::warn!(
-                line = e.line(),
-                column = e.column(),
-                "malformed webhook body"
-            );
-            Metrics::reason(&m.webhooks_rejected, "malformed");
-            return StatusCode::BAD_REQUEST;
+            return malformed(m, &e);
         }
     };
-    let a = &hook.object_attributes;
-    let span = tracing::info_span!("pipeline", project = hook.project.id, pipeline = a.id, status = %a.status);
+    let head = parsed.hook.head();
+    let span = tracing::info_span!("pipeline", project = head.project_id, pipeline = head.pipeline_id, status = %head.status);
     let _guard = span.enter();
-    let (outcome, channel) = match classify(&hook, &app.settings.notify) {
+    let (outcome, channel) = match classify(&head, notify) {
         Decision::Ignore(reason) => {
             tracing::debug!(reason, "pipeline ignored");
             Metrics::reason(&m.webhooks_ignored, reason);
@@ -72,15 +67,33 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         }
         Decision::Track { outcome, channel } => (outcome, channel),
     };
-    drop(_guard);
-    let event = PipelineEvent {
-        hook: Arc::new(hook),
-        outcome,
-        channel,
-        idempotency_key: header(&headers, "idempotency-key")
-            .or(auth_headers.webhook_id)
-            .map(str::to_string),
+    let hook = if parsed.jobs_read {
+        parsed.hook
+    } else {
+        // Fields after the jobs only ever make the policy ignore an event;
+        // should that change, the jobs are read rather than silently missing.
+        match serde_json::from_slice::<PipelineHook>(&body) {
+            Ok(h) => h,
+            Err(e) => return malformed(m, &e),
+        }
     };
+    let idempotency_key = header(&headers, "idempotency-key")
+        .or(auth_headers.webhook_id)
+        .map(str::to_string);
+    let event = match PipelineEvent::new(&hook, outcome, channel, idempotency_key, notify) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "could not render a pipeline event"
+            );
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    };
+    // Neither the payload nor the request's span is needed while waiting for the commit.
+    drop(hook);
+    drop(body);
+    drop(_guard);
     match app.ingest.submit(event).await {
         Ok(applied) => {
             tracing::info!(result = applied.label(), "pipeline event applied");
@@ -98,6 +111,16 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             StatusCode::SERVICE_UNAVAILABLE
         }
     }
+}
+
+fn malformed(m: &Metrics, e: &serde_json::Error) -> StatusCode {
+    tracing::warn!(
+        line = e.line(),
+        column = e.column(),
+        "malformed webhook body"
+    );
+    Metrics::reason(&m.webhooks_rejected, "malformed");
+    StatusCode::BAD_REQUEST
 }
 
 /// Distinguishes "a pipeline payload with a bad field" (400) from "another

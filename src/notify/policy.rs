@@ -1,6 +1,6 @@
 //! Which pipeline events matter: pure, over the payload and the settings.
 
-use crate::{config::NotifySettings, gitlab::PipelineHook};
+use crate::{config::NotifySettings, gitlab::payload::PipelineHead};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -18,14 +18,12 @@ pub enum Decision {
 }
 
 /// Which ref kinds are watched; the name is also used in messages.
-pub fn ref_kind(hook: &PipelineHook, s: &NotifySettings) -> Option<&'static str> {
-    let attrs = &hook.object_attributes;
-    if attrs.tag {
+pub fn ref_kind(hook: &PipelineHead, s: &NotifySettings) -> Option<&'static str> {
+    if hook.tag {
         return Some("tag");
     }
-    let r = attrs.git_ref.as_str();
-    if hook.project.default_branch.as_deref() == Some(r) || s.extra_branches.iter().any(|b| b == r)
-    {
+    let r = hook.git_ref;
+    if hook.default_branch == Some(r) || s.extra_branches.iter().any(|b| b == r) {
         return Some("default branch");
     }
     if s.stable_pattern.is_match(r) {
@@ -34,22 +32,21 @@ pub fn ref_kind(hook: &PipelineHook, s: &NotifySettings) -> Option<&'static str>
     None
 }
 
-pub fn classify(hook: &PipelineHook, s: &NotifySettings) -> Decision {
+pub fn classify(hook: &PipelineHead, s: &NotifySettings) -> Decision {
     if hook.object_kind != "pipeline" {
         return Decision::Ignore("not a pipeline event");
     }
-    let project = hook.project.path_with_namespace.as_str();
+    let project = hook.project_path;
     if !s.projects.is_empty() && !s.projects.iter().any(|p| p == project) {
         return Decision::Ignore("project is not in the allow-list");
     }
-    let attrs = &hook.object_attributes;
-    if hook.merge_request.is_some() || attrs.source.as_deref() == Some("merge_request_event") {
+    if hook.merge_request || hook.source == Some("merge_request_event") {
         return Decision::Ignore("merge request pipeline");
     }
     if ref_kind(hook, s).is_none() {
         return Decision::Ignore("feature branch (not default, stable or tag)");
     }
-    let outcome = match attrs.status.as_str() {
+    let outcome = match hook.status {
         "failed" => Outcome::Failed,
         "success" => Outcome::Succeeded,
         "canceled" | "canceling" | "skipped" => return Decision::Ignore("canceled or skipped"),
@@ -61,15 +58,20 @@ pub fn classify(hook: &PipelineHook, s: &NotifySettings) -> Decision {
     }
     Decision::Track {
         outcome,
-        channel: s.channel_for(project, &attrs.git_ref).to_string(),
+        channel: s.channel_for(project, hook.git_ref).to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Route;
+    use crate::{config::Route, gitlab::PipelineHook};
     use regex::Regex;
+    use serde::Deserialize;
+
+    fn check(hook: &PipelineHook, s: &NotifySettings) -> Decision {
+        classify(&hook.head(), s)
+    }
 
     fn settings() -> NotifySettings {
         NotifySettings {
@@ -86,8 +88,9 @@ mod tests {
         }
     }
 
-    fn hook(git_ref: &str, status: &str, tag: bool) -> PipelineHook {
-        serde_json::from_value(serde_json::json!({
+    fn hook(git_ref: &str, status: &str, tag: bool) -> PipelineHook<'static> {
+        // A `Value` gives owned strings, so the hook borrows nothing.
+        PipelineHook::deserialize(serde_json::json!({
             "object_kind": "pipeline",
             "object_attributes": {"id": 1, "ref": git_ref, "tag": tag, "status": status, "source": "push"},
             "project": {"id": 9, "path_with_namespace": "gitlab-org/omnibus-gitlab", "default_branch": "master"},
@@ -110,7 +113,7 @@ mod tests {
             ("x16-5-stable", false, false),
         ];
         for (r, tag, watched) in cases {
-            let d = classify(&hook(r, "failed", tag), &s);
+            let d = check(&hook(r, "failed", tag), &s);
             assert_eq!(matches!(d, Decision::Track { .. }), watched, "{r}: {d:?}");
         }
     }
@@ -119,7 +122,7 @@ mod tests {
     fn statuses() {
         let s = settings();
         assert!(matches!(
-            classify(&hook("master", "success", false), &s),
+            check(&hook("master", "success", false), &s),
             Decision::Track {
                 outcome: Outcome::Succeeded,
                 ..
@@ -127,10 +130,7 @@ mod tests {
         ));
         for st in ["canceled", "skipped", "running", "pending", "manual"] {
             assert!(
-                matches!(
-                    classify(&hook("master", st, false), &s),
-                    Decision::Ignore(_)
-                ),
+                matches!(check(&hook("master", st, false), &s), Decision::Ignore(_)),
                 "{st}"
             );
         }
@@ -139,13 +139,12 @@ mod tests {
     #[test]
     fn routes_pick_the_channel() {
         let s = settings();
-        let Decision::Track { channel, .. } =
-            classify(&hook("16-5-stable-ee", "failed", false), &s)
+        let Decision::Track { channel, .. } = check(&hook("16-5-stable-ee", "failed", false), &s)
         else {
             panic!("should track");
         };
         assert_eq!(channel, "C_EE");
-        let Decision::Track { channel, .. } = classify(&hook("16-5-stable", "failed", false), &s)
+        let Decision::Track { channel, .. } = check(&hook("16-5-stable", "failed", false), &s)
         else {
             panic!("should track");
         };
@@ -157,12 +156,12 @@ mod tests {
         let mut s = settings();
         s.projects = vec!["gitlab-org/gitlab".into()];
         assert_eq!(
-            classify(&hook("master", "failed", false), &s),
+            check(&hook("master", "failed", false), &s),
             Decision::Ignore("project is not in the allow-list")
         );
         let s = settings();
         let mut h = hook("master", "failed", false);
         h.object_attributes.source = Some("merge_request_event".into());
-        assert_eq!(classify(&h, &s), Decision::Ignore("merge request pipeline"));
+        assert_eq!(check(&h, &s), Decision::Ignore("merge request pipeline"));
     }
 }

@@ -1,5 +1,7 @@
 //! Block Kit messages for failure notices: pure functions of the payload.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -69,13 +71,18 @@ pub fn reason_in_words(reason: &str) -> String {
 
 /// The failed jobs that matter: `failed`, not allowed to fail, one per name
 /// (the newest attempt decides, so a retried job that passed is not listed).
-pub fn culprits(builds: &[Build]) -> Vec<&Build> {
+pub fn culprits<'b, 'a>(builds: &'b [Build<'a>]) -> Vec<&'b Build<'a>> {
     let mut latest: Vec<&Build> = Vec::new();
+    // Indexed by name: a linear search made pipelines with thousands of jobs quadratic.
+    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(builds.len());
     for b in builds {
-        match latest.iter_mut().find(|l| l.name == b.name) {
-            Some(l) if l.id < b.id => *l = b,
+        match by_name.get(b.name.as_ref()) {
+            Some(&i) if latest[i].id < b.id => latest[i] = b,
             Some(_) => {}
-            None => latest.push(b),
+            None => {
+                by_name.insert(&b.name, latest.len());
+                latest.push(b);
+            }
         }
     }
     let mut failed: Vec<&Build> = latest
@@ -330,47 +337,73 @@ pub fn root_message(body: &Message, status: &RootStatus) -> Message {
     Message { text, blocks }
 }
 
-/// A reply in the incident's thread for another failure.
-pub fn still_failing(hook: &PipelineHook, s: &NotifySettings) -> Message {
+/// A reply in the incident's thread for another failure, from its
+/// [`failure_message`].
+pub fn still_failing(failure: &Message) -> Message {
     Message {
-        text: format!("Still failing: {}", failure_text(hook)),
-        blocks: failure_body(hook, s),
+        text: format!("Still failing: {}", failure.text),
+        blocks: failure.blocks.clone(),
     }
 }
 
 /// The "fixed" reply.
 pub fn fixed(hook: &PipelineHook, broken_for_secs: i64) -> Message {
-    let a = &hook.object_attributes;
-    let url = a
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
-    let mut line = format!(
-        ":white_check_mark: *Fixed* by pipeline {} after {} broken",
-        link(&url, &format!("#{}", a.id)),
-        human_duration(broken_for_secs)
-    );
-    if let Some(c) = &hook.commit {
-        let short: String = c.id.chars().take(8).collect();
-        let title = c.title.clone().unwrap_or_default();
-        line.push_str(&format!(
-            " · `{}` {}",
-            escape(&short),
-            escape(&truncate(&title, 150))
-        ));
+    FixedNotice::new(hook).message(broken_for_secs)
+}
+
+/// The "fixed" reply rendered from the payload ahead of time, so the store's
+/// writer only adds how long the ref was broken, which it alone knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedNotice {
+    pipeline_link: String,
+    details: String,
+    text: String,
+}
+
+impl FixedNotice {
+    pub fn new(hook: &PipelineHook) -> Self {
+        let a = &hook.object_attributes;
+        let url = a
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
+        let mut details = String::new();
+        if let Some(c) = &hook.commit {
+            let short: String = c.id.chars().take(8).collect();
+            let title = c.title.clone().unwrap_or_default();
+            details.push_str(&format!(
+                " · `{}` {}",
+                escape(&short),
+                escape(&truncate(&title, 150))
+            ));
+        }
+        if let Some(u) = &hook.user {
+            details.push_str(&format!(" · by {}", escape(&u.name)));
+        }
+        Self {
+            pipeline_link: link(&url, &format!("#{}", a.id)),
+            details,
+            text: format!(
+                "Fixed: {} {} of {} is green again (pipeline #{})",
+                if a.tag { "tag" } else { "branch" },
+                escape(&a.git_ref),
+                escape(&hook.project.path_with_namespace),
+                a.id
+            ),
+        }
     }
-    if let Some(u) = &hook.user {
-        line.push_str(&format!(" · by {}", escape(&u.name)));
-    }
-    Message {
-        text: format!(
-            "Fixed: {} {} of {} is green again (pipeline #{})",
-            if a.tag { "tag" } else { "branch" },
-            escape(&a.git_ref),
-            escape(&hook.project.path_with_namespace),
-            a.id
-        ),
-        blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": line}})],
+
+    pub fn message(&self, broken_for_secs: i64) -> Message {
+        let line = format!(
+            ":white_check_mark: *Fixed* by pipeline {} after {} broken{}",
+            self.pipeline_link,
+            human_duration(broken_for_secs),
+            self.details
+        );
+        Message {
+            text: self.text.clone(),
+            blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": line}})],
+        }
     }
 }
 
@@ -379,5 +412,30 @@ pub fn failure_message(hook: &PipelineHook, s: &NotifySettings) -> Message {
     Message {
         text: failure_text(hook),
         blocks: failure_body(hook, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    fn build(id: u64, name: &str, status: &str) -> Build<'static> {
+        // A `Value` gives owned strings, so the build borrows nothing.
+        Build::deserialize(json!({"id": id, "name": name, "status": status})).expect("build")
+    }
+
+    #[test]
+    fn culprits_are_the_newest_attempt_of_each_failed_job() {
+        let builds = [
+            build(5, "rspec", "failed"),
+            build(3, "lint", "failed"),
+            build(7, "rspec", "success"), // retried to green
+            build(2, "lint", "success"),  // an older attempt passed
+            build(9, "pack", "failed"),
+            build(8, "pack", "failed"),
+        ];
+        let ids: Vec<u64> = culprits(&builds).iter().map(|b| b.id).collect();
+        assert_eq!(ids, [3, 9]);
     }
 }

@@ -18,20 +18,27 @@ use sqlx::{
 
 pub use outbox::{NewMessage, OutboxKind, OutboxRow};
 
-/// Records a de-duplication key; false when it was already there.
-pub(crate) async fn record_key(
+/// Records de-duplication keys in one statement; false when any of them
+/// was already there (all are recorded either way).
+pub(crate) async fn record_keys(
     conn: &mut sqlx::SqliteConnection,
-    key: &str,
+    keys: &[&str],
     now_ms: i64,
 ) -> anyhow::Result<bool> {
-    let r = sqlx::query(
-        "INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    if keys.is_empty() {
+        return Ok(true);
+    }
+    let mut sql = String::from("INSERT INTO dedup_keys (key, seen_at) VALUES (?, ?)");
+    for _ in 1..keys.len() {
+        sql.push_str(", (?, ?)");
+    }
+    sql.push_str(" ON CONFLICT (key) DO NOTHING");
+    let mut q = sqlx::query(&sql);
+    for k in keys {
+        q = q.bind(*k).bind(now_ms);
+    }
+    let r = q.execute(conn).await?;
+    Ok(r.rows_affected() == keys.len() as u64)
 }
 
 #[derive(Debug, Clone)]

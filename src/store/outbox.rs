@@ -125,6 +125,42 @@ pub(crate) async fn insert(
     Ok(id)
 }
 
+/// Queues already serialised messages to an incident's channel, in order,
+/// in one statement.
+pub(crate) async fn insert_for_incident(
+    conn: &mut SqliteConnection,
+    channel: &str,
+    incident_id: i64,
+    messages: &[(OutboxKind, &str)],
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO outbox (channel, kind, incident_id, payload, next_attempt_at, created_at) VALUES ",
+    );
+    for i in 0..messages.len() {
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?, ?)"
+        });
+    }
+    let mut q = sqlx::query(&sql);
+    for (kind, payload) in messages {
+        q = q
+            .bind(channel)
+            .bind(kind.as_str())
+            .bind(incident_id)
+            .bind(*payload)
+            .bind(now_ms)
+            .bind(now_ms);
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
 impl Store {
     /// Queues one message on its own (FAQ answers, reap reports).
     pub async fn enqueue(&self, m: &NewMessage, now_ms: i64) -> anyhow::Result<i64> {
@@ -141,10 +177,8 @@ impl Store {
         now_ms: i64,
     ) -> anyhow::Result<bool> {
         let mut tx = self.pool().begin().await?;
-        let mut fresh = true;
-        for k in keys {
-            fresh &= super::record_key(&mut tx, k, now_ms).await?;
-        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let fresh = super::record_keys(&mut tx, &keys, now_ms).await?;
         if fresh {
             insert(&mut tx, m, now_ms).await?;
         }

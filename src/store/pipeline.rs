@@ -1,8 +1,6 @@
 //! Applying accepted pipeline events: de-duplication, the ref's incident and
 //! the messages it calls for, all in one transaction per batch.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
@@ -16,40 +14,101 @@ use crate::{
     notify::{
         incident::{self, RefHead, Step},
         policy::Outcome,
-        render::{self, Message, RootStatus},
+        render::{self, FixedNotice, Message, RootStatus},
     },
 };
 
-/// An authenticated, relevant pipeline event waiting to be applied.
+/// An authenticated, relevant pipeline event waiting to be applied: the
+/// payload's few fields the store needs and its messages, already rendered,
+/// so the single writer spends its time on SQL alone.
 #[derive(Debug, Clone)]
 pub struct PipelineEvent {
-    pub hook: Arc<PipelineHook>,
-    pub outcome: Outcome,
+    pub project_id: u64,
+    pub project_path: String,
+    pub git_ref: String,
+    pub pipeline_id: u64,
+    /// Children count as part of the pipeline that started them.
+    pub group_pipeline: u64,
+    pub status: String,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub pipeline_url: String,
     pub channel: String,
     /// GitLab's `Idempotency-Key` / `webhook-id`, when sent.
     pub idempotency_key: Option<String>,
+    pub notice: Notice,
+}
+
+/// The messages an event may queue, whichever way its incident goes.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Failed {
+        /// The root's body, should this failure open an incident.
+        body: Message,
+        /// `body` as stored with the incident.
+        body_json: String,
+        /// The thread reply, should the ref already be broken.
+        reply_json: String,
+    },
+    Succeeded(FixedNotice),
 }
 
 impl PipelineEvent {
+    /// Renders what the event may say; runs in the request, off the writer.
+    pub fn new(
+        hook: &PipelineHook,
+        outcome: Outcome,
+        channel: String,
+        idempotency_key: Option<String>,
+        settings: &NotifySettings,
+    ) -> anyhow::Result<Self> {
+        let a = &hook.object_attributes;
+        let notice = match outcome {
+            Outcome::Failed => {
+                let body = render::failure_message(hook, settings);
+                Notice::Failed {
+                    body_json: serde_json::to_string(&body)?,
+                    reply_json: serde_json::to_string(&render::still_failing(&body))?,
+                    body,
+                }
+            }
+            Outcome::Succeeded => Notice::Succeeded(FixedNotice::new(hook)),
+        };
+        Ok(Self {
+            project_id: hook.project.id,
+            project_path: hook.project.path_with_namespace.clone(),
+            git_ref: a.git_ref.clone(),
+            pipeline_id: a.id,
+            group_pipeline: hook.parent_pipeline_id().unwrap_or(a.id),
+            status: a.status.clone(),
+            finished_at: a.finished_at,
+            pipeline_url: a
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id)),
+            channel,
+            idempotency_key,
+            notice,
+        })
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self.notice {
+            Notice::Failed { .. } => Outcome::Failed,
+            Notice::Succeeded(_) => Outcome::Succeeded,
+        }
+    }
+
     /// Same project, pipeline, status and finish time: the same event even
     /// when GitLab sent it twice under different idempotency keys.
     fn natural_key(&self) -> String {
-        let a = &self.hook.object_attributes;
         format!(
             "pipeline:{}:{}:{}:{}",
-            self.hook.project.id,
-            a.id,
-            a.status,
-            a.finished_at
+            self.project_id,
+            self.pipeline_id,
+            self.status,
+            self.finished_at
                 .map_or_else(|| "-".into(), |t| t.timestamp().to_string())
         )
-    }
-
-    /// Children count as part of the pipeline that started them.
-    fn group_pipeline(&self) -> u64 {
-        self.hook
-            .parent_pipeline_id()
-            .unwrap_or(self.hook.object_attributes.id)
     }
 }
 
@@ -80,6 +139,7 @@ impl Applied {
 
 struct OpenIncident {
     id: i64,
+    channel: String,
     opened_at: i64,
     failures: i64,
     root_body: Message,
@@ -91,43 +151,41 @@ impl Store {
     pub async fn apply_pipeline_events(
         &self,
         events: &[PipelineEvent],
-        settings: &NotifySettings,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<Applied>> {
         let mut tx = self.pool().begin().await?;
         let mut out = Vec::with_capacity(events.len());
         for ev in events {
-            out.push(apply_one(&mut tx, ev, settings, now).await?);
+            out.push(apply_one(&mut tx, ev, now).await?);
         }
         tx.commit().await?;
         Ok(out)
     }
 }
 
+/// Few statements per event: each one is a round trip to SQLite's thread,
+/// and the batch holds the write lock until it commits.
 async fn apply_one(
     conn: &mut SqliteConnection,
     ev: &PipelineEvent,
-    settings: &NotifySettings,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Applied> {
     let now_ms = now.timestamp_millis();
-    let mut keys = vec![ev.natural_key()];
-    if let Some(k) = &ev.idempotency_key {
-        keys.push(format!("idem:{k}"));
-    }
-    let mut fresh = true;
-    for k in &keys {
-        fresh &= super::record_key(&mut *conn, k, now_ms).await?;
-    }
-    if !fresh {
+    let natural = ev.natural_key();
+    let idem = ev.idempotency_key.as_ref().map(|k| format!("idem:{k}"));
+    let keys: Vec<&str> = std::iter::once(natural.as_str())
+        .chain(idem.as_deref())
+        .collect();
+    if !super::record_keys(&mut *conn, &keys, now_ms).await? {
         return Ok(Applied::Duplicate);
     }
 
-    let hook = &ev.hook;
-    let project_id = hook.project.id as i64;
-    let git_ref = hook.object_attributes.git_ref.as_str();
+    let project_id = ev.project_id as i64;
+    let git_ref = ev.git_ref.as_str();
     let row = sqlx::query(
-        "SELECT last_pipeline, open_incident FROM ref_heads WHERE project_id = ? AND git_ref = ?",
+        "SELECT h.last_pipeline, h.open_incident, i.id, i.channel, i.opened_at, i.failures, i.root_body
+           FROM ref_heads h LEFT JOIN incidents i ON i.id = h.open_incident
+          WHERE h.project_id = ? AND h.git_ref = ?",
     )
     .bind(project_id)
     .bind(git_ref)
@@ -141,36 +199,36 @@ async fn apply_one(
         last_pipeline: last_pipeline.map(|p| p as u64),
         broken: open_id.is_some(),
     };
-    let group = ev.group_pipeline();
-    let step = incident::step(&head, group, ev.outcome);
+    let group = ev.group_pipeline;
+    let step = incident::step(&head, group, ev.outcome());
     if let Step::Stale { newest } = step {
         return Ok(Applied::Stale { newest });
     }
     let next = incident::advance(&head, group, step);
-    let a = &hook.object_attributes;
-    let pipeline_url = a
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
-    let event_time = a.finished_at.unwrap_or(now);
+    let pipeline_url = ev.pipeline_url.as_str();
+    let event_time = ev.finished_at.unwrap_or(now);
 
-    let (applied, open_after) = match step {
-        Step::Stale { .. } | Step::StillHealthy => (Applied::StillHealthy, None),
-        Step::Open => {
-            let body = render::failure_message(hook, settings);
+    let (applied, open_after) = match (step, &ev.notice) {
+        (Step::Stale { .. } | Step::StillHealthy, _) => (Applied::StillHealthy, None),
+        (
+            Step::Open,
+            Notice::Failed {
+                body, body_json, ..
+            },
+        ) => {
             let id: i64 = sqlx::query(
                 "INSERT INTO incidents (project_id, project_path, git_ref, channel, root_body, first_pipeline,
                                         latest_pipeline, latest_url, failures, opened_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id",
             )
             .bind(project_id)
-            .bind(&hook.project.path_with_namespace)
+            .bind(&ev.project_path)
             .bind(git_ref)
             .bind(&ev.channel)
-            .bind(serde_json::to_string(&body)?)
-            .bind(a.id as i64)
-            .bind(a.id as i64)
-            .bind(&pipeline_url)
+            .bind(body_json)
+            .bind(ev.pipeline_id as i64)
+            .bind(ev.pipeline_id as i64)
+            .bind(pipeline_url)
             .bind(event_time.timestamp())
             .fetch_one(&mut *conn)
             .await?
@@ -178,72 +236,57 @@ async fn apply_one(
             let status = RootStatus::Broken {
                 since: event_time,
                 failures: 1,
-                latest_pipeline: a.id,
-                latest_url: pipeline_url.clone(),
+                latest_pipeline: ev.pipeline_id,
+                latest_url: pipeline_url.to_string(),
             };
             let root = NewMessage {
                 channel: ev.channel.clone(),
                 kind: OutboxKind::Post,
                 incident_id: Some(id),
                 target_ts: None,
-                message: render::root_message(&body, &status),
+                message: render::root_message(body, &status),
             };
             outbox::insert(conn, &root, now_ms).await?;
             (Applied::Opened { incident: id }, Some(id))
         }
-        Step::StillFailing => {
-            let inc = load_incident(conn, open_id).await?;
+        (Step::StillFailing, Notice::Failed { reply_json, .. }) => {
+            let inc = open_incident(row.as_ref())?;
             let failures = inc.failures + 1;
             sqlx::query("UPDATE incidents SET failures = ?, latest_pipeline = ?, latest_url = ? WHERE id = ?")
                 .bind(failures)
-                .bind(a.id as i64)
-                .bind(&pipeline_url)
+                .bind(ev.pipeline_id as i64)
+                .bind(pipeline_url)
                 .bind(inc.id)
                 .execute(&mut *conn)
                 .await?;
-            let since = DateTime::from_timestamp(inc.opened_at, 0).unwrap_or(now);
             let status = RootStatus::Broken {
-                since,
+                since: DateTime::from_timestamp(inc.opened_at, 0).unwrap_or(now),
                 failures: failures as u32,
-                latest_pipeline: a.id,
-                latest_url: pipeline_url.clone(),
+                latest_pipeline: ev.pipeline_id,
+                latest_url: pipeline_url.to_string(),
             };
-            queue_thread_pair(
-                conn,
-                inc.id,
-                render::still_failing(hook, settings),
-                &inc.root_body,
-                &status,
-                now_ms,
-            )
-            .await?;
+            queue_thread_pair(conn, &inc, reply_json, &status, now_ms).await?;
             (Applied::StillFailing { incident: inc.id }, Some(inc.id))
         }
-        Step::Fixed => {
-            let inc = load_incident(conn, open_id).await?;
+        (Step::Fixed, Notice::Succeeded(fixed)) => {
+            let inc = open_incident(row.as_ref())?;
             let broken_for = event_time.timestamp() - inc.opened_at;
             sqlx::query("UPDATE incidents SET fixed_at = ?, fixed_by = ? WHERE id = ?")
                 .bind(event_time.timestamp())
-                .bind(a.id as i64)
+                .bind(ev.pipeline_id as i64)
                 .bind(inc.id)
                 .execute(&mut *conn)
                 .await?;
             let status = RootStatus::Fixed {
-                by_pipeline: a.id,
-                by_url: pipeline_url.clone(),
+                by_pipeline: ev.pipeline_id,
+                by_url: pipeline_url.to_string(),
                 broken_for_secs: broken_for,
             };
-            queue_thread_pair(
-                conn,
-                inc.id,
-                render::fixed(hook, broken_for),
-                &inc.root_body,
-                &status,
-                now_ms,
-            )
-            .await?;
+            let reply = serde_json::to_string(&fixed.message(broken_for))?;
+            queue_thread_pair(conn, &inc, &reply, &status, now_ms).await?;
             (Applied::Fixed { incident: inc.id }, None)
         }
+        (step, _) => anyhow::bail!("{step:?} cannot follow a {:?} pipeline", ev.outcome()),
     };
     sqlx::query(
         "INSERT INTO ref_heads (project_id, git_ref, last_pipeline, open_incident) VALUES (?, ?, ?, ?)
@@ -263,44 +306,34 @@ async fn apply_one(
 /// go to the incident's channel so per-channel order keeps them behind the root.
 async fn queue_thread_pair(
     conn: &mut SqliteConnection,
-    incident: i64,
-    reply: Message,
-    root_body: &Message,
+    inc: &OpenIncident,
+    reply_json: &str,
     status: &RootStatus,
     now_ms: i64,
 ) -> anyhow::Result<()> {
-    let channel: String = sqlx::query_scalar("SELECT channel FROM incidents WHERE id = ?")
-        .bind(incident)
-        .fetch_one(&mut *conn)
-        .await?;
-    for (kind, message) in [
-        (OutboxKind::Reply, reply),
-        (OutboxKind::Update, render::root_message(root_body, status)),
-    ] {
-        let m = NewMessage {
-            channel: channel.clone(),
-            kind,
-            incident_id: Some(incident),
-            target_ts: None,
-            message,
-        };
-        outbox::insert(conn, &m, now_ms).await?;
-    }
-    Ok(())
+    let update = serde_json::to_string(&render::root_message(&inc.root_body, status))?;
+    outbox::insert_for_incident(
+        conn,
+        &inc.channel,
+        inc.id,
+        &[
+            (OutboxKind::Reply, reply_json),
+            (OutboxKind::Update, &update),
+        ],
+        now_ms,
+    )
+    .await
 }
 
-async fn load_incident(
-    conn: &mut SqliteConnection,
-    id: Option<i64>,
-) -> anyhow::Result<OpenIncident> {
+/// The ref's open incident, read along with its head.
+fn open_incident(row: Option<&sqlx::sqlite::SqliteRow>) -> anyhow::Result<OpenIncident> {
+    let r = row.ok_or_else(|| anyhow::anyhow!("ref is broken but has no head"))?;
+    let id: Option<i64> = r.try_get("id")?;
     let id = id.ok_or_else(|| anyhow::anyhow!("ref is broken but has no open incident"))?;
-    let r = sqlx::query("SELECT id, opened_at, failures, root_body FROM incidents WHERE id = ?")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
     let body: String = r.try_get("root_body")?;
     Ok(OpenIncident {
-        id: r.try_get("id")?,
+        id,
+        channel: r.try_get("channel")?,
         opened_at: r.try_get("opened_at")?,
         failures: r.try_get("failures")?,
         root_body: serde_json::from_str(&body)?,
