@@ -74,7 +74,21 @@ impl Payloads {
     }
 }
 
+/// Compact JSON with `builds` last, as GitLab sends it (serde_json's sorted map would put it
+/// first), so the bot can skip the jobs of an ignored ref as it does in production.
 fn serialize(v: &Value) -> Vec<u8> {
+    let mut rest = v.clone();
+    let builds = rest.as_object_mut().and_then(|m| m.remove("builds"));
     // A Value always serialises.
-    serde_json::to_vec(v).unwrap_or_default()
+    let mut out = serde_json::to_vec(&rest).unwrap_or_default();
+    if let Some(builds) = builds {
+        out.pop(); // the closing brace
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"builds\":");
+        out.extend(serde_json::to_vec(&builds).unwrap_or_default());
+        out.push(b'}');
+    }
+    out
 }
