@@ -33,25 +33,6 @@ fn server_path(id: &str) -> String {
     format!("/instance/v1/zones/fr-par-1/servers/{id}")
 }
 
-fn click(
-    action: &str,
-    user: &str,
-    plan_id: &str,
-    response_url: &str,
-) -> axum::http::Request<axum::body::Body> {
-    let payload = json!({
-        "type": "block_actions", "user": {"id": user}, "channel": {"id": "C0CHAN"},
-        "response_url": response_url, "actions": [{"action_id": action, "value": plan_id}]
-    })
-    .to_string();
-    let form = serde_urlencoded::to_string([("payload", payload.as_str())]).expect("form");
-    slack_request(
-        "/slack/interactions",
-        "application/x-www-form-urlencoded",
-        &form,
-    )
-}
-
 /// A plan shown in Slack, ready for clicks. The caller mounts Scaleway's DELETE answers.
 struct Planned {
     app: TestApp,
@@ -126,7 +107,7 @@ impl Planned {
     async fn click(&self, action: &str, user: &str) {
         let (status, _) = self
             .app
-            .request(click(action, user, &self.plan_id, &self.url))
+            .request(button_click(action, &self.plan_id, user, &self.url))
             .await;
         assert_eq!(status, axum::http::StatusCode::OK);
     }

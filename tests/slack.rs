@@ -221,18 +221,7 @@ async fn unknown_event_types_and_interactions_are_acknowledged() {
 }
 
 fn share_click(entry_id: &str, response_url: &str) -> Request<Body> {
-    let payload = json!({
-        "type": "block_actions", "user": {"id": "U0ASKER"}, "channel": {"id": "C0CHAN"},
-        "response_url": response_url,
-        "actions": [{"action_id": "faq_share", "value": entry_id}]
-    })
-    .to_string();
-    let form = serde_urlencoded::to_string([("payload", payload.as_str())]).expect("form");
-    slack_request(
-        "/slack/interactions",
-        "application/x-www-form-urlencoded",
-        &form,
-    )
+    button_click("faq_share", entry_id, "U0ASKER", response_url)
 }
 
 #[tokio::test]

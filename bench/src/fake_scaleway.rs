@@ -4,7 +4,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -126,12 +125,7 @@ impl FakeScaleway {
                 axum::routing::delete(delete_other),
             )
             .with_state(self);
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok((format!("http://{addr}"), task))
+        crate::serve_loopback(app).await
     }
 
     async fn wait(&self) {

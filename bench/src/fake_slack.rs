@@ -5,7 +5,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -46,12 +45,7 @@ impl FakeSlack {
             .route("/api/{method}", post(api).get(read))
             .route("/response/{*rest}", post(response_url))
             .with_state(self);
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok((format!("http://{addr}"), task))
+        crate::serve_loopback(app).await
     }
 
     pub fn received(&self) -> Vec<Received> {

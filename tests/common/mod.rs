@@ -390,6 +390,21 @@ pub fn slack_request(path: &str, content_type: &str, body: &str) -> Request<Body
         .expect("request")
 }
 
+/// A signed `block_actions` click on a button (`action_id`, `value`) by `user` in C0CHAN.
+pub fn button_click(action: &str, value: &str, user: &str, response_url: &str) -> Request<Body> {
+    let payload = json!({
+        "type": "block_actions", "user": {"id": user}, "channel": {"id": "C0CHAN"},
+        "response_url": response_url, "actions": [{"action_id": action, "value": value}]
+    })
+    .to_string();
+    let form = serde_urlencoded::to_string([("payload", payload.as_str())]).expect("form");
+    slack_request(
+        "/slack/interactions",
+        "application/x-www-form-urlencoded",
+        &form,
+    )
+}
+
 /// A signed `/arm` slash command.
 pub fn slash(text: &str, response_url: &str) -> Request<Body> {
     let body = serde_urlencoded::to_string([

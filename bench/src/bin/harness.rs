@@ -47,6 +47,9 @@ const SIGNING_SECRET: &str = "bench-signing-secret";
 const CHANNEL: &str = "C0BENCH";
 const REAPER: &str = "U0REAPER";
 const ZONES: [&str; 3] = ["fr-par-1", "nl-ams-1", "pl-waw-1"];
+/// The token `process::Bot` starts the bot with.
+static GITLAB_TOKEN_HEADER: std::sync::LazyLock<[(String, String); 1]> =
+    std::sync::LazyLock::new(|| [("x-gitlab-token".into(), "bench-token".into())]);
 
 /// Values of one figure over the repetitions.
 #[derive(Default, Clone)]
@@ -278,6 +281,15 @@ impl Harness {
     /// Item 1: throughput and latency against the reference, per payload.
     async fn ingest(&mut self) -> anyhow::Result<()> {
         let q = self.args.quick;
+        let notified = |bytes: usize, full: usize, small: usize| {
+            (
+                "notified failure",
+                Body::unique(self.payloads.failure_of_size(bytes)),
+                scale(q, full, small),
+                "≥ 50 %",
+                0.50,
+            )
+        };
         let cases: Vec<(&str, Body, usize, &str, f64)> = vec![
             (
                 "ignored event (feature branch)",
@@ -286,55 +298,34 @@ impl Harness {
                 "≥ 70 %",
                 0.70,
             ),
-            (
-                "notified failure",
-                Body::unique(self.payloads.failure_of_size(10_000)),
-                scale(q, 3000, 150),
-                "≥ 50 %",
-                0.50,
-            ),
-            (
-                "notified failure",
-                Body::unique(self.payloads.failure_of_size(300_000)),
-                scale(q, 1500, 60),
-                "≥ 50 %",
-                0.50,
-            ),
-            (
-                "notified failure",
-                Body::unique(self.payloads.failure_of_size(5_000_000)),
-                scale(q, 120, 10),
-                "≥ 50 %",
-                0.50,
-            ),
+            notified(10_000, 3000, 150),
+            notified(300_000, 1500, 60),
+            notified(5_000_000, 120, 10),
         ];
         let bot = Bot::start(&self.armbot, "", &[]).await?;
         let reference = Reference::start(&self.loadgen).await?;
-        let token = [("x-gitlab-token".to_string(), "bench-token".to_string())];
+        let token: &'static [(String, String)] = &*GITLAB_TOKEN_HEADER;
         let mut results: Vec<(Series, Series, Series, Series, Series)> =
             vec![Default::default(); cases.len()];
         for _ in 0..self.args.reps {
             for (i, (_, body, requests, _, _)) in cases.iter().enumerate() {
-                let first_id = self.ids(*requests);
-                let r = load::hit(Hit {
-                    url: &format!("{}/gitlab/webhook", reference.url),
-                    body,
-                    headers: &[],
-                    requests: *requests,
-                    concurrency: 16,
-                    first_id,
-                })
-                .await?;
-                let first_id = self.ids(*requests);
-                let b = load::hit(Hit {
-                    url: &format!("{}/gitlab/webhook", bot.url),
-                    body,
-                    headers: &token,
-                    requests: *requests,
-                    concurrency: 16,
-                    first_id,
-                })
-                .await?;
+                let mut run = |url: &str, headers: &'static [(String, String)]| {
+                    let url = format!("{url}/gitlab/webhook");
+                    let first_id = self.ids(*requests);
+                    async move {
+                        load::hit(Hit {
+                            url: &url,
+                            body,
+                            headers,
+                            requests: *requests,
+                            concurrency: 16,
+                            first_id,
+                        })
+                        .await
+                    }
+                };
+                let r = run(&reference.url, &[]).await?;
+                let b = run(&bot.url, token).await?;
                 if b.errors > 0 || r.errors > 0 {
                     bail!(
                         "{}: {} bot errors, {} reference errors",
@@ -714,7 +705,7 @@ impl Harness {
         let body = Body::unique(self.payloads.failure_of_size(5_000_000));
         let clients = scale(self.args.quick, 200, 20);
         let (mut idle, mut peak) = (Series::default(), Series::default());
-        let token = [("x-gitlab-token".to_string(), "bench-token".to_string())];
+        let token: &[(String, String)] = &*GITLAB_TOKEN_HEADER;
         for _ in 0..self.args.reps {
             let bot = Bot::start(&self.armbot, "", &[]).await?;
             // Let start-up allocations settle before reading the idle figure.
@@ -724,7 +715,7 @@ impl Harness {
             let s = load::hit(Hit {
                 url: &format!("{}/gitlab/webhook", bot.url),
                 body: &body,
-                headers: &token,
+                headers: token,
                 requests: clients,
                 concurrency: clients,
                 first_id,
