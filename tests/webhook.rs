@@ -154,7 +154,16 @@ async fn size_and_shape() {
         })
         .collect();
     big["builds"] = json!(builds);
-    assert!(serde_json::to_vec(&big).expect("json").len() > 5 * 1024 * 1024);
+    let big_bytes = serde_json::to_vec(&big).expect("json");
+    assert!(big_bytes.len() > 5 * 1024 * 1024);
+    // From a stranger, it is refused on its headers, before it is read.
+    let stranger = Request::post("/gitlab/webhook")
+        .header("x-gitlab-token", "not-the-token")
+        .header("content-length", big_bytes.len())
+        .body(Body::from(big_bytes))
+        .expect("request");
+    assert_eq!(app.request(stranger).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(queued(&app).await, 0);
     assert_eq!(app.hook(&big).await, StatusCode::OK);
     assert_eq!(queued(&app).await, 1);
 }

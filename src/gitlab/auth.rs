@@ -47,6 +47,39 @@ pub fn verify(
     if let Some(key_b64) = &secrets.signing_key {
         verify_signature(key_b64.expose_secret(), headers, body, now_unix)?;
     }
+    verify_token(secrets, headers)
+}
+
+/// Everything [`verify`] checks that does not need the body: the token, and
+/// that a required signature's headers are present and fresh. Lets a large
+/// body be refused before it is read.
+pub fn verify_headers(
+    secrets: &GitlabSecrets,
+    headers: &AuthHeaders<'_>,
+    now_unix: i64,
+) -> Result<(), AuthError> {
+    if secrets.signing_key.is_some() {
+        let (Some(_), Some(ts), Some(_)) = (
+            headers.webhook_id,
+            headers.webhook_timestamp,
+            headers.webhook_signature,
+        ) else {
+            return Err(AuthError::MissingSignature);
+        };
+        fresh(ts, now_unix)?;
+    }
+    verify_token(secrets, headers)
+}
+
+fn fresh(ts: &str, now_unix: i64) -> Result<(), AuthError> {
+    let ts_num: i64 = ts.trim().parse().map_err(|_| AuthError::BadTimestamp)?;
+    if (now_unix - ts_num).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(AuthError::StaleTimestamp);
+    }
+    Ok(())
+}
+
+fn verify_token(secrets: &GitlabSecrets, headers: &AuthHeaders<'_>) -> Result<(), AuthError> {
     if !secrets.tokens.is_empty() {
         let given = headers.token.ok_or(AuthError::MissingToken)?;
         // Check every configured token so timing does not reveal which matched.
@@ -75,10 +108,7 @@ fn verify_signature(
     ) else {
         return Err(AuthError::MissingSignature);
     };
-    let ts_num: i64 = ts.trim().parse().map_err(|_| AuthError::BadTimestamp)?;
-    if (now_unix - ts_num).abs() > SIGNATURE_TOLERANCE_SECS {
-        return Err(AuthError::StaleTimestamp);
-    }
+    fresh(ts, now_unix)?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(key_b64)
         .map_err(|_| AuthError::BadSignature)?;
@@ -122,6 +152,41 @@ mod tests {
             signing_key: key
                 .map(|k| SecretString::from(base64::engine::general_purpose::STANDARD.encode(k))),
         }
+    }
+
+    #[test]
+    fn headers_alone_are_checked_as_far_as_they_go() {
+        let s = secrets(&["tok"], Some(b"key"));
+        let good = AuthHeaders {
+            token: Some("tok"),
+            webhook_id: Some("msg_1"),
+            webhook_timestamp: Some("1000"),
+            // Not checked without the body: only its presence is.
+            webhook_signature: Some("v1,anything"),
+        };
+        assert_eq!(verify_headers(&s, &good, 1000), Ok(()));
+        let wrong_token = AuthHeaders {
+            token: Some("nope"),
+            ..good
+        };
+        assert_eq!(
+            verify_headers(&s, &wrong_token, 1000),
+            Err(AuthError::BadToken)
+        );
+        let unsigned = AuthHeaders {
+            webhook_signature: None,
+            ..good
+        };
+        assert_eq!(
+            verify_headers(&s, &unsigned, 1000),
+            Err(AuthError::MissingSignature)
+        );
+        assert_eq!(
+            verify_headers(&s, &good, 1000 + SIGNATURE_TOLERANCE_SECS + 1),
+            Err(AuthError::StaleTimestamp)
+        );
+        // The full check still needs the signature to match the body.
+        assert_eq!(verify(&s, &good, b"{}", 1000), Err(AuthError::BadSignature));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Request, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -15,12 +15,17 @@ use tokio::sync::Semaphore;
 
 const MIB: usize = 1024 * 1024;
 
+/// Whether a request's headers alone are acceptable (e.g. its credentials).
+type Precheck = Arc<dyn Fn(&HeaderMap) -> bool + Send + Sync>;
+
 /// Megabytes of large bodies handled at once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BodyBudget {
     mib: Arc<Semaphore>,
     /// Bodies without a length are taken to be this large.
     max_body: usize,
+    /// Checked before a large body waits or is read; failing it answers 401.
+    precheck: Option<Precheck>,
 }
 
 impl BodyBudget {
@@ -28,7 +33,18 @@ impl BodyBudget {
         Self {
             mib: Arc::new(Semaphore::new(total_mib)),
             max_body,
+            precheck: None,
         }
+    }
+
+    /// Large requests must pass `check` on their headers before they may wait
+    /// for the budget: otherwise anyone could hold it with slow uploads.
+    pub fn with_precheck(
+        mut self,
+        check: impl Fn(&HeaderMap) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.precheck = Some(Arc::new(check));
+        self
     }
 }
 
@@ -46,6 +62,13 @@ pub async fn limit_large_bodies(
         .min(budget.max_body);
     if declared < MIB {
         return next.run(req).await;
+    }
+    if budget
+        .precheck
+        .as_ref()
+        .is_some_and(|ok| !ok(req.headers()))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
     }
     // Parsing roughly doubles what the body itself holds; counted in whole MiB.
     let share = declared.div_ceil(MIB) as u32;
@@ -104,6 +127,30 @@ mod tests {
         let large = large.await.expect("large");
         assert_eq!(large.status(), StatusCode::OK);
         assert_eq!(budget.mib.available_permits(), 4, "its share is returned");
+    }
+
+    #[tokio::test]
+    async fn a_large_body_that_fails_the_precheck_is_refused_unread_and_takes_nothing() {
+        let budget = BodyBudget::new(4, 8 * MIB)
+            .with_precheck(|h| h.get("x-gitlab-token").is_some_and(|v| v == "right"));
+        let stranger = app(&budget)
+            .oneshot(post_of(3 * MIB))
+            .await
+            .expect("stranger");
+        assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(budget.mib.available_permits(), 4);
+
+        let mut req = post_of(3 * MIB);
+        req.headers_mut().insert(
+            "x-gitlab-token",
+            axum::http::HeaderValue::from_static("right"),
+        );
+        let known = app(&budget).oneshot(req).await.expect("known");
+        assert_eq!(known.status(), StatusCode::OK);
+
+        // Small bodies are left to the handler, which authenticates every request.
+        let small = app(&budget).oneshot(post_of(1000)).await.expect("small");
+        assert_eq!(small.status(), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -23,15 +23,34 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+fn auth_headers(h: &HeaderMap) -> AuthHeaders<'_> {
+    AuthHeaders {
+        token: header(h, "x-gitlab-token"),
+        webhook_id: header(h, "webhook-id"),
+        webhook_timestamp: header(h, "webhook-timestamp"),
+        webhook_signature: header(h, "webhook-signature"),
+    }
+}
+
+/// The part of authentication that needs no body, so a large body from a
+/// stranger is refused before it is read or takes any of the memory budget.
+pub fn headers_authentic(app: &AppState, headers: &HeaderMap) -> bool {
+    match auth::verify_headers(&app.settings.gitlab, &auth_headers(headers), (app.clock)()) {
+        Ok(()) => true,
+        Err(e) => {
+            // The handler never sees it, so it is counted here.
+            app.metrics.webhooks_received.inc();
+            tracing::warn!(reason = %e, "large webhook refused before reading it");
+            Metrics::reason(&app.metrics.webhooks_rejected, "unauthorized");
+            false
+        }
+    }
+}
+
 pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let m = &app.metrics;
     m.webhooks_received.inc();
-    let auth_headers = AuthHeaders {
-        token: header(&headers, "x-gitlab-token"),
-        webhook_id: header(&headers, "webhook-id"),
-        webhook_timestamp: header(&headers, "webhook-timestamp"),
-        webhook_signature: header(&headers, "webhook-signature"),
-    };
+    let auth_headers = auth_headers(&headers);
     if let Err(e) = auth::verify(&app.settings.gitlab, &auth_headers, &body, (app.clock)()) {
         tracing::warn!(reason = %e, "webhook refused");
         Metrics::reason(&m.webhooks_rejected, "unauthorized");

@@ -41,6 +41,9 @@ impl MakeRequestId for RequestUuid {
 }
 
 pub fn router(state: AppState) -> Router {
+    let gate = state.clone();
+    let budget = budget::BodyBudget::new(LARGE_BODY_BUDGET_MIB, GITLAB_BODY_LIMIT)
+        .with_precheck(move |headers| gitlab::headers_authentic(&gate, headers));
     let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
         let id = req
             .headers()
@@ -54,10 +57,7 @@ pub fn router(state: AppState) -> Router {
             "/gitlab/webhook",
             post(gitlab::webhook)
                 .layer(DefaultBodyLimit::max(GITLAB_BODY_LIMIT))
-                .layer(from_fn_with_state(
-                    budget::BodyBudget::new(LARGE_BODY_BUDGET_MIB, GITLAB_BODY_LIMIT),
-                    budget::limit_large_bodies,
-                )),
+                .layer(from_fn_with_state(budget, budget::limit_large_bodies)),
         )
         .route("/slack/commands", post(slack::commands))
         .route("/slack/interactions", post(slack::interactions))
