@@ -59,24 +59,29 @@ pub fn verify_headers(
     now_unix: i64,
 ) -> Result<(), AuthError> {
     if secrets.signing_key.is_some() {
-        let (Some(_), Some(ts), Some(_)) = (
-            headers.webhook_id,
-            headers.webhook_timestamp,
-            headers.webhook_signature,
-        ) else {
-            return Err(AuthError::MissingSignature);
-        };
-        fresh(ts, now_unix)?;
+        signature_headers(headers, now_unix)?;
     }
     verify_token(secrets, headers)
 }
 
-fn fresh(ts: &str, now_unix: i64) -> Result<(), AuthError> {
+/// `webhook-id`, `webhook-timestamp` and `webhook-signature`, all present and
+/// the timestamp within the tolerance.
+fn signature_headers<'a>(
+    headers: &AuthHeaders<'a>,
+    now_unix: i64,
+) -> Result<(&'a str, &'a str, &'a str), AuthError> {
+    let (Some(id), Some(ts), Some(sigs)) = (
+        headers.webhook_id,
+        headers.webhook_timestamp,
+        headers.webhook_signature,
+    ) else {
+        return Err(AuthError::MissingSignature);
+    };
     let ts_num: i64 = ts.trim().parse().map_err(|_| AuthError::BadTimestamp)?;
     if (now_unix - ts_num).abs() > SIGNATURE_TOLERANCE_SECS {
         return Err(AuthError::StaleTimestamp);
     }
-    Ok(())
+    Ok((id, ts, sigs))
 }
 
 fn verify_token(secrets: &GitlabSecrets, headers: &AuthHeaders<'_>) -> Result<(), AuthError> {
@@ -101,14 +106,7 @@ fn verify_signature(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), AuthError> {
-    let (Some(id), Some(ts), Some(sigs)) = (
-        headers.webhook_id,
-        headers.webhook_timestamp,
-        headers.webhook_signature,
-    ) else {
-        return Err(AuthError::MissingSignature);
-    };
-    fresh(ts, now_unix)?;
+    let (id, ts, sigs) = signature_headers(headers, now_unix)?;
     let key = base64::engine::general_purpose::STANDARD
         .decode(key_b64)
         .map_err(|_| AuthError::BadSignature)?;
