@@ -198,6 +198,15 @@ impl Metrics {
             .inc();
     }
 
+    /// A reap that ended: `ok`, `partial` or `cancelled`.
+    pub fn reap(&self, outcome: &str) {
+        self.reaps
+            .get_or_create(&Outcome {
+                outcome: label(outcome),
+            })
+            .inc();
+    }
+
     pub fn slack_call(&self, method: &str, outcome: &str) {
         self.slack_calls
             .get_or_create(&Call {

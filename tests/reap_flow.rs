@@ -224,6 +224,13 @@ async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
     assert_eq!(audit[1].0, "UMEMBER");
     assert_eq!(audit[1].2, r#"{"via":"allowed_usergroup"}"#);
     assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+    let metrics = p.app.state.metrics.render();
+    for line in [
+        r#"armbot_reaps_total{outcome="ok"} 1"#,
+        "armbot_servers_removed_total 1",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
 }
 
 #[tokio::test]

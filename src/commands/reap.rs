@@ -220,12 +220,7 @@ pub async fn button(
                 &json!({"via": via}),
             )
             .await;
-        app.metrics
-            .reaps
-            .get_or_create(&crate::metrics::Outcome {
-                outcome: "cancelled".into(),
-            })
-            .inc();
+        app.metrics.reap("cancelled");
         let body = json!({"replace_original": true, "text": "Reap cancelled", "blocks": reap::cancelled_blocks(&plan, &user)});
         responder.send(body).await;
         return;
@@ -276,12 +271,7 @@ pub async fn button(
     } else {
         "ok"
     };
-    app.metrics
-        .reaps
-        .get_or_create(&crate::metrics::Outcome {
-            outcome: outcome.into(),
-        })
-        .inc();
+    app.metrics.reap(outcome);
     let summary = reap::summary_text(&report, &user);
     responder
         .send(json!({"replace_original": true, "text": summary, "blocks": reap::report_blocks(&report, &plan, &user)}))
