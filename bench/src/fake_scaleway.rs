@@ -29,8 +29,8 @@ pub struct FakeScaleway {
     /// zone → server id → server JSON (the Instance API's shape).
     servers: Arc<Mutex<BTreeMap<String, BTreeMap<String, Value>>>>,
     latency: Duration,
-    pub calls: Arc<AtomicUsize>,
-    pub deletes: Arc<AtomicUsize>,
+    /// Successful DELETE calls, of any resource.
+    deletes: Arc<AtomicUsize>,
 }
 
 /// One ARM builder as the Instance API describes it: arm64, one Block
@@ -82,7 +82,6 @@ impl FakeScaleway {
         Self {
             servers: Arc::default(),
             latency,
-            calls: Arc::default(),
             deletes: Arc::default(),
         }
     }
@@ -94,6 +93,11 @@ impl FakeScaleway {
             .map(|s| (s["id"].as_str().unwrap_or_default().to_string(), s))
             .collect();
         self.lock().insert(zone.to_string(), map);
+    }
+
+    /// Successful deletes so far, and resets the count.
+    pub fn take_deletes(&self) -> usize {
+        self.deletes.swap(0, Ordering::Relaxed)
     }
 
     pub fn count(&self, zone: &str) -> usize {
@@ -129,7 +133,6 @@ impl FakeScaleway {
     }
 
     async fn wait(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.latency).await;
     }
 }

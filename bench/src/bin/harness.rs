@@ -684,6 +684,11 @@ impl Harness {
                 if left != 0 {
                     bail!("{left} of {servers} servers were left after the reap");
                 }
+                // Each server and its one volume.
+                let deletes = scw.take_deletes();
+                if deletes != 2 * servers {
+                    bail!("{deletes} deletes for {servers} servers and their volumes");
+                }
             }
             bot.stop().await;
         }
