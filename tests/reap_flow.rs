@@ -202,6 +202,49 @@ async fn plan_refuse_confirm_once_and_audit() {
     assert_eq!(p.fake.calls("usergroups.users.list"), 0);
 }
 
+#[tokio::test]
+async fn an_expired_or_unknown_plan_is_refused_and_nothing_runs() {
+    let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 0).await;
+    // Stored as `/arm reap` stores a plan, but its time to be confirmed ran out.
+    let now = armbot::store::now_ms();
+    p.app
+        .store
+        .save_plan(
+            "plan-old",
+            "{}",
+            "UASKER",
+            now - 20 * 60_000,
+            now - 10 * 60_000,
+        )
+        .await
+        .expect("saved");
+
+    for (n, plan) in [(2, "plan-old"), (3, "no-such-plan")] {
+        let (status, _) = p
+            .app
+            .request(button_click("reap_confirm", plan, "UADMIN", &p.url))
+            .await;
+        assert_eq!(status, axum::http::StatusCode::OK);
+        let refusal = p.nth(n).await;
+        assert_eq!(refusal["response_type"], "ephemeral", "{refusal:?}");
+        let expected = if plan == "plan-old" {
+            "That plan has expired; run `/arm reap` again for a fresh one."
+        } else {
+            "I don't know that plan; run `/arm reap` again."
+        };
+        assert_eq!(refusal["text"], expected);
+    }
+    // The expired plan was never claimed: a retry still finds it expired, not running.
+    p.app
+        .request(button_click("reap_confirm", "plan-old", "UADMIN", &p.url))
+        .await;
+    assert_eq!(
+        p.nth(4).await["text"],
+        "That plan has expired; run `/arm reap` again for a fresh one."
+    );
+}
+
 const WITH_GROUP: &str = "allowed_users = [\"UADMIN\"]\nallowed_usergroup = \"S0ARM\"\n";
 
 #[tokio::test]
