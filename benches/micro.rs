@@ -12,16 +12,16 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use armbot::{
-    config::{DEFAULT_STABLE_PATTERN, GitlabSecrets, NotifySettings, Route},
     faq::{Answer, KnowledgeBase},
     gitlab::{
-        PipelineHook,
+        GitlabSecrets, PipelineHook,
         auth::{self, AuthError, AuthHeaders},
         payload,
     },
     notify::{
         policy::{self, Decision},
         render::{self, RootStatus},
+        settings::{DEFAULT_STABLE_PATTERN, NotifySettings, Route},
     },
     slack::verify::{self, VerifyError},
 };

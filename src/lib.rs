@@ -1,19 +1,27 @@
 //! armbot: Slack ChatOps for the ARM build fleet.
-pub mod app;
-pub mod commands;
+//!
+//! The library is the service; its public surface is what `main.rs`, the integration tests
+//! and the benchmarks need. The HTTP edge (`http`) and the chat layer (`chat`) are reached
+//! only through [`build_app`].
+//!
+//! Layers, each depending only on those below it: `server` / `http` → `chat` → `state` →
+//! `config` / `check_config` → `delivery` → `store`, and the areas `notify`, `fleet`, `reap`,
+//! `faq`, `gitlab`, `slack`, `runner`, `metrics`.
+mod chat;
+pub mod check_config;
 pub mod config;
-pub mod events;
+pub mod delivery;
 pub mod faq;
 pub mod fleet;
 pub mod gitlab;
-pub mod http;
-pub mod ingest;
-pub mod interactions;
+mod http;
 pub mod metrics;
 pub mod notify;
 pub mod reap;
 pub mod runner;
 pub mod server;
 pub mod slack;
+pub mod state;
 pub mod store;
-pub mod worker;
+
+pub use http::router as build_app;

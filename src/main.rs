@@ -6,11 +6,15 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use armbot::{
-    app::{AppState, system_clock},
+    check_config,
     config::Settings,
     metrics::Metrics,
-    notify::{policy::Decision, render},
+    notify::{
+        policy::{Decision, Outcome},
+        render,
+    },
     server,
+    state::{AppState, system_clock},
     store::Store,
 };
 
@@ -39,7 +43,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Serve => serve(),
-        Command::CheckConfig => check_config(),
+        Command::CheckConfig => check_settings(),
         Command::Render { payload } => render_payload(&payload),
     };
     match result {
@@ -103,7 +107,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn check_config() -> anyhow::Result<ExitCode> {
+fn check_settings() -> anyhow::Result<ExitCode> {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -111,25 +115,9 @@ fn check_config() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    match &settings.config_path {
-        Some(p) => println!("settings file: {}", p.display()),
-        None => println!("settings file: none (environment only)"),
-    }
-    for (k, v) in settings.describe() {
-        println!("  {k:<30} {v}");
-    }
-    println!("features:");
-    for (name, state) in settings.features() {
-        match state {
-            Ok(()) => println!("  on   {name}"),
-            Err(why) => println!("  off  {name}: {why}"),
-        }
-    }
-    let problems = settings.problems();
-    for p in &problems {
-        println!("error: {p}");
-    }
-    Ok(if problems.is_empty() {
+    let (report, ok) = check_config::report(&settings);
+    print!("{report}");
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -147,10 +135,8 @@ fn render_payload(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         }
         Decision::Track { outcome, channel } => {
             let message = match outcome {
-                armbot::notify::policy::Outcome::Failed => {
-                    render::failure_message(&hook, &settings.notify)
-                }
-                armbot::notify::policy::Outcome::Succeeded => {
+                Outcome::Failed => render::failure_message(&hook, &settings.notify),
+                Outcome::Succeeded => {
                     println!(
                         "no message unless {channel} has an open incident for this ref; then:"
                     );

@@ -6,29 +6,14 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::{
-    app::{AppState, build_app},
-    slack::{
-        api::SlackClient,
-        transport::{Console, Transport},
-    },
+    delivery::{Worker, WorkerConfig},
+    http,
+    state::AppState,
     store::now_ms,
-    worker::{Worker, WorkerConfig},
 };
 
 /// How long shutdown waits for the worker to finish the call it is in.
 const WORKER_STOP_BOUND: Duration = Duration::from_secs(15);
-
-pub fn transport(state: &AppState) -> anyhow::Result<Transport> {
-    let s = &state.settings.slack;
-    Ok(match &s.bot_token {
-        Some(token) => Transport::Slack(SlackClient::new(
-            &s.api_url,
-            token.clone(),
-            Duration::from_secs(10),
-        )?),
-        None => Transport::Console(Console::stdout()),
-    })
-}
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish, lets the worker finish its current call, and returns.
@@ -47,7 +32,7 @@ pub async fn run(
     }
     tracing::info!(listen = %settings.listen, "armbot listening");
 
-    if let Transport::Slack(client) = transport(&state)? {
+    if let Some(client) = &state.slack {
         // Learn who we are so our own messages are never answered.
         match client.auth_test().await {
             Ok(me) => {
@@ -67,14 +52,14 @@ pub async fn run(
     };
     let worker = Worker::new(
         state.store.clone(),
-        transport(&state)?,
+        state.transport(),
         worker_config,
         state.metrics.clone(),
     );
-    let worker_task = tokio::spawn(worker.run(state.wake.clone(), stop_rx.clone()));
+    let worker_task = tokio::spawn(worker.run(state.outbox.signal(), stop_rx.clone()));
     let pruner = tokio::spawn(prune_loop(state.clone(), stop_rx));
 
-    let app = build_app(state);
+    let app = http::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

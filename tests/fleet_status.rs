@@ -280,7 +280,7 @@ fn blocks_of_a_representative_report() {
       },
       {
         "text": {
-          "text": "*fr-par-1*: 6 builders — 3 running, 2 stopped, 1 stopped in place\nShut down:\n• `runner-qasr7s6-arm-3` BASIC2-A4C-8G, stopped in place for 3h 12m\n• `runner-qasr7s6-arm-4` BASIC2-A4C-8G, stopped for 2h 0m (protected)\n• `runner-qasr7s6-arm-5` BASIC2-A4C-8G, stopped for 5m (in grace period)",
+          "text": "*fr-par-1*: 6 builders — 3 running, 2 stopped, 1 stopped in place\nShut down:\n• `runner-qasr7s6-arm-3` BASIC2-A4C-8G, stopped in place for 3h 12m\n• `runner-qasr7s6-arm-4` BASIC2-A4C-8G, stopped for 2h (protected)\n• `runner-qasr7s6-arm-5` BASIC2-A4C-8G, stopped for 5m (in grace period)",
           "type": "mrkdwn"
         },
         "type": "section"

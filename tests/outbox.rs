@@ -6,9 +6,9 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use armbot::{
-    notify::render::Message,
+    delivery::{Worker, WorkerConfig},
+    slack::Message,
     store::{NewMessage, OutboxKind, Store, now_ms},
-    worker::{Worker, WorkerConfig},
 };
 use common::*;
 use tokio::sync::{Notify, watch};

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use armbot::config::FileSettings;
+use armbot::{check_config, config::FileSettings};
 use common::*;
 use serde_json::{Value, json};
 use wiremock::{
@@ -140,7 +140,7 @@ impl Planned {
                     return p;
                 }
                 // The summary is queued after the response_url post; queueing wakes this.
-                self.app.state.wake.notified().await;
+                self.app.state.outbox.signal().notified().await;
             }
         })
         .await
@@ -458,7 +458,7 @@ fn check_config_warns_about_a_usergroup_it_cannot_check() {
         toml::from_str(&format!("[reap]\nallowed_usergroup = \"{group}\"\n")).expect("toml")
     };
     // Console mode (no bot token) and a handle instead of an id: both said.
-    let problems = settings_with_file(file("arm-admins"), &[]).problems();
+    let problems = check_config::problems(&settings_with_file(file("arm-admins"), &[]));
     assert!(
         problems
             .iter()
@@ -473,11 +473,10 @@ fn check_config_warns_about_a_usergroup_it_cannot_check() {
     );
     let fine = settings_with_file(file(GROUP), &[("SLACK_BOT_TOKEN", "xoxb-test-token")]);
     assert!(
-        !fine
-            .problems()
+        !check_config::problems(&fine)
             .iter()
             .any(|p| p.contains("allowed_usergroup")),
         "{:?}",
-        fine.problems()
+        check_config::problems(&fine)
     );
 }

@@ -75,7 +75,7 @@ fn sample_plan() -> Plan {
             ),
             skipped(
                 "runner-qasr7s6-arm-7",
-                "stopped in place for only 4 min (grace period 15 min)",
+                "stopped in place for only 4m (grace period 15m)",
             ),
         ],
         running_left_alone: 12,

@@ -162,7 +162,7 @@ async fn an_expired_response_url_falls_back_to_a_direct_message() {
     // The fallback is queued in the outbox; wait for it to be queued, then deliver.
     let queued = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            app.state.wake.notified().await;
+            app.state.outbox.signal().notified().await;
             if app.store.outbox_count("pending").await.expect("count") > 0 {
                 return;
             }

@@ -478,7 +478,7 @@ fn snapshot_of_the_failure_notice() {
 fn snapshot_of_the_fixed_reply_and_root_update() {
     let hook = PipelineHook::deserialize(pipeline(32, "16-5-stable", "success")).expect("hook");
     insta::assert_json_snapshot!("fixed_reply", armbot::notify::render::fixed(&hook, 5400));
-    let body = armbot::notify::render::Message::plain("Pipeline #31 failed");
+    let body = armbot::slack::Message::plain("Pipeline #31 failed");
     let status = armbot::notify::render::RootStatus::Fixed {
         by_pipeline: 32,
         by_url: "https://gitlab.example.com/p/-/pipelines/32".into(),

@@ -6,6 +6,7 @@
 
 mod kb;
 mod matcher;
+mod settings;
 mod text;
 mod typo;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use kb::{Entry, FaqError};
+pub use settings::FaqSettings;
 
 use matcher::Index;
 use text::Synonyms;

@@ -1,4 +1,5 @@
-//! Scaleway fleet: client, status report, reap planner and executor.
+//! The Scaleway fleet: the API client, which servers are the ARM builders (settings and the
+//! membership rule shared with reap), and the `/arm status` report.
 
 pub mod model;
 pub mod scaleway;
@@ -7,7 +8,7 @@ pub mod status;
 
 pub use model::{Deleted, Ip, Quotum, QuotumLimit, Server, ServerState, Volume, VolumeType};
 pub use scaleway::{Operation, QuotaExceededDetail, RetryPolicy, ScalewayClient, ScwError};
-pub use settings::{FleetContext, FleetSettings, ScalewayEnv, missing_settings};
+pub use settings::{FleetContext, FleetSettings, NotConfigured, ScalewayEnv, missing_settings};
 pub use status::{StatusReport, gather_status};
 
 pub(crate) use crate::slack::mrkdwn::escape;

@@ -124,10 +124,44 @@ impl ScalewayEnv {
     }
 }
 
-/// What the fleet commands lack, as one sentence for Slack (or `armbot check-config`);
-/// `None` when everything needed is set. The organization id is optional (it only adds quotas).
-pub fn missing_settings(env: &ScalewayEnv, settings: &FleetSettings) -> Option<String> {
-    let mut missing: Vec<&str> = Vec::new();
+/// The fleet commands lack settings. Shown as a sentence to whoever asked (Slack,
+/// `armbot check-config`) instead of an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotConfigured {
+    missing: Vec<&'static str>,
+}
+
+impl NotConfigured {
+    /// The settings that are missing, as the environment names them.
+    pub fn missing(&self) -> &[&'static str] {
+        &self.missing
+    }
+}
+
+impl std::fmt::Display for NotConfigured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = match self.missing.as_slice() {
+            [one] => (*one).to_owned(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+            [] => String::new(),
+        };
+        write!(
+            f,
+            "The fleet commands are not set up: the bot needs {list}. Ask an admin to set {} in \
+             its environment or settings file.",
+            if self.missing.len() == 1 {
+                "it"
+            } else {
+                "them"
+            }
+        )
+    }
+}
+
+/// What the fleet commands lack; `None` when everything needed is set. The organization id
+/// is optional (it only adds quotas).
+pub fn missing_settings(env: &ScalewayEnv, settings: &FleetSettings) -> Option<NotConfigured> {
+    let mut missing: Vec<&'static str> = Vec::new();
     if env
         .secret_key
         .as_ref()
@@ -141,19 +175,7 @@ pub fn missing_settings(env: &ScalewayEnv, settings: &FleetSettings) -> Option<S
     if resolved_zones(env, settings).is_empty() {
         missing.push("SCW_DEFAULT_ZONE (or `zones` under `[fleet]`)");
     }
-    if missing.is_empty() {
-        return None;
-    }
-    let list = match missing.as_slice() {
-        [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-        [] => String::new(),
-    };
-    Some(format!(
-        "The fleet commands are not set up: the bot needs {list}. Ask an admin to set {} in \
-         its environment or settings file.",
-        if missing.len() == 1 { "it" } else { "them" }
-    ))
+    (!missing.is_empty()).then_some(NotConfigured { missing })
 }
 
 fn resolved_zones(env: &ScalewayEnv, settings: &FleetSettings) -> Vec<String> {
@@ -184,15 +206,14 @@ pub struct FleetContext {
 }
 
 impl FleetContext {
-    /// Build the clients. `Err` is the [`missing_settings`] sentence to show instead of an error.
-    /// `timeout` bounds each HTTP attempt.
+    /// Builds the clients, once at start-up. `timeout` bounds each HTTP attempt.
     pub fn new(
         settings: &FleetSettings,
         env: &ScalewayEnv,
         timeout: Duration,
-    ) -> Result<Self, String> {
-        if let Some(sentence) = missing_settings(env, settings) {
-            return Err(sentence);
+    ) -> Result<Self, NotConfigured> {
+        if let Some(missing) = missing_settings(env, settings) {
+            return Err(missing);
         }
         let mut settings = settings.clone();
         settings.zones = resolved_zones(env, &settings);
@@ -200,9 +221,9 @@ impl FleetContext {
             .project_id
             .filter(|p| !p.is_empty())
             .or_else(|| env.project_id.clone());
-        let key = env.secret_key.clone().ok_or_else(|| {
-            // Unreachable after `missing_settings`, but no panic path.
-            "The fleet commands are not set up: the bot needs SCW_SECRET_KEY.".to_owned()
+        // Always set after `missing_settings`, but no panic path.
+        let key = env.secret_key.clone().ok_or_else(|| NotConfigured {
+            missing: vec!["SCW_SECRET_KEY"],
         })?;
         let api_url = env.api_url.as_deref().unwrap_or(DEFAULT_API_URL);
         Ok(FleetContext {
@@ -215,6 +236,21 @@ impl FleetContext {
             organization_id: env.organization_id.clone(),
             settings,
         })
+    }
+
+    /// Every Scaleway call counted in `armbot_scaleway_calls_total`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.scaleway = self.scaleway.with_metrics(metrics);
+        self
+    }
+
+    /// The same clients over other zones (`/arm status fr-par-2`).
+    pub fn with_zones(&self, zones: Vec<String>) -> Self {
+        let mut ctx = self.clone();
+        if !zones.is_empty() {
+            ctx.settings.zones = zones;
+        }
+        ctx
     }
 
     /// The resolved project id.
@@ -311,7 +347,7 @@ mod tests {
     fn missing_settings_names_the_variables() {
         let nothing = missing_settings(&env(&[]), &FleetSettings::default());
         assert_eq!(
-            nothing.as_deref(),
+            nothing.map(|m| m.to_string()).as_deref(),
             Some(
                 "The fleet commands are not set up: the bot needs SCW_SECRET_KEY, \
                  SCW_DEFAULT_PROJECT_ID (or `project_id` under `[fleet]`) and SCW_DEFAULT_ZONE \
@@ -327,7 +363,7 @@ mod tests {
             &FleetSettings::default(),
         );
         assert_eq!(
-            only_key.as_deref(),
+            only_key.map(|m| m.to_string()).as_deref(),
             Some(
                 "The fleet commands are not set up: the bot needs SCW_SECRET_KEY. Ask an admin \
                  to set it in its environment or settings file."
@@ -374,6 +410,7 @@ mod tests {
 
         let err = FleetContext::new(&FleetSettings::default(), &env(&[]), Duration::ZERO)
             .expect_err("incomplete");
-        assert!(err.contains("SCW_SECRET_KEY"));
+        assert!(err.missing().contains(&"SCW_SECRET_KEY"));
+        assert!(err.to_string().contains("SCW_SECRET_KEY"));
     }
 }

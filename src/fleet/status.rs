@@ -4,20 +4,18 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::escape;
 use super::model::{Quotum, Server, ServerState};
 use super::scaleway::ScwError;
 use super::settings::{FleetContext, FleetSettings};
 use crate::runner::{MachineStates, RunnerMetricsError};
+use crate::slack::blocks::{MAX_BLOCKS, context, divider, duration, section};
+use crate::slack::mrkdwn::truncate;
 
 /// Stuck builders listed per zone before "and N more".
 const STUCK_SHOWN_PER_ZONE: usize = 10;
-/// Block Kit: at most 50 blocks per message.
-const MAX_BLOCKS: usize = 50;
-/// Block Kit: a section's text is at most 3000 characters.
-const MAX_SECTION_CHARS: usize = 3000;
 const CAP_REACHED: &str = ":warning: The cap is reached: the runner cannot create machines, \
                            so jobs stay pending.";
 /// Server names are user-chosen; long ones would crowd out the list.
@@ -340,21 +338,15 @@ impl StatusReport {
         if let Some(text) = self.cap_text() {
             blocks.push(section(&text));
         }
-        blocks.push(json!({ "type": "divider" }));
+        blocks.push(divider());
         for zone in &self.zones {
             blocks.push(section(&self.zone_text(zone)));
         }
         if let Some(text) = self.quota_text() {
-            blocks.push(json!({ "type": "divider" }));
+            blocks.push(divider());
             blocks.push(section(&text));
         }
-        blocks.push(json!({
-            "type": "context",
-            "elements": [{
-                "type": "mrkdwn",
-                "text": crate::slack::mrkdwn::truncate(&self.context_text(), MAX_SECTION_CHARS),
-            }]
-        }));
+        blocks.push(context(&self.context_text()));
         if blocks.len() > MAX_BLOCKS {
             let omitted = blocks.len() - (MAX_BLOCKS - 1);
             blocks.truncate(MAX_BLOCKS - 1);
@@ -451,7 +443,7 @@ impl StatusReport {
             for server in fleet.stuck.iter().take(STUCK_SHOWN_PER_ZONE) {
                 let since = server
                     .stuck_for
-                    .map(|d| format!(" for {}", human_duration(d)))
+                    .map(|d| format!(" for {}", duration(d.num_seconds())))
                     .unwrap_or_default();
                 // Why `/arm reap` would leave it alone, if it would.
                 let note = if server.protected {
@@ -774,22 +766,6 @@ fn type_match(quotum_name: &str, commercial_type: &str) -> Option<TypeMatch> {
     }
 }
 
-/// "3h 12m", "2d 4h", "45m", "<1m".
-fn human_duration(d: TimeDelta) -> String {
-    let minutes = d.num_minutes();
-    if minutes < 1 {
-        return "<1m".to_owned();
-    }
-    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
-    if days > 0 {
-        format!("{days}d {hours}h")
-    } else if hours > 0 {
-        format!("{hours}h {mins}m")
-    } else {
-        format!("{mins}m")
-    }
-}
-
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
@@ -799,29 +775,13 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 fn code(s: &str) -> String {
     format!(
         "`{}`",
-        escape(&crate::slack::mrkdwn::truncate(s, MAX_NAME_CHARS)).replace('`', "'")
+        escape(&truncate(s, MAX_NAME_CHARS)).replace('`', "'")
     )
-}
-
-fn section(text: &str) -> Value {
-    json!({
-        "type": "section",
-        "text": { "type": "mrkdwn", "text": crate::slack::mrkdwn::truncate(text, MAX_SECTION_CHARS) }
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_a_human_wrote_them() {
-        assert_eq!(human_duration(TimeDelta::seconds(30)), "<1m");
-        assert_eq!(human_duration(TimeDelta::seconds(-300)), "<1m");
-        assert_eq!(human_duration(TimeDelta::minutes(45)), "45m");
-        assert_eq!(human_duration(TimeDelta::minutes(192)), "3h 12m");
-        assert_eq!(human_duration(TimeDelta::minutes(3 * 1440 + 125)), "3d 2h");
-    }
 
     #[test]
     fn quotum_names_match_whole_types_only() {

@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::GitlabSecrets;
+use super::settings::GitlabSecrets;
 
 /// Standard Webhooks tolerance for `webhook-timestamp`.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 5 * 60;

@@ -8,15 +8,15 @@ use axum::{
 use serde::de::IgnoredAny;
 
 use crate::{
-    app::AppState,
     gitlab::{
         PipelineHook,
         auth::{self, AuthHeaders},
         payload::{self, PipelineHead},
     },
     metrics::Metrics,
+    notify::event::PipelineEvent,
     notify::policy::{Decision, classify},
-    store::pipeline::PipelineEvent,
+    state::AppState,
 };
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -17,7 +17,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// GitLab's own limit for a webhook body; `builds` lists every job.
 pub const GITLAB_BODY_LIMIT: usize = 25 * 1024 * 1024;

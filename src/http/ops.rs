@@ -6,7 +6,7 @@ use axum::{
     response::IntoResponse,
 };
 
-use crate::{app::AppState, metrics::Channel, store::now_ms};
+use crate::{metrics::Channel, state::AppState, store::now_ms};
 
 pub async fn healthz() -> &'static str {
     "ok"

@@ -1,5 +1,6 @@
-//! Slack's three request URLs: slash commands, interactivity and events.
-//! Every request is verified on its raw bytes before anything is parsed.
+//! Slack's three request URLs: slash commands, interactivity and events. Every request is
+//! verified on its raw bytes, then parsed into its typed payload (400 when it is not one),
+//! handed to the chat layer, and its [`Reply`] turned into the response.
 
 use axum::{
     Json,
@@ -9,13 +10,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::{
-    app::AppState,
-    commands::{self, SlashRequest},
-    events, interactions,
-    slack::verify,
+    chat::{self, SlashRequest},
+    slack::{
+        Reply,
+        payload::{Envelope, Interaction, SlashCommand},
+        verify,
+    },
+    state::AppState,
 };
 
 /// Slack bodies are small; anything bigger is not from Slack.
@@ -58,50 +61,37 @@ impl FromRequest<AppState> for Verified {
     }
 }
 
-/// An ephemeral reply to the person who typed the command.
-pub fn ephemeral(text: impl Into<String>, blocks: Option<Vec<Value>>) -> Response {
-    let mut v = json!({"response_type": "ephemeral", "text": text.into()});
-    if let Some(b) = blocks {
-        v["blocks"] = Value::Array(b);
+/// The one place a chat reply becomes an HTTP response.
+fn respond(reply: Reply) -> Response {
+    if reply == Reply::RetryLater {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    Json(v).into_response()
+    match reply.body() {
+        Some(body) => Json(body).into_response(),
+        None => StatusCode::OK.into_response(),
+    }
 }
 
-#[derive(Debug, Deserialize)]
-struct CommandForm {
-    #[serde(default)]
-    ssl_check: Option<String>,
-    #[serde(default)]
-    text: String,
-    #[serde(default)]
-    user_id: String,
-    #[serde(default)]
-    channel_id: String,
-    #[serde(default)]
-    response_url: String,
+fn bad_request(why: &'static str) -> Response {
+    (StatusCode::BAD_REQUEST, why).into_response()
 }
 
 pub async fn commands(State(app): State<AppState>, v: Verified) -> Response {
-    let Ok(form) = serde_urlencoded::from_bytes::<CommandForm>(&v.body) else {
-        return (StatusCode::BAD_REQUEST, "not a slash command form").into_response();
+    let Ok(form) = serde_urlencoded::from_bytes::<SlashCommand>(&v.body) else {
+        return bad_request("not a slash command form");
     };
     if form.ssl_check.as_deref() == Some("1") {
         return StatusCode::OK.into_response();
     }
     if form.user_id.is_empty() || form.response_url.is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            "user_id and response_url are required",
-        )
-            .into_response();
+        return bad_request("user_id and response_url are required");
     }
     let req = SlashRequest {
         text: form.text,
         user_id: form.user_id,
-        channel_id: form.channel_id,
         response_url: form.response_url,
     };
-    commands::handle(app, req).await
+    respond(chat::slash(&app, req).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,22 +101,24 @@ struct InteractionForm {
 
 pub async fn interactions(State(app): State<AppState>, v: Verified) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<InteractionForm>(&v.body) else {
-        return (StatusCode::BAD_REQUEST, "expected a payload field").into_response();
+        return bad_request("expected a payload field");
     };
-    let Ok(payload) = serde_json::from_str::<Value>(&form.payload) else {
-        return (StatusCode::BAD_REQUEST, "payload is not JSON").into_response();
+    let click = match serde_json::from_str::<Interaction>(&form.payload) {
+        Ok(Interaction::BlockActions(click)) if !click.user.id.is_empty() => click,
+        Ok(Interaction::BlockActions(_)) => return bad_request("block_actions without a user"),
+        Ok(Interaction::Other) => return StatusCode::OK.into_response(),
+        Err(_) => return bad_request("payload is not an interaction"),
     };
-    interactions::handle(app, payload).await
+    respond(chat::buttons::handle(&app, click).await)
 }
 
 pub async fn events(State(app): State<AppState>, v: Verified) -> Response {
-    let Ok(envelope) = serde_json::from_slice::<Value>(&v.body) else {
-        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(&v.body) else {
+        return bad_request("not an Events API request");
     };
     let retry = v
         .headers
         .get("x-slack-retry-num")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string);
-    events::handle(app, envelope, retry).await
+        .and_then(|h| h.to_str().ok());
+    respond(chat::events::handle(&app, envelope, retry).await)
 }

@@ -1,5 +1,10 @@
-//! Failure notices: which pipelines notify, incident transitions, rendering.
-//! Everything here is pure; the store applies it and the worker delivers it.
+//! Failure notices, pure: which pipelines notify, incident transitions, the pipeline event the
+//! ingest writer applies, rendering, and the `[notify]` settings. The delivery layer applies
+//! them to the store and sends what they render.
+pub mod event;
 pub mod incident;
 pub mod policy;
 pub mod render;
+pub mod settings;
+
+pub use settings::NotifySettings;

@@ -1,6 +1,7 @@
 //! Which pipeline events matter: pure, over the payload and the settings.
 
-use crate::{config::NotifySettings, gitlab::payload::PipelineHead};
+use super::settings::NotifySettings;
+use crate::gitlab::payload::PipelineHead;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -65,7 +66,7 @@ pub fn classify(hook: &PipelineHead, s: &NotifySettings) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::Route, gitlab::PipelineHook};
+    use crate::{gitlab::PipelineHook, notify::settings::Route};
     use regex::Regex;
     use serde::Deserialize;
 
@@ -77,7 +78,8 @@ mod tests {
         NotifySettings {
             channel: "C_DEFAULT".into(),
             extra_branches: vec!["master".into(), "main".into()],
-            stable_pattern: Regex::new(crate::config::DEFAULT_STABLE_PATTERN).expect("regex"),
+            stable_pattern: Regex::new(crate::notify::settings::DEFAULT_STABLE_PATTERN)
+                .expect("regex"),
             projects: vec![],
             arm_runner_tags: vec![],
             routes: vec![Route {

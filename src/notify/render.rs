@@ -4,31 +4,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::settings::NotifySettings;
 use crate::{
-    config::NotifySettings,
     gitlab::{PipelineHook, payload::Build},
-    slack::mrkdwn::{escape, link, truncate},
+    slack::{
+        blocks::{Message, context, duration, fields as field_section, section},
+        mrkdwn::{escape, link, truncate},
+    },
 };
-
-/// A message as the outbox stores it and Slack receives it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    /// Fallback for notifications and screen readers.
-    pub text: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub blocks: Vec<Value>,
-}
-
-impl Message {
-    pub fn plain(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            blocks: Vec::new(),
-        }
-    }
-}
 
 const MAX_JOBS: usize = 10;
 const SECTION_LIMIT: usize = 2900;
@@ -91,17 +76,6 @@ pub fn culprits<'b, 'a>(builds: &'b [Build<'a>]) -> Vec<&'b Build<'a>> {
         .collect();
     failed.sort_by_key(|b| b.id);
     failed
-}
-
-pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
 }
 
 fn ref_link(hook: &PipelineHook) -> String {
@@ -175,24 +149,18 @@ pub fn failure_body(hook: &PipelineHook, s: &NotifySettings) -> Vec<Value> {
         ));
     }
     if let Some(d) = a.duration {
-        fields.push(format!("*Duration*\n{}", human_duration(d as i64)));
+        fields.push(format!("*Duration*\n{}", duration(d as i64)));
     }
     if let Some(name) = a.name.as_deref().filter(|n| !n.is_empty()) {
         fields.push(format!("*Pipeline name*\n{}", escape(&truncate(name, 150))));
     }
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": head}})];
+    let mut blocks = vec![section(&head)];
     if !fields.is_empty() {
-        let fields: Vec<Value> = fields
-            .into_iter()
-            .map(|t| json!({"type": "mrkdwn", "text": t}))
-            .collect();
-        blocks.push(json!({"type": "section", "fields": fields}));
+        blocks.push(field_section(&fields));
     }
-    blocks.push(
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": jobs_text(hook, &jobs)}}),
-    );
+    blocks.push(section(&jobs_text(hook, &jobs)));
     if let Some(infra) = infra_text(hook, &jobs, s) {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": infra}}));
+        blocks.push(section(&infra));
     }
     blocks
 }
@@ -326,13 +294,12 @@ pub fn root_message(body: &Message, status: &RootStatus) -> Message {
             format!(
                 ":white_check_mark: *Fixed* by pipeline {} after {}",
                 link(by_url, &format!("#{by_pipeline}")),
-                human_duration(*broken_for_secs)
+                duration(*broken_for_secs)
             ),
             format!("Fixed: {}", body.text),
         ),
     };
-    let mut blocks =
-        vec![json!({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})];
+    let mut blocks = vec![context(&line)];
     blocks.extend(body.blocks.iter().cloned());
     Message { text, blocks }
 }
@@ -397,12 +364,12 @@ impl FixedNotice {
         let line = format!(
             ":white_check_mark: *Fixed* by pipeline {} after {} broken{}",
             self.pipeline_link,
-            human_duration(broken_for_secs),
+            duration(broken_for_secs),
             self.details
         );
         Message {
             text: self.text.clone(),
-            blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": line}})],
+            blocks: vec![section(&line)],
         }
     }
 }
@@ -422,7 +389,8 @@ mod tests {
 
     fn build(id: u64, name: &str, status: &str) -> Build<'static> {
         // A `Value` gives owned strings, so the build borrows nothing.
-        Build::deserialize(json!({"id": id, "name": name, "status": status})).expect("build")
+        Build::deserialize(serde_json::json!({"id": id, "name": name, "status": status}))
+            .expect("build")
     }
 
     #[test]

@@ -2,15 +2,17 @@
 //!
 //! [`plan()`] is pure (servers in, a [`Plan`] out); [`execute()`] carries out a confirmed
 //! plan against Scaleway and the runner manager; [`mod@render`] turns both into Slack
-//! messages. Storing plans, checking who may confirm and posting messages belong to the Slack
-//! wiring.
+//! messages. Storing plans, checking who may confirm and posting messages belong to the chat
+//! layer (`chat::reap`), which hands its typed outcome back to [`mod@render`].
 
+pub mod click;
 pub mod execute;
 pub mod machines;
 pub mod plan;
 pub mod render;
 pub mod settings;
 
+pub use click::{ClickOutcome, Unclaimed};
 pub use execute::{
     NO_STORE_NOTE, ReapCounts, ReapReport, ResourceKind, ResourceOutcome, ResourceResult,
     ServerOutcome, ServerResult, SlotOutcome, execute,
@@ -20,14 +22,19 @@ pub use plan::{
     Assessment, Plan, PlanContext, PlannedRemoval, PlannedVolume, Skipped, assess, plan,
 };
 pub use render::{
-    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, cancelled_blocks, plan_blocks, plan_text, report_blocks,
-    summary_text,
+    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, cancelled_blocks, click_reply, plan_blocks, plan_text,
+    report_blocks, summary_text,
 };
 pub use settings::ReapSettings;
 
 /// "1 volume", "2 volumes".
 pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A number of minutes (a setting) in the one duration format.
+pub(crate) fn minutes(m: u64) -> String {
+    crate::slack::blocks::duration(i64::try_from(m.saturating_mul(60)).unwrap_or(i64::MAX))
 }
 
 pub(crate) use crate::slack::mrkdwn::escape;

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::machines::MachineIndex;
 use super::settings::ReapSettings;
-use super::{count, escape};
+use super::{count, escape, minutes};
 use crate::fleet::{FleetSettings, Server, ServerState, VolumeType};
+use crate::slack::blocks::duration;
 
 /// Where the servers were listed: the zones queried and the configured project.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,10 +207,10 @@ pub fn assess(
         .and_then(TimeDelta::try_minutes);
     if grace.is_none_or(|g| stuck_for < g) {
         return Assessment::LeftAlone(format!(
-            "{} for only {} (grace period {} min)",
+            "{} for only {} (grace period {})",
             server.state,
-            human_duration(stuck_for),
-            settings.grace_minutes
+            duration(stuck_for.num_seconds()),
+            minutes(settings.grace_minutes)
         ));
     }
     Assessment::Reapable { stuck_for }
@@ -340,19 +341,6 @@ fn project_allowed(project: &str, settings: &ReapSettings, ctx: &PlanContext) ->
     }
 }
 
-/// "4 min", "3 h 20 min", "2 d 5 h". Negative (clock skew) reads as 0 min.
-pub(crate) fn human_duration(d: TimeDelta) -> String {
-    let minutes = d.num_minutes().max(0);
-    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
-    if days > 0 {
-        format!("{days} d {hours} h")
-    } else if hours > 0 {
-        format!("{hours} h {mins} min")
-    } else {
-        format!("{mins} min")
-    }
-}
-
 /// `TimeDelta` as whole seconds in the stored JSON.
 mod seconds {
     use chrono::TimeDelta;
@@ -365,19 +353,5 @@ mod seconds {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TimeDelta, D::Error> {
         let secs = i64::deserialize(d)?;
         TimeDelta::try_seconds(secs).ok_or_else(|| D::Error::custom("duration out of range"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human_duration(TimeDelta::minutes(4)), "4 min");
-        assert_eq!(human_duration(TimeDelta::minutes(200)), "3 h 20 min");
-        assert_eq!(human_duration(TimeDelta::minutes(3180)), "2 d 5 h");
-        assert_eq!(human_duration(TimeDelta::minutes(-5)), "0 min");
-        assert_eq!(human_duration(TimeDelta::MAX).split(' ').count(), 4);
     }
 }

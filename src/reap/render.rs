@@ -6,23 +6,24 @@
 
 use serde_json::{Value, json};
 
+use super::click::{ClickOutcome, Unclaimed};
 use super::execute::{
     NO_STORE_NOTE, ReapReport, ResourceKind, ResourceOutcome, ServerOutcome, ServerResult,
     SlotOutcome,
 };
-use super::plan::{Plan, PlannedRemoval, human_duration};
-use super::{count, escape};
-use crate::slack::mrkdwn::truncate;
+use super::plan::{Plan, PlannedRemoval};
+use super::{count, escape, minutes};
+use crate::slack::{
+    Message, Reply,
+    blocks::{MAX_BLOCKS, MAX_TEXT_CHARS, actions, button, context, duration, plain, section},
+    mrkdwn::truncate,
+};
 
 /// `action_id` of the Confirm button; its `value` is what the caller passed (the plan id).
 pub const CONFIRM_ACTION_ID: &str = "reap_confirm";
 /// `action_id` of the Cancel button; same `value` as Confirm.
 pub const CANCEL_ACTION_ID: &str = "reap_cancel";
 
-/// Block Kit: at most 50 blocks per message.
-const MAX_BLOCKS: usize = 50;
-/// Block Kit: a section's text is at most 3000 characters.
-const MAX_SECTION_CHARS: usize = 3000;
 /// Block Kit: `block_id` is at most 255 characters.
 const MAX_BLOCK_ID_CHARS: usize = 255;
 /// Blocks reserved for the summary, lists, notes, actions and footer around the servers.
@@ -65,33 +66,25 @@ pub fn plan_blocks(plan: &Plan, confirm_action_value: &str) -> Vec<Value> {
         blocks.push(context(&plan.notes.join("\n")));
     }
     if !plan.selected.is_empty() {
-        blocks.push(json!({
-            "type": "actions",
-            "block_id": block_id("reap_actions", &plan.id),
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": CONFIRM_ACTION_ID,
-                    "text": plain("Confirm"),
-                    "style": "danger",
-                    "value": confirm_action_value,
-                    "confirm": confirm_dialog(plan),
-                },
-                {
-                    "type": "button",
-                    "action_id": CANCEL_ACTION_ID,
-                    "text": plain("Cancel"),
-                    "value": confirm_action_value,
-                },
-            ],
-        }));
+        let mut confirm = button(
+            CONFIRM_ACTION_ID,
+            "Confirm",
+            confirm_action_value,
+            Some("danger"),
+        );
+        confirm["confirm"] = confirm_dialog(plan);
+        let cancel = button(CANCEL_ACTION_ID, "Cancel", confirm_action_value, None);
+        blocks.push(actions(
+            Some(&block_id("reap_actions", &plan.id)),
+            vec![confirm, cancel],
+        ));
     }
     blocks.push(context(&format!(
-        "Plan `{}` · made {} UTC · expires {} UTC · grace {} min · at most {} per run",
+        "Plan `{}` · made {} UTC · expires {} UTC · grace {} · at most {} per run",
         escape(&plan.id),
         plan.created_at.format("%H:%M"),
         plan.expires_at.format("%H:%M"),
-        plan.grace_minutes,
+        minutes(plan.grace_minutes),
         plan.max_per_run
     )));
     blocks
@@ -186,6 +179,36 @@ pub fn cancelled_blocks(plan: &Plan, cancelled_by_user_id: &str) -> Vec<Value> {
             count(plan.selected.len(), "server", "servers")
         )),
     ]
+}
+
+/// The plan's message once Confirm or Cancel was clicked: the outcome replaces the plan, a
+/// refusal is shown to the clicker alone and leaves the plan as it is.
+pub fn click_reply(outcome: &ClickOutcome) -> Reply {
+    match outcome {
+        ClickOutcome::Refused(sentence) => Reply::aside(sentence.clone()),
+        ClickOutcome::NotClaimed(why) => Reply::aside(match why {
+            Unclaimed::NotFound => "I don't know that plan; run `/arm reap` again.".to_string(),
+            Unclaimed::Expired => {
+                "That plan has expired; run `/arm reap` again for a fresh one.".to_string()
+            }
+            Unclaimed::AlreadyHandled(state) => {
+                format!("That plan is already {state}; nothing more to do.")
+            }
+            Unclaimed::Unreadable => {
+                "That plan could not be read; run `/arm reap` again.".to_string()
+            }
+            Unclaimed::StoreUnavailable => {
+                "The store is unavailable; try again in a moment.".to_string()
+            }
+        }),
+        ClickOutcome::Cancelled { plan, user } => {
+            Reply::ReplaceOriginal(Message::new("Reap cancelled", cancelled_blocks(plan, user)))
+        }
+        ClickOutcome::Executed { plan, report, user } => Reply::ReplaceOriginal(Message::new(
+            summary_text(report, user),
+            report_blocks(report, plan, user),
+        )),
+    }
 }
 
 /// The channel summary, e.g. "<@U123> reaped 3 stuck builders: 3 servers, 5 volumes, 3 IPs
@@ -310,7 +333,7 @@ fn removal_text(r: &PlannedRemoval) -> String {
         escape(&r.commercial_type),
         escape(&r.zone),
         escape(r.state.as_str()),
-        human_duration(r.stuck_for),
+        duration(r.stuck_for.num_seconds()),
         parts.join(", ")
     )
 }
@@ -329,7 +352,7 @@ fn left_alone_text(plan: &Plan) -> Option<String> {
             s.reason
         );
         // Room for the "and N more" and running lines below.
-        if text.chars().count() + line.chars().count() > MAX_SECTION_CHARS - 200 {
+        if text.chars().count() + line.chars().count() > MAX_TEXT_CHARS - 200 {
             break;
         }
         text.push_str(&line);
@@ -498,22 +521,4 @@ fn code_name(name: &str) -> String {
 
 fn block_id(prefix: &str, plan_id: &str) -> String {
     truncate(&format!("{prefix}:{plan_id}"), MAX_BLOCK_ID_CHARS)
-}
-
-fn section(text: &str) -> Value {
-    json!({
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_CHARS)},
-    })
-}
-
-fn context(text: &str) -> Value {
-    json!({
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_SECTION_CHARS)}],
-    })
-}
-
-fn plain(text: &str) -> Value {
-    json!({"type": "plain_text", "text": text, "emoji": true})
 }

@@ -126,6 +126,28 @@ impl ReapSettings {
         Ok(())
     }
 
+    /// What check-config reports beyond what [`ReapSettings::validate`] refuses.
+    pub fn problems(&self, console: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(group) = &self.allowed_usergroup {
+            // Slack user group ids start with S; a handle (`arm-admins`) is the usual mistake.
+            if !group.starts_with('S') {
+                out.push(format!(
+                    "[reap] allowed_usergroup `{group}` is not a user group id (S…): Slack would \
+                     answer no_such_subteam and its members could not confirm"
+                ));
+            }
+            if console {
+                out.push(
+                    "[reap] allowed_usergroup is set but SLACK_BOT_TOKEN is not: the group \
+                     cannot be checked, so only allowed_users can confirm"
+                        .into(),
+                );
+            }
+        }
+        out
+    }
+
     pub fn release_timeout(&self) -> Duration {
         Duration::from_secs(self.release_timeout_secs)
     }

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::notify::render::Message;
+use crate::slack::blocks::Message;
 
 /// Marks every message the outbox posts, so a post whose outcome was lost in
 /// a crash can be found again instead of being posted twice.

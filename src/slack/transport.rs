@@ -12,7 +12,7 @@ use std::{
 use serde_json::Value;
 
 use super::api::{Posted, SlackClient, SlackError};
-use crate::notify::render::Message;
+use crate::slack::blocks::Message;
 
 #[derive(Debug, Clone)]
 pub enum Transport {

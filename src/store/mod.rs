@@ -4,8 +4,8 @@
 //! SQLite-only syntax beyond `INSERT OR IGNORE`-style conflict handling, which
 //! has a direct PostgreSQL equivalent (`ON CONFLICT DO NOTHING`).
 
+pub mod ingest;
 pub mod outbox;
-pub mod pipeline;
 pub mod reap;
 
 use std::{str::FromStr, time::Duration};

@@ -5,7 +5,7 @@ use anyhow::Context;
 use sqlx::{Row, SqliteConnection, sqlite::SqliteRow};
 
 use super::Store;
-use crate::notify::render::Message;
+use crate::slack::blocks::Message;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxKind {

@@ -11,15 +11,16 @@ use std::{
 };
 
 use armbot::{
-    app::{AppState, Clock, build_app},
+    build_app,
     config::{FileSettings, Settings},
+    delivery::{Tick, Worker, WorkerConfig},
     metrics::Metrics,
     slack::{
         api::SlackClient,
         transport::{Console, Transport},
     },
+    state::{AppState, Clock},
     store::Store,
-    worker::{Tick, Worker, WorkerConfig},
 };
 use axum::{
     Router,

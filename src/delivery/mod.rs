@@ -1,0 +1,10 @@
+//! Getting messages out: the group-commit ingest writer for webhooks, the [`Outbox`] every
+//! producer queues through, and the worker that delivers what is queued.
+
+pub mod ingest;
+pub mod outbox;
+pub mod worker;
+
+pub use ingest::Ingestor;
+pub use outbox::Outbox;
+pub use worker::{Tick, Worker, WorkerConfig};

@@ -1,0 +1,131 @@
+//! A relevant pipeline event as the ingest writer applies it: the few fields the store
+//! needs, its messages already rendered (so the single writer spends its time on SQL), and
+//! what applying it did.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    policy::Outcome,
+    render::{self, FixedNotice},
+    settings::NotifySettings,
+};
+use crate::{gitlab::PipelineHook, slack::blocks::Message};
+
+/// An authenticated, relevant pipeline event waiting to be applied: the
+/// payload's few fields the store needs and its messages, already rendered,
+/// so the single writer spends its time on SQL alone.
+#[derive(Debug, Clone)]
+pub struct PipelineEvent {
+    pub project_id: u64,
+    pub project_path: String,
+    pub git_ref: String,
+    pub pipeline_id: u64,
+    /// Children count as part of the pipeline that started them.
+    pub group_pipeline: u64,
+    pub status: String,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub pipeline_url: String,
+    pub channel: String,
+    /// GitLab's `Idempotency-Key` / `webhook-id`, when sent.
+    pub idempotency_key: Option<String>,
+    pub notice: Notice,
+}
+
+/// The messages an event may queue, whichever way its incident goes.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Failed {
+        /// The root's body, should this failure open an incident.
+        body: Message,
+        /// `body` as stored with the incident.
+        body_json: String,
+        /// The thread reply, should the ref already be broken.
+        reply_json: String,
+    },
+    Succeeded(FixedNotice),
+}
+
+impl PipelineEvent {
+    /// Renders what the event may say; runs in the request, off the writer.
+    pub fn new(
+        hook: &PipelineHook,
+        outcome: Outcome,
+        channel: String,
+        idempotency_key: Option<String>,
+        settings: &NotifySettings,
+    ) -> anyhow::Result<Self> {
+        let a = &hook.object_attributes;
+        let notice = match outcome {
+            Outcome::Failed => {
+                let body = render::failure_message(hook, settings);
+                Notice::Failed {
+                    body_json: serde_json::to_string(&body)?,
+                    reply_json: serde_json::to_string(&render::still_failing(&body))?,
+                    body,
+                }
+            }
+            Outcome::Succeeded => Notice::Succeeded(FixedNotice::new(hook)),
+        };
+        Ok(Self {
+            project_id: hook.project.id,
+            project_path: hook.project.path_with_namespace.clone(),
+            git_ref: a.git_ref.clone(),
+            pipeline_id: a.id,
+            group_pipeline: hook.parent_pipeline_id().unwrap_or(a.id),
+            status: a.status.clone(),
+            finished_at: a.finished_at,
+            pipeline_url: a
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id)),
+            channel,
+            idempotency_key,
+            notice,
+        })
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self.notice {
+            Notice::Failed { .. } => Outcome::Failed,
+            Notice::Succeeded(_) => Outcome::Succeeded,
+        }
+    }
+
+    /// Same project, pipeline, status and finish time: the same event even
+    /// when GitLab sent it twice under different idempotency keys.
+    pub fn natural_key(&self) -> String {
+        format!(
+            "pipeline:{}:{}:{}:{}",
+            self.project_id,
+            self.pipeline_id,
+            self.status,
+            self.finished_at
+                .map_or_else(|| "-".into(), |t| t.timestamp().to_string())
+        )
+    }
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Duplicate,
+    Stale { newest: u64 },
+    Opened { incident: i64 },
+    StillFailing { incident: i64 },
+    Fixed { incident: i64 },
+    StillHealthy,
+}
+
+impl Applied {
+    /// For logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Duplicate => "duplicate",
+            Self::Stale { .. } => "stale",
+            Self::Opened { .. } => "opened",
+            Self::StillFailing { .. } => "still_failing",
+            Self::Fixed { .. } => "fixed",
+            Self::StillHealthy => "healthy",
+        }
+    }
+}

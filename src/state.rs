@@ -1,0 +1,131 @@
+//! The service's shared state: settings, the store and its writers, and every client built
+//! once at start-up, shared by the HTTP edge, the chat layer and the background tasks.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::{
+    config::Settings,
+    delivery::{Ingestor, Outbox},
+    faq::KnowledgeBase,
+    fleet::{FleetContext, NotConfigured},
+    metrics::Metrics,
+    reap::SlotReleaser,
+    slack::{
+        api::{Identity, SlackClient},
+        transport::{Console, Transport},
+        usergroups::{MEMBERS_TTL, Usergroups},
+    },
+    store::Store,
+};
+
+/// Unix seconds; injectable so signature windows can be tested.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp())
+}
+
+/// How long one Slack Web API or `response_url` call may take.
+const SLACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Cloned for every request, so one reference count rather than one per field.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    /// Applies accepted webhooks (group commit).
+    pub ingest: Ingestor,
+    /// Every message the bot sends is queued here.
+    pub outbox: Outbox,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    pub faq: KnowledgeBase,
+    /// For `response_url` posts, which carry no token.
+    pub http: reqwest::Client,
+    /// `None` in console mode.
+    pub slack: Option<SlackClient>,
+    /// Scaleway (every call counted in the metrics) and the runner manager, or why the fleet
+    /// commands cannot run.
+    pub fleet: Result<FleetContext, NotConfigured>,
+    /// Frees a reaped builder's runner slot, when `[reap] release_command` can.
+    pub releaser: Option<SlotReleaser>,
+    /// The bot's own ids from `auth.test`, to ignore its own messages.
+    pub identity: OnceLock<Identity>,
+    /// One reap at a time across the bot.
+    pub reap_lock: tokio::sync::Mutex<()>,
+    /// Members of `[reap] allowed_usergroup`, asked of Slack.
+    pub usergroups: Usergroups,
+}
+
+impl AppState {
+    /// Builds the clients and starts the ingest writer; the caller starts the delivery worker
+    /// (see [`crate::server`]).
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let faq = match &settings.faq.path {
+            Some(p) => KnowledgeBase::load(p)
+                .map_err(|e| anyhow::anyhow!("[faq] path {}: {e}", p.display()))?,
+            None => KnowledgeBase::builtin(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(SLACK_TIMEOUT)
+            .user_agent(concat!("armbot/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let slack = match &settings.slack.bot_token {
+            Some(token) => Some(SlackClient::new(
+                &settings.slack.api_url,
+                token.clone(),
+                SLACK_TIMEOUT,
+            )?),
+            None => None,
+        };
+        let fleet = FleetContext::new(
+            &settings.fleet,
+            &settings.scaleway,
+            settings.scaleway_timeout,
+        )
+        .map(|ctx| ctx.with_metrics(metrics.clone()));
+        let usergroups = Usergroups::new(slack.clone(), metrics.clone(), MEMBERS_TTL);
+        let outbox = Outbox::new(store.clone());
+        let ingest = Ingestor::spawn(store.clone(), outbox.clone());
+        Ok(Self(Arc::new(Shared {
+            releaser: SlotReleaser::from_settings(&settings.reap),
+            settings: Arc::new(settings),
+            store,
+            ingest,
+            outbox,
+            metrics,
+            clock,
+            faq,
+            http,
+            slack,
+            fleet,
+            identity: OnceLock::new(),
+            reap_lock: tokio::sync::Mutex::new(()),
+            usergroups,
+        })))
+    }
+
+    /// Where the delivery worker sends: Slack, or stdout in console mode.
+    pub fn transport(&self) -> Transport {
+        match &self.slack {
+            Some(client) => Transport::Slack(client.clone()),
+            None => Transport::Console(Console::stdout()),
+        }
+    }
+}
