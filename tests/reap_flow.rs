@@ -268,9 +268,12 @@ async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
     assert_eq!(audit[1].2, r#"{"via":"allowed_usergroup"}"#);
     assert_eq!(p.fake.calls("usergroups.users.list"), 1);
     let metrics = p.app.state.metrics.render();
+    // The reap's own Scaleway calls are counted, not only those of `/arm status`.
     for line in [
         r#"armbot_reaps_total{outcome="ok"} 1"#,
         "armbot_servers_removed_total 1",
+        r#"armbot_scaleway_calls_total{endpoint="list_servers",outcome="200"} 1"#,
+        r#"armbot_scaleway_calls_total{endpoint="delete_server",outcome="204"} 1"#,
     ] {
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }

@@ -3,7 +3,7 @@
 mod budget;
 mod gitlab;
 mod ops;
-pub mod slack;
+mod slack;
 
 use axum::{
     Router,

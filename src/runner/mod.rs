@@ -1,4 +1,5 @@
-//! Runner manager: runner metrics and the docker-machine store.
+//! The runner manager's Prometheus metrics: its machine states and its cap. (The
+//! docker-machine store on the manager is read by `reap::machines`, its only user.)
 
 pub mod metrics;
 

@@ -1,0 +1,177 @@
+//! The shape of `src/`: no import cycle between top-level modules (a file or folder directly
+//! under `src/`), and axum only at the HTTP edge (`src/http/`, `server.rs`, `main.rs`,
+//! `lib.rs`). `crate::x` paths and `use crate::{x, …}` groups count; `#[cfg(test)] mod tests`
+//! does not.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The code without line comments and without the trailing unit-test module.
+fn code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(cut) => &text[..cut],
+        None => text,
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn identifiers_after(text: &str, marker: &str) -> BTreeSet<String> {
+    text.match_indices(marker)
+        .map(|(i, _)| {
+            text[i + marker.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Top-level modules named by `crate::x` and inside `crate::{…}` groups.
+fn referenced_modules(code: &str) -> BTreeSet<String> {
+    let mut out = identifiers_after(code, "crate::");
+    for (i, _) in code.match_indices("crate::{") {
+        let mut depth = 0;
+        let mut item_start = true;
+        let mut ident = String::new();
+        for c in code[i + "crate::".len()..].chars() {
+            if item_start && depth == 1 && (c.is_ascii_alphanumeric() || c == '_') {
+                ident.push(c);
+                continue;
+            }
+            if !ident.is_empty() {
+                out.insert(std::mem::take(&mut ident));
+                item_start = false;
+            }
+            match c {
+                '{' => {
+                    depth += 1;
+                    item_start = depth == 1;
+                }
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                ',' if depth == 1 => item_start = true,
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn graph() -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let modules: BTreeSet<String> = fs::read_dir(&src)
+        .expect("src")
+        .map(|e| e.expect("entry").path())
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_str()?.to_string();
+            (p.is_dir() || p.extension().is_some_and(|e| e == "rs")).then_some(stem)
+        })
+        .filter(|m| m != "main" && m != "lib")
+        .collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut axum_outside = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).expect("under src");
+        let rel_s = rel.to_string_lossy().replace('\\', "/");
+        let code = code(&fs::read_to_string(&file).expect("read"));
+        let edge = ["http/", "server.rs", "main.rs", "lib.rs"];
+        if code.contains("axum::") && !edge.iter().any(|p| rel_s.starts_with(p)) {
+            axum_outside.push(rel_s.clone());
+        }
+        let first = rel_s.split('/').next().unwrap_or_default();
+        let me = first.trim_end_matches(".rs").to_string();
+        if me == "main" || me == "lib" {
+            continue;
+        }
+        let targets = edges.entry(me.clone()).or_default();
+        for m in referenced_modules(&code) {
+            if m != me && modules.contains(&m) {
+                targets.insert(m);
+            }
+        }
+    }
+    (edges, axum_outside)
+}
+
+/// A cycle through `start`, if there is one.
+fn cycle_from(
+    edges: &BTreeMap<String, BTreeSet<String>>,
+    start: &str,
+    node: &str,
+    path: &mut Vec<String>,
+    seen: &mut BTreeSet<String>,
+) -> Option<Vec<String>> {
+    for next in edges.get(node).into_iter().flatten() {
+        if next == start {
+            let mut cycle = path.clone();
+            cycle.push(start.to_string());
+            return Some(cycle);
+        }
+        if seen.insert(next.clone()) {
+            path.push(next.clone());
+            if let Some(c) = cycle_from(edges, start, next, path, seen) {
+                return Some(c);
+            }
+            path.pop();
+        }
+    }
+    None
+}
+
+#[test]
+fn no_import_cycle_between_top_level_modules() {
+    let (edges, _) = graph();
+    assert!(
+        edges.len() > 10 && edges.values().any(|t| !t.is_empty()),
+        "the module graph was not read: {edges:?}"
+    );
+    for start in edges.keys() {
+        let mut path = vec![start.clone()];
+        if let Some(cycle) = cycle_from(&edges, start, start, &mut path, &mut BTreeSet::new()) {
+            panic!("import cycle: {}", cycle.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn axum_only_at_the_http_edge() {
+    let (_, outside) = graph();
+    assert!(
+        outside.is_empty(),
+        "axum used outside the HTTP edge: {outside:?}"
+    );
+}
+
+#[test]
+fn the_reference_parser_sees_grouped_and_nested_imports() {
+    let code = "use crate::{a::b, c, d::{e, f}};\nfn x() { crate::g::h(); }";
+    let found: Vec<String> = referenced_modules(code).into_iter().collect();
+    assert_eq!(found, ["a", "c", "d", "g"]);
+}
