@@ -98,7 +98,7 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
     let zones = s.fleet.zones.join(", ");
     vec![
         ("listen".into(), s.listen.to_string()),
-        ("database_url".into(), s.database_url.clone()),
+        ("database_url".into(), s.database_url.to_string()),
         (
             "retention_days".into(),
             (s.retention.as_secs() / 86_400).to_string(),

@@ -16,6 +16,7 @@ use crate::{
     notify::settings::{NotifyFile, NotifySettings},
     reap::ReapSettings,
     slack::settings::{SlackFile, SlackSettings},
+    store::{DatabaseUrl, is_postgres_url},
 };
 
 /// Where a value comes from: a lookup function so tests need not touch the
@@ -46,7 +47,7 @@ pub struct FileSettings {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub retention: Duration,
     pub notify: NotifySettings,
     pub gitlab: GitlabSecrets,
@@ -101,9 +102,10 @@ impl Settings {
         let database_url = env("ARMBOT_DATABASE_URL")
             .or(file.database_url)
             .unwrap_or_else(|| "sqlite://armbot.db".into());
-        if !database_url.starts_with("sqlite:") {
-            bail!("ARMBOT_DATABASE_URL must be a sqlite: URL (PostgreSQL support is planned)");
+        if !database_url.starts_with("sqlite:") && !is_postgres_url(&database_url) {
+            bail!("ARMBOT_DATABASE_URL must be a sqlite:// or postgres:// URL");
         }
+        let database_url = DatabaseUrl::new(database_url);
         let retention_days = file.retention_days.unwrap_or(14);
         if retention_days == 0 {
             bail!("retention_days must be at least 1");

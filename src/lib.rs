@@ -15,6 +15,7 @@ pub mod faq;
 pub mod fleet;
 pub mod gitlab;
 mod http;
+mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod reap;

@@ -15,7 +15,7 @@ use armbot::{
     },
     server,
     state::{AppState, system_clock},
-    store::Store,
+    store::{DatabaseUrl, Store},
 };
 
 #[derive(Parser)]
@@ -36,6 +36,16 @@ enum Command {
         /// A Pipeline Hook JSON file.
         payload: PathBuf,
     },
+    /// Copy every table of one store into another, empty one (e.g. SQLite to PostgreSQL when
+    /// moving to replicas). Stop the bot first.
+    MigrateStore {
+        /// The store to copy, e.g. sqlite://armbot.db
+        #[arg(long)]
+        from: String,
+        /// The empty store to fill, e.g. postgres://armbot@db/armbot (migrated first)
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +55,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(),
         Command::CheckConfig => check_settings(),
         Command::Render { payload } => render_payload(&payload),
+        Command::MigrateStore { from, to } => migrate_store(&from, &to),
     };
     match result {
         Ok(code) => code,
@@ -79,6 +90,7 @@ fn serve() -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let store = Store::connect(&settings.database_url).await?;
+        tracing::info!(store = %settings.database_url, "store ready");
         let state = AppState::new(settings, store, Metrics::new(), system_clock())?;
         server::run(state, shutdown_signal()).await
     })?;
@@ -147,5 +159,26 @@ fn render_payload(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&message)?);
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn migrate_store(from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    let (from, to) = (DatabaseUrl::new(from), DatabaseUrl::new(to));
+    anyhow::ensure!(from != to, "--from and --to name the same store");
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let source = Store::connect(&from)
+            .await
+            .with_context(|| format!("cannot open {from}"))?;
+        let target = Store::connect(&to)
+            .await
+            .with_context(|| format!("cannot open {to}"))?;
+        let copied = armbot::store::migrate::copy(&source, &target).await?;
+        println!("copied {from} into {to}:");
+        for (table, rows) in copied {
+            println!("  {table:<12} {rows} rows");
+        }
+        anyhow::Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

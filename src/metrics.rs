@@ -64,6 +64,8 @@ pub struct Metrics {
     pub reaps: Family<Outcome, Counter>,
     pub servers_removed: Counter,
     pub slack_events: Family<Reason, Counter>,
+    /// 1 while this replica delivers the outbox and runs the periodic jobs.
+    pub leader: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -171,6 +173,12 @@ impl Metrics {
             "Slack events by what was done with them",
             slack_events.clone(),
         );
+        let leader = Gauge::default();
+        r.register(
+            "leader",
+            "1 while this replica delivers the outbox and runs the periodic jobs",
+            leader.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -187,6 +195,7 @@ impl Metrics {
             reaps,
             servers_removed,
             slack_events,
+            leader,
         }
     }
 

@@ -1,19 +1,12 @@
-//! Running the service: listener, delivery worker, pruning, graceful shutdown.
+//! Running the service: the listener, the leader task (delivery worker and periodic jobs on
+//! the replica that holds the lease), graceful shutdown.
 
-use std::{future::Future, time::Duration};
+use std::future::Future;
 
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::{
-    delivery::{Worker, WorkerConfig},
-    http,
-    state::AppState,
-    store::now_ms,
-};
-
-/// How long shutdown waits for the worker to finish the call it is in.
-const WORKER_STOP_BOUND: Duration = Duration::from_secs(15);
+use crate::{http, leader, state::AppState};
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish, lets the worker finish its current call, and returns.
@@ -46,18 +39,7 @@ pub async fn run(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker_config = WorkerConfig {
-        min_interval: settings.slack.min_interval,
-        ..WorkerConfig::default()
-    };
-    let worker = Worker::new(
-        state.store.clone(),
-        state.transport(),
-        worker_config,
-        state.metrics.clone(),
-    );
-    let worker_task = tokio::spawn(worker.run(state.outbox.signal(), stop_rx.clone()));
-    let pruner = tokio::spawn(prune_loop(state.clone(), stop_rx));
+    let leader = tokio::spawn(leader::run(state.clone(), stop_rx));
 
     let app = http::router(state);
     axum::serve(listener, app)
@@ -66,29 +48,7 @@ pub async fn run(
         .context("server error")?;
 
     let _ = stop_tx.send(true);
-    pruner.abort();
-    if tokio::time::timeout(WORKER_STOP_BOUND, worker_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "delivery worker did not stop in time; pending messages resume on the next start"
-        );
-    }
+    let _ = leader.await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn prune_loop(state: AppState, mut stop: watch::Receiver<bool>) {
-    loop {
-        match state.store.prune(now_ms(), state.settings.retention).await {
-            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old store rows"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "pruning failed"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }

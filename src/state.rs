@@ -62,8 +62,6 @@ pub struct Shared {
     pub releaser: Option<SlotReleaser>,
     /// The bot's own ids from `auth.test`, to ignore its own messages.
     pub identity: OnceLock<Identity>,
-    /// One reap at a time across the bot.
-    pub reap_lock: tokio::sync::Mutex<()>,
     /// Members of `[reap] allowed_usergroup`, asked of Slack.
     pub usergroups: Usergroups,
 }
@@ -116,7 +114,6 @@ impl AppState {
             slack,
             fleet,
             identity: OnceLock::new(),
-            reap_lock: tokio::sync::Mutex::new(()),
             usergroups,
         })))
     }

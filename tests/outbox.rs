@@ -217,7 +217,10 @@ async fn pacing_spaces_calls_per_channel() {
 #[tokio::test]
 async fn a_restart_resumes_pending_deliveries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("armbot.db").display());
+    let url = armbot::store::DatabaseUrl::new(format!(
+        "sqlite://{}",
+        dir.path().join("armbot.db").display()
+    ));
     {
         let store = Store::connect(&url).await.expect("store");
         let m = NewMessage {

@@ -152,6 +152,19 @@ async fn run(app: &AppState, click: &Click) -> ClickOutcome {
         Ok(ctx) => ctx,
         Err(missing) => return ClickOutcome::Refused(missing.to_string()),
     };
+    // One reap at a time, fleet-wide; taken before the claim so a plan is never left
+    // claimed by a click that then could not run it.
+    let _reaping = if click.confirm {
+        match app.store.lock_reaps().await {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "could not take the reap lock");
+                return ClickOutcome::NotClaimed(Unclaimed::StoreUnavailable);
+            }
+        }
+    } else {
+        None
+    };
     let plan = match claim(app, click).await {
         Ok(plan) => plan,
         Err(why) => return ClickOutcome::NotClaimed(why),
@@ -164,8 +177,6 @@ async fn run(app: &AppState, click: &Click) -> ClickOutcome {
             user: user.clone(),
         };
     }
-    // One reap at a time across the bot.
-    let _guard = app.reap_lock.lock().await;
     audit(app, user, "confirm", &click.plan_id, json!({"via": via})).await;
     let report = reap::execute(
         &plan,

@@ -1,8 +1,10 @@
 //! Group commit for accepted webhooks: handlers hand events to one writer, which applies
 //! whatever has queued up in a single transaction, so a burst costs one fsync per batch
-//! instead of one per webhook. Applying an event is the incident logic of `notify` run
-//! against the ref's stored state, and the messages it calls for queued in the same
-//! transaction.
+//! instead of one per webhook. A batch reads the stored state of its refs once, runs the
+//! incident logic of `notify` over its events in memory, and writes the outcome — incidents,
+//! messages, ref heads — with a fixed number of statements.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -14,9 +16,10 @@ use crate::{
         incident::{self, RefHead, Step},
         render::{self, RootStatus},
     },
+    slack::Message,
     store::{
-        NewMessage, OutboxKind, Store,
-        ingest::{IngestTx, NewIncident, OpenIncident},
+        OutboxKind, Store,
+        ingest::{HeadRow, IncidentChange, NewIncident, QueuedRow, RefKey},
     },
 };
 
@@ -74,145 +77,331 @@ async fn writer(store: Store, outbox: Outbox, mut rx: mpsc::Receiver<(PipelineEv
     }
 }
 
-/// Applies events in order in one transaction: either all of them are durable when this
-/// returns `Ok`, or none is.
+/// Where an incident's id comes from: the store, or the batch's own new incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IncidentId {
+    Stored(i64),
+    New(usize),
+}
+
+/// An incident as the batch sees it.
+#[derive(Debug, Clone)]
+struct Incident {
+    id: IncidentId,
+    channel: String,
+    opened_at: i64,
+    failures: i64,
+    root_body: Message,
+}
+
+/// A ref as the batch sees it.
+#[derive(Debug, Clone, Default)]
+struct RefNow {
+    last_pipeline: Option<u64>,
+    open: Option<Incident>,
+    touched: bool,
+}
+
+/// The writes a batch calls for, decided in memory.
+#[derive(Default)]
+struct Writes<'e> {
+    new_incidents: Vec<NewIncident<'e>>,
+    changes: Vec<(IncidentId, Change)>,
+    rows: Vec<(Option<IncidentId>, QueuedRow)>,
+}
+
+enum Change {
+    Failed {
+        failures: i64,
+        pipeline_id: u64,
+        url: String,
+    },
+    Fixed {
+        at: i64,
+        by: u64,
+    },
+}
+
+/// What applying an event did, before new incidents have ids.
+enum Outcome {
+    Done(Applied),
+    Opened(IncidentId),
+    StillFailing(IncidentId),
+    Fixed(IncidentId),
+}
+
+/// Applies events in order in one transaction, with a fixed number of statements for the
+/// batch (plus one per newly opened incident and one per touched incident): either all of
+/// them are durable when this returns `Ok`, or none is.
 pub async fn apply(
     store: &Store,
     events: &[PipelineEvent],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Applied>> {
+    let now_ms = now.timestamp_millis();
     let mut tx = store.begin_ingest().await?;
-    let mut out = Vec::with_capacity(events.len());
-    for ev in events {
-        out.push(apply_one(&mut tx, ev, now).await?);
+
+    let keys: Vec<Vec<String>> = events.iter().map(PipelineEvent::dedup_keys).collect();
+    let all: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
+    let fresh = tx.insert_keys(&all, now_ms).await?;
+    // An event is new when none of its keys was seen, before or earlier in this batch.
+    let mut seen_in_batch: HashSet<&str> = HashSet::new();
+    let new: Vec<bool> = keys
+        .iter()
+        .map(|ks| {
+            let new = ks
+                .iter()
+                .all(|k| fresh.contains(k) && !seen_in_batch.contains(k.as_str()));
+            seen_in_batch.extend(ks.iter().map(String::as_str));
+            new
+        })
+        .collect();
+
+    let refs: Vec<RefKey> = events
+        .iter()
+        .zip(&new)
+        .filter(|(_, new)| **new)
+        .map(|(ev, _)| (ev.project_id, ev.git_ref.clone()))
+        .collect();
+    let stored = tx.lock_refs(&refs).await?;
+    let mut heads: HashMap<RefKey, RefNow> = stored
+        .into_iter()
+        .map(|(k, st)| {
+            let open = st.open.map(|o| Incident {
+                id: IncidentId::Stored(o.id),
+                channel: o.channel,
+                opened_at: o.opened_at,
+                failures: o.failures,
+                root_body: o.root_body,
+            });
+            let now = RefNow {
+                last_pipeline: st.last_pipeline,
+                open,
+                touched: false,
+            };
+            (k, now)
+        })
+        .collect();
+
+    let mut writes = Writes::default();
+    let mut outcomes = Vec::with_capacity(events.len());
+    for (ev, new) in events.iter().zip(new) {
+        if !new {
+            outcomes.push(Outcome::Done(Applied::Duplicate));
+            continue;
+        }
+        let head = heads
+            .entry((ev.project_id, ev.git_ref.clone()))
+            .or_default();
+        outcomes.push(decide(ev, head, &mut writes, now)?);
     }
+
+    let mut ids = Vec::with_capacity(writes.new_incidents.len());
+    for inc in &writes.new_incidents {
+        ids.push(tx.open_incident(inc).await?);
+    }
+    let resolve = |id: IncidentId| match id {
+        IncidentId::Stored(id) => id,
+        IncidentId::New(i) => ids[i],
+    };
+    for (id, change) in writes.changes {
+        let id = resolve(id);
+        tx.change_incident(&match change {
+            Change::Failed {
+                failures,
+                pipeline_id,
+                url,
+            } => IncidentChange::Failed {
+                id,
+                failures,
+                pipeline_id,
+                pipeline_url: url,
+            },
+            Change::Fixed { at, by } => IncidentChange::Fixed {
+                id,
+                fixed_at: at,
+                fixed_by: by,
+            },
+        })
+        .await?;
+    }
+    let rows: Vec<QueuedRow> = writes
+        .rows
+        .into_iter()
+        .map(|(incident, mut row)| {
+            row.incident_id = incident.map(resolve);
+            row
+        })
+        .collect();
+    tx.queue(&rows, now_ms).await?;
+    let heads: Vec<HeadRow> = heads
+        .into_iter()
+        .filter(|(_, h)| h.touched)
+        .map(|((project_id, git_ref), h)| HeadRow {
+            project_id,
+            git_ref,
+            last_pipeline: h.last_pipeline,
+            open_incident: h.open.map(|o| resolve(o.id)),
+        })
+        .collect();
+    tx.set_heads(&heads).await?;
     tx.commit().await?;
-    Ok(out)
+
+    Ok(outcomes
+        .into_iter()
+        .map(|o| match o {
+            Outcome::Done(a) => a,
+            Outcome::Opened(id) => Applied::Opened {
+                incident: resolve(id),
+            },
+            Outcome::StillFailing(id) => Applied::StillFailing {
+                incident: resolve(id),
+            },
+            Outcome::Fixed(id) => Applied::Fixed {
+                incident: resolve(id),
+            },
+        })
+        .collect())
 }
 
-async fn apply_one(
-    tx: &mut IngestTx,
-    ev: &PipelineEvent,
+/// The incident logic for one event against its ref as the batch left it.
+fn decide<'e>(
+    ev: &'e PipelineEvent,
+    head: &mut RefNow,
+    writes: &mut Writes<'e>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Applied> {
-    let now_ms = now.timestamp_millis();
-    let natural = ev.natural_key();
-    let idem = ev.idempotency_key.as_ref().map(|k| format!("idem:{k}"));
-    let keys: Vec<&str> = std::iter::once(natural.as_str())
-        .chain(idem.as_deref())
-        .collect();
-    if !tx.record_keys(&keys, now_ms).await? {
-        return Ok(Applied::Duplicate);
-    }
-    let state = tx.ref_state(ev.project_id, &ev.git_ref).await?;
-    let head = RefHead {
-        last_pipeline: state.last_pipeline,
-        broken: state.open.is_some(),
+) -> anyhow::Result<Outcome> {
+    let before = RefHead {
+        last_pipeline: head.last_pipeline,
+        broken: head.open.is_some(),
     };
     let group = ev.group_pipeline;
-    let step = incident::step(&head, group, ev.outcome());
+    let step = incident::step(&before, group, ev.outcome());
     if let Step::Stale { newest } = step {
-        return Ok(Applied::Stale { newest });
+        return Ok(Outcome::Done(Applied::Stale { newest }));
     }
-    let next = incident::advance(&head, group, step);
+    head.last_pipeline = incident::advance(&before, group, step).last_pipeline;
+    head.touched = true;
     let url = ev.pipeline_url.as_str();
     let event_time = ev.finished_at.unwrap_or(now);
-    let open = || {
-        state
-            .open
-            .as_ref()
+    let open = |head: &RefNow| {
+        head.open
+            .clone()
             .ok_or_else(|| anyhow::anyhow!("ref is broken but has no open incident"))
     };
-
-    let (applied, open_after) = match (step, &ev.notice) {
-        (Step::Stale { .. } | Step::StillHealthy, _) => (Applied::StillHealthy, None),
+    Ok(match (step, &ev.notice) {
+        (Step::Stale { .. } | Step::StillHealthy, _) => Outcome::Done(Applied::StillHealthy),
         (
             Step::Open,
             Notice::Failed {
                 body, body_json, ..
             },
         ) => {
-            let id = tx
-                .open_incident(&NewIncident {
-                    project_id: ev.project_id,
-                    project_path: &ev.project_path,
-                    git_ref: &ev.git_ref,
-                    channel: &ev.channel,
-                    root_body_json: body_json,
-                    pipeline_id: ev.pipeline_id,
-                    pipeline_url: url,
-                    opened_at: event_time.timestamp(),
-                })
-                .await?;
+            let id = IncidentId::New(writes.new_incidents.len());
+            writes.new_incidents.push(NewIncident {
+                project_id: ev.project_id,
+                project_path: &ev.project_path,
+                git_ref: &ev.git_ref,
+                channel: &ev.channel,
+                root_body_json: body_json,
+                pipeline_id: ev.pipeline_id,
+                pipeline_url: url,
+                opened_at: event_time.timestamp(),
+            });
             let status = RootStatus::Broken {
                 since: event_time,
                 failures: 1,
                 latest_pipeline: ev.pipeline_id,
                 latest_url: url.to_string(),
             };
-            let root = NewMessage {
+            writes.rows.push((
+                Some(id),
+                QueuedRow {
+                    channel: ev.channel.clone(),
+                    kind: OutboxKind::Post,
+                    incident_id: None,
+                    target_ts: None,
+                    payload: serde_json::to_string(&render::root_message(body, &status))?,
+                },
+            ));
+            head.open = Some(Incident {
+                id,
                 channel: ev.channel.clone(),
-                kind: OutboxKind::Post,
-                incident_id: Some(id),
-                target_ts: None,
-                message: render::root_message(body, &status),
-            };
-            tx.queue(&root, now_ms).await?;
-            (Applied::Opened { incident: id }, Some(id))
+                opened_at: event_time.timestamp(),
+                failures: 1,
+                root_body: body.clone(),
+            });
+            Outcome::Opened(id)
         }
         (Step::StillFailing, Notice::Failed { reply_json, .. }) => {
-            let inc = open()?;
-            let failures = inc.failures + 1;
-            tx.record_failure(inc.id, failures, ev.pipeline_id, url)
-                .await?;
+            let mut inc = open(head)?;
+            inc.failures += 1;
+            writes.changes.push((
+                inc.id,
+                Change::Failed {
+                    failures: inc.failures,
+                    pipeline_id: ev.pipeline_id,
+                    url: url.to_string(),
+                },
+            ));
             let status = RootStatus::Broken {
                 since: DateTime::from_timestamp(inc.opened_at, 0).unwrap_or(now),
-                failures: failures as u32,
+                failures: inc.failures as u32,
                 latest_pipeline: ev.pipeline_id,
                 latest_url: url.to_string(),
             };
-            queue_thread_pair(tx, inc, reply_json, &status, now_ms).await?;
-            (Applied::StillFailing { incident: inc.id }, Some(inc.id))
+            thread_pair(writes, &inc, reply_json.clone(), &status)?;
+            let id = inc.id;
+            head.open = Some(inc);
+            Outcome::StillFailing(id)
         }
         (Step::Fixed, Notice::Succeeded(fixed)) => {
-            let inc = open()?;
+            let inc = open(head)?;
             let broken_for = event_time.timestamp() - inc.opened_at;
-            tx.close_incident(inc.id, event_time.timestamp(), ev.pipeline_id)
-                .await?;
+            writes.changes.push((
+                inc.id,
+                Change::Fixed {
+                    at: event_time.timestamp(),
+                    by: ev.pipeline_id,
+                },
+            ));
             let status = RootStatus::Fixed {
                 by_pipeline: ev.pipeline_id,
                 by_url: url.to_string(),
                 broken_for_secs: broken_for,
             };
             let reply = serde_json::to_string(&fixed.message(broken_for))?;
-            queue_thread_pair(tx, inc, &reply, &status, now_ms).await?;
-            (Applied::Fixed { incident: inc.id }, None)
+            thread_pair(writes, &inc, reply, &status)?;
+            head.open = None;
+            Outcome::Fixed(inc.id)
         }
         (step, _) => anyhow::bail!("{step:?} cannot follow a {:?} pipeline", ev.outcome()),
-    };
-    tx.set_ref_head(ev.project_id, &ev.git_ref, next.last_pipeline, open_after)
-        .await?;
-    Ok(applied)
+    })
 }
 
 /// A reply in the incident's thread, then the root brought up to date. Both go to the
 /// incident's channel so per-channel order keeps them behind the root.
-async fn queue_thread_pair(
-    tx: &mut IngestTx,
-    inc: &OpenIncident,
-    reply_json: &str,
+fn thread_pair(
+    writes: &mut Writes<'_>,
+    inc: &Incident,
+    reply_json: String,
     status: &RootStatus,
-    now_ms: i64,
 ) -> anyhow::Result<()> {
     let update = serde_json::to_string(&render::root_message(&inc.root_body, status))?;
-    tx.queue_for_incident(
-        &inc.channel,
-        inc.id,
-        &[
-            (OutboxKind::Reply, reply_json),
-            (OutboxKind::Update, &update),
-        ],
-        now_ms,
-    )
-    .await
+    for (kind, payload) in [
+        (OutboxKind::Reply, reply_json),
+        (OutboxKind::Update, update),
+    ] {
+        writes.rows.push((
+            Some(inc.id),
+            QueuedRow {
+                channel: inc.channel.clone(),
+                kind,
+                incident_id: None,
+                target_ts: None,
+                payload,
+            },
+        ));
+    }
+    Ok(())
 }

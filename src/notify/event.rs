@@ -91,9 +91,19 @@ impl PipelineEvent {
         }
     }
 
+    /// The keys that make a repeat of this event a duplicate: the natural key, and GitLab's
+    /// idempotency key when it sent one.
+    pub fn dedup_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.natural_key()];
+        if let Some(k) = &self.idempotency_key {
+            keys.push(format!("idem:{k}"));
+        }
+        keys
+    }
+
     /// Same project, pipeline, status and finish time: the same event even
     /// when GitLab sent it twice under different idempotency keys.
-    pub fn natural_key(&self) -> String {
+    fn natural_key(&self) -> String {
         format!(
             "pipeline:{}:{}:{}:{}",
             self.project_id,

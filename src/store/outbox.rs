@@ -2,9 +2,13 @@
 //! first, and the delivery worker is the only thing that sends them.
 
 use anyhow::Context;
-use sqlx::{Row, SqliteConnection, sqlite::SqliteRow};
+use sqlx::Row;
 
-use super::Store;
+use super::{
+    Store,
+    ingest::{QueuedRow, queue_rows},
+    on_db,
+};
 use crate::slack::blocks::Message;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +22,7 @@ pub enum OutboxKind {
 }
 
 impl OutboxKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Post => "post",
             Self::Reply => "reply",
@@ -62,10 +66,12 @@ pub struct OutboxRow {
     pub attempt_started_at: Option<i64>,
 }
 
-impl OutboxRow {
-    fn from_row(r: &SqliteRow) -> anyhow::Result<Self> {
+/// Reads an outbox row from either engine's row type.
+macro_rules! outbox_row {
+    ($r:expr) => {{
+        let r = $r;
         let payload: String = r.try_get("payload")?;
-        Ok(Self {
+        OutboxRow {
             id: r.try_get("id")?,
             channel: r.try_get("channel")?,
             kind: OutboxKind::parse(&r.try_get::<String, _>("kind")?)?,
@@ -77,8 +83,8 @@ impl OutboxRow {
             next_attempt_at: r.try_get("next_attempt_at")?,
             created_at: r.try_get("created_at")?,
             attempt_started_at: r.try_get("attempt_started_at")?,
-        })
-    }
+        }
+    }};
 }
 
 /// Where an incident's root message lives once posted.
@@ -102,70 +108,27 @@ pub struct Backlog {
     pub oldest_created_at: i64,
 }
 
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    m: &NewMessage,
-    now_ms: i64,
-) -> anyhow::Result<i64> {
-    let payload = serde_json::to_string(&m.message)?;
-    let id = sqlx::query(
-        "INSERT INTO outbox (channel, kind, incident_id, target_ts, payload, next_attempt_at, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&m.channel)
-    .bind(m.kind.as_str())
-    .bind(m.incident_id)
-    .bind(&m.target_ts)
-    .bind(payload)
-    .bind(now_ms)
-    .bind(now_ms)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("id")?;
-    Ok(id)
-}
-
-/// Queues already serialised messages to an incident's channel, in order,
-/// in one statement.
-pub(crate) async fn insert_for_incident(
-    conn: &mut SqliteConnection,
-    channel: &str,
-    incident_id: i64,
-    messages: &[(OutboxKind, &str)],
-    now_ms: i64,
-) -> anyhow::Result<()> {
-    if messages.is_empty() {
-        return Ok(());
+impl NewMessage {
+    fn row(&self) -> anyhow::Result<QueuedRow> {
+        Ok(QueuedRow {
+            channel: self.channel.clone(),
+            kind: self.kind,
+            incident_id: self.incident_id,
+            target_ts: self.target_ts.clone(),
+            payload: serde_json::to_string(&self.message)?,
+        })
     }
-    let mut sql = String::from(
-        "INSERT INTO outbox (channel, kind, incident_id, payload, next_attempt_at, created_at) VALUES ",
-    );
-    for i in 0..messages.len() {
-        sql.push_str(if i == 0 {
-            "(?, ?, ?, ?, ?, ?)"
-        } else {
-            ", (?, ?, ?, ?, ?, ?)"
-        });
-    }
-    let mut q = sqlx::query(&sql);
-    for (kind, payload) in messages {
-        q = q
-            .bind(channel)
-            .bind(kind.as_str())
-            .bind(incident_id)
-            .bind(*payload)
-            .bind(now_ms)
-            .bind(now_ms);
-    }
-    q.execute(conn).await?;
-    Ok(())
 }
 
 impl Store {
     /// Queues one message on its own (FAQ answers, reap reports).
     pub async fn enqueue(&self, m: &NewMessage, now_ms: i64) -> anyhow::Result<i64> {
-        let mut conn = self.pool().acquire().await?;
-        insert(&mut conn, m, now_ms).await
+        let mut tx = self.begin().await?;
+        let id = queue_rows(&mut tx, &[m.row()?], now_ms).await?;
+        tx.commit().await?;
+        id.first()
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("the outbox insert returned no id"))
     }
 
     /// Queues `m` unless any of `keys` was seen before; both in one
@@ -176,41 +139,40 @@ impl Store {
         m: &NewMessage,
         now_ms: i64,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool().begin().await?;
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let fresh = super::record_keys(&mut tx, &keys, now_ms).await?;
+        let mut tx = self.begin().await?;
+        let fresh = super::record_keys(&mut tx, keys, now_ms).await?;
         if fresh {
-            insert(&mut tx, m, now_ms).await?;
+            queue_rows(&mut tx, &[m.row()?], now_ms).await?;
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(fresh)
     }
 
     /// The oldest undelivered row of every channel: per-channel FIFO keeps
     /// roots before replies and posts before the updates that refer to them.
     pub async fn outbox_heads(&self) -> anyhow::Result<Vec<OutboxRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM outbox WHERE id IN (
-                 SELECT MIN(id) FROM outbox WHERE state IN ('pending', 'attempting') GROUP BY channel)
-             ORDER BY next_attempt_at, id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(OutboxRow::from_row).collect()
+        let sql = "SELECT * FROM outbox WHERE id IN (
+                       SELECT MIN(id) FROM outbox WHERE state IN ('pending', 'attempting') GROUP BY channel)
+                   ORDER BY next_attempt_at, id";
+        on_db!(self.db(), pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(outbox_row!(r));
+            }
+            Ok(out)
+        })
     }
 
     /// Recorded (and committed) before the Slack call, so a crash during the
     /// call leaves evidence that the message may have gone out. The first
     /// attempt's time is kept: it bounds where a lost post can be.
     pub async fn outbox_attempting(&self, id: i64, now_ms: i64) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'attempting', attempts = attempts + 1,
-                    attempt_started_at = COALESCE(attempt_started_at, ?) WHERE id = ?",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        let sql = "UPDATE outbox SET state = 'attempting', attempts = attempts + 1,
+                          attempt_started_at = COALESCE(attempt_started_at, $1) WHERE id = $2";
+        on_db!(self.db(), pool => {
+            sqlx::query(sql).bind(now_ms).bind(id).execute(pool).await?;
+        });
         Ok(())
     }
 
@@ -222,24 +184,29 @@ impl Store {
         ts: &str,
         now_ms: i64,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE outbox SET state = 'delivered', ts = ?, finished_at = ?, last_error = NULL WHERE id = ?")
-            .bind(ts)
-            .bind(now_ms)
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
-        if row.kind == OutboxKind::Post {
-            if let Some(incident) = row.incident_id {
-                sqlx::query("UPDATE incidents SET root_channel = ?, root_ts = ? WHERE id = ?")
+        let done =
+            "UPDATE outbox SET state = 'delivered', ts = $1, finished_at = $2, last_error = NULL
+                    WHERE id = $3";
+        let root = "UPDATE incidents SET root_channel = $1, root_ts = $2 WHERE id = $3";
+        let incident = row.incident_id.filter(|_| row.kind == OutboxKind::Post);
+        on_db!(self.db(), pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(done)
+                .bind(ts)
+                .bind(now_ms)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(incident) = incident {
+                sqlx::query(root)
                     .bind(channel)
                     .bind(ts)
                     .bind(incident)
                     .execute(&mut *tx)
                     .await?;
             }
-        }
-        tx.commit().await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -253,85 +220,81 @@ impl Store {
         in_doubt: bool,
         count_attempt: bool,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ?, attempts = attempts + ? WHERE id = ?",
-        )
-        .bind(if in_doubt { "attempting" } else { "pending" })
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(i64::from(count_attempt))
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        let sql = "UPDATE outbox SET state = $1, next_attempt_at = $2, last_error = $3,
+                          attempts = attempts + $4 WHERE id = $5";
+        on_db!(self.db(), pool => {
+            sqlx::query(sql)
+            .bind(if in_doubt { "attempting" } else { "pending" })
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(i64::from(count_attempt))
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// Permanent failure: stop retrying and keep the reason.
     pub async fn outbox_failed(&self, id: i64, error: &str, now_ms: i64) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ? WHERE id = ?",
-        )
-        .bind(now_ms)
-        .bind(error)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        let sql =
+            "UPDATE outbox SET state = 'failed', finished_at = $1, last_error = $2 WHERE id = $3";
+        on_db!(self.db(), pool => {
+            sqlx::query(sql)
+            .bind(now_ms)
+            .bind(error)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// Where the root of `incident` stands.
     pub async fn incident_root(&self, incident: i64) -> anyhow::Result<RootRef> {
-        let row = sqlx::query("SELECT root_channel, root_ts FROM incidents WHERE id = ?")
-            .bind(incident)
-            .fetch_optional(self.pool())
-            .await?;
-        let Some(row) = row else {
-            return Ok(RootRef::Failed);
-        };
-        let channel: Option<String> = row.try_get("root_channel")?;
-        let ts: Option<String> = row.try_get("root_ts")?;
-        if let (Some(channel), Some(ts)) = (channel, ts) {
-            return Ok(RootRef::Posted { channel, ts });
-        }
-        let failed: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM outbox WHERE incident_id = ? AND kind = 'post' AND state = 'failed'",
-        )
-        .bind(incident)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(if failed.is_some() {
-            RootRef::Failed
-        } else {
-            RootRef::Pending
+        let root = "SELECT root_channel, root_ts FROM incidents WHERE id = $1";
+        let failed = "SELECT COUNT(*) FROM outbox
+                      WHERE incident_id = $1 AND kind = 'post' AND state = 'failed'";
+        // (root channel, root ts) of the incident, if it exists; its failed root posts.
+        type Found = Option<(Option<String>, Option<String>)>;
+        let (found, failed): (Found, i64) = on_db!(self.db(), pool => {
+            let row = sqlx::query(root).bind(incident).fetch_optional(pool).await?;
+            let found = match row {
+                Some(r) => Some((r.try_get("root_channel")?, r.try_get("root_ts")?)),
+                None => None,
+            };
+            let failed = sqlx::query_scalar(failed).bind(incident).fetch_one(pool).await?;
+            (found, failed)
+        });
+        Ok(match found {
+            None => RootRef::Failed,
+            Some((Some(channel), Some(ts))) => RootRef::Posted { channel, ts },
+            Some(_) if failed > 0 => RootRef::Failed,
+            Some(_) => RootRef::Pending,
         })
     }
 
     /// Undelivered messages per channel with the age of the oldest.
     pub async fn outbox_backlog(&self) -> anyhow::Result<Vec<Backlog>> {
-        let rows = sqlx::query(
-            "SELECT channel, COUNT(*) AS depth, MIN(created_at) AS oldest FROM outbox
-             WHERE state IN ('pending', 'attempting') GROUP BY channel ORDER BY channel",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Backlog {
-                    channel: r.try_get("channel")?,
-                    depth: r.try_get("depth")?,
-                    oldest_created_at: r.try_get("oldest")?,
+        let sql = "SELECT channel, COUNT(*) AS depth, MIN(created_at) AS oldest FROM outbox
+                   WHERE state IN ('pending', 'attempting') GROUP BY channel ORDER BY channel";
+        on_db!(self.db(), pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Backlog {
+                        channel: r.try_get("channel")?,
+                        depth: r.try_get("depth")?,
+                        oldest_created_at: r.try_get("oldest")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Counts rows by state, for tests and metrics.
     pub async fn outbox_count(&self, state: &str) -> anyhow::Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = ?")
-                .bind(state)
-                .fetch_one(self.pool())
-                .await?,
-        )
+        let sql = "SELECT COUNT(*) FROM outbox WHERE state = $1";
+        Ok(on_db!(self.db(), pool => sqlx::query_scalar(sql).bind(state).fetch_one(pool).await?))
     }
 }

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::Store;
+use super::{Store, on_db};
 
 /// Why a confirmation did not claim the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,19 +24,23 @@ impl Store {
         now_ms: i64,
         expires_ms: i64,
     ) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO reap_plans (id, plan, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        let sql = "INSERT INTO reap_plans (id, plan, created_by, created_at, expires_at)
+                   VALUES ($1, $2, $3, $4, $5)";
+        on_db!(self.db(), pool => {
+            sqlx::query(sql)
             .bind(id)
             .bind(plan_json)
             .bind(user)
             .bind(now_ms)
             .bind(expires_ms)
-            .execute(self.pool())
+            .execute(pool)
             .await?;
+        });
         Ok(())
     }
 
-    /// Moves a plan from `planned` to `to` in one statement, so exactly one
-    /// of several concurrent confirmations wins. Returns the plan JSON.
+    /// Moves a plan from `planned` to `to` in one statement, so exactly one of several
+    /// concurrent confirmations wins, on whichever replica they land. Returns the plan JSON.
     pub async fn claim_plan(
         &self,
         id: &str,
@@ -44,42 +48,43 @@ impl Store {
         to: &str,
         now_ms: i64,
     ) -> anyhow::Result<Claim> {
-        let row = sqlx::query(
-            "UPDATE reap_plans SET state = ?, confirmed_by = ?
-             WHERE id = ? AND state = 'planned' AND expires_at > ? RETURNING plan",
-        )
-        .bind(to)
-        .bind(user)
-        .bind(id)
-        .bind(now_ms)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some(r) = row {
-            return Ok(Claim::Claimed(r.try_get("plan")?));
-        }
-        let row = sqlx::query("SELECT state, expires_at FROM reap_plans WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(match row {
-            None => Claim::NotFound,
-            Some(r) => {
-                let state: String = r.try_get("state")?;
-                let expires: i64 = r.try_get("expires_at")?;
-                if state == "planned" && expires <= now_ms {
-                    Claim::Expired
-                } else {
-                    Claim::AlreadyHandled(state)
-                }
+        let claim = "UPDATE reap_plans SET state = $1, confirmed_by = $2
+                     WHERE id = $3 AND state = 'planned' AND expires_at > $4 RETURNING plan";
+        let look = "SELECT state, expires_at FROM reap_plans WHERE id = $1";
+        let (claimed, found): (Option<String>, Option<(String, i64)>) = on_db!(self.db(), pool => {
+            let claimed: Option<String> = sqlx::query_scalar(claim)
+                .bind(to)
+                .bind(user)
+                .bind(id)
+                .bind(now_ms)
+                .fetch_optional(pool)
+                .await?;
+            if claimed.is_some() {
+                (claimed, None)
+            } else {
+                let row = sqlx::query(look).bind(id).fetch_optional(pool).await?;
+                let found = match row {
+                    Some(r) => Some((r.try_get("state")?, r.try_get("expires_at")?)),
+                    None => None,
+                };
+                (None, found)
             }
+        });
+        Ok(match (claimed, found) {
+            (Some(plan), _) => Claim::Claimed(plan),
+            (None, None) => Claim::NotFound,
+            (None, Some((state, expires))) if state == "planned" && expires <= now_ms => {
+                Claim::Expired
+            }
+            (None, Some((state, _))) => Claim::AlreadyHandled(state),
         })
     }
 
     pub async fn finish_plan(&self, id: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE reap_plans SET state = 'done' WHERE id = ?")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let sql = "UPDATE reap_plans SET state = 'done' WHERE id = $1";
+        on_db!(self.db(), pool => {
+            sqlx::query(sql).bind(id).execute(pool).await?;
+        });
         Ok(())
     }
 
@@ -91,35 +96,30 @@ impl Store {
         plan_id: Option<&str>,
         detail: &serde_json::Value,
     ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, user_id, action, plan_id, detail) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(now_ms)
-        .bind(user)
-        .bind(action)
-        .bind(plan_id)
-        .bind(detail.to_string())
-        .execute(self.pool())
-        .await?;
+        let sql = "INSERT INTO audit_log (at, user_id, action, plan_id, detail)
+                   VALUES ($1, $2, $3, $4, $5)";
+        let detail = detail.to_string();
+        on_db!(self.db(), pool => {
+            sqlx::query(sql)
+            .bind(now_ms)
+            .bind(user)
+            .bind(action)
+            .bind(plan_id)
+            .bind(detail.as_str())
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// The audit trail of one plan, oldest first: (user, action, detail).
     pub async fn audit_for(&self, plan_id: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-        let rows = sqlx::query(
-            "SELECT user_id, action, detail FROM audit_log WHERE plan_id = ? ORDER BY id",
-        )
-        .bind(plan_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("user_id")?,
-                    r.try_get("action")?,
-                    r.try_get("detail")?,
-                ))
-            })
-            .collect()
+        let sql = "SELECT user_id, action, detail FROM audit_log WHERE plan_id = $1 ORDER BY id";
+        on_db!(self.db(), pool => {
+            let rows = sqlx::query(sql).bind(plan_id).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("user_id")?, r.try_get("action")?, r.try_get("detail")?)))
+                .collect()
+        })
     }
 }

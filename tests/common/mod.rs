@@ -103,7 +103,9 @@ pub struct TestApp {
 pub async fn app(settings: Settings) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_url = format!("sqlite://{}", dir.path().join("armbot.db").display());
-    let store = Store::connect(&db_url).await.expect("store");
+    let store = Store::connect(&armbot::store::DatabaseUrl::new(db_url.clone()))
+        .await
+        .expect("store");
     let clock: Clock = Arc::new(|| NOW);
     let state = AppState::new(settings, store.clone(), Metrics::new(), clock).expect("state");
     let router = build_app(state.clone());
