@@ -1,12 +1,10 @@
 //! Slack requests over HTTP: verification, `/arm` commands, events, buttons.
 
-mod common;
-
+use crate::common::*;
 use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
-use common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

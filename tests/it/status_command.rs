@@ -1,12 +1,10 @@
 //! `/arm status` end to end: the ack comes at once, the report arrives on
 //! `response_url`, missing settings and bad zones get a helpful sentence.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

@@ -1,12 +1,10 @@
 //! `/arm reap` through Slack: plan, who may confirm (user list and user group), confirmation
 //! once, what Scaleway's answers do to the summary, and the audit log.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use armbot::config::FileSettings;
-use common::*;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

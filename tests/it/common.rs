@@ -1,8 +1,4 @@
 //! Shared test harness: the app in-process, a fake Slack, payload builders.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
 
 use std::{
     collections::HashMap,

@@ -1,16 +1,14 @@
 //! The durable outbox and its worker against a Slack that fails in the ways
 //! Slack documents: 5xx, 429 with Retry-After, permanent `ok:false` errors.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::common::*;
 use armbot::{
     notify::render::Message,
     store::{NewMessage, OutboxKind, Store, now_ms},
     worker::{Worker, WorkerConfig},
 };
-use common::*;
 use tokio::sync::{Notify, watch};
 use wiremock::ResponseTemplate;
 

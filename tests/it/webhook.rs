@@ -1,8 +1,7 @@
 //! `POST /gitlab/webhook`: authentication, limits, which refs notify, the
 //! incident thread, duplicates, stale events, escaping and console mode.
 
-mod common;
-
+use crate::common::*;
 use armbot::{
     config::FileSettings,
     gitlab::{PipelineHook, auth::sign},
@@ -12,7 +11,6 @@ use axum::{
     http::{Request, StatusCode},
 };
 use base64::Engine;
-use common::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
