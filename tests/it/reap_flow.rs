@@ -35,7 +35,6 @@ fn server_path(id: &str) -> String {
 struct Planned {
     app: TestApp,
     fake: FakeSlack,
-    slack: MockServer,
     scw: MockServer,
     url: String,
     plan_id: String,
@@ -63,8 +62,8 @@ async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
     }
     let file: FileSettings =
         toml::from_str(&format!("[reap]\nname_prefix = \"runner-arm\"\n{reap}")).expect("toml");
-    let (fake, slack) = FakeSlack::start().await;
-    let (scw_uri, slack_uri) = (scw.uri(), slack.uri());
+    let fake = FakeSlack::start().await;
+    let (scw_uri, slack_api) = (scw.uri(), fake.api_url());
     let app = app(settings_with_file(
         file,
         &[
@@ -73,15 +72,15 @@ async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
             ("SCW_DEFAULT_ZONE", "fr-par-1"),
             ("SCW_API_URL", &scw_uri),
             ("SLACK_BOT_TOKEN", "xoxb-test-token"),
-            ("SLACK_API_URL", &slack_uri),
+            ("SLACK_API_URL", &slack_api),
         ],
     ))
     .await;
-    let url = format!("{slack_uri}/commands/T1/1/x");
+    let url = fake.response_url("commands/T1/1/x");
 
     let (_, ack) = app.request(slash("reap", &url)).await;
     assert!(ack.contains("nothing is deleted"), "{ack}");
-    let plan_msg = fake.wait_for(1).await.remove(0);
+    let plan_msg = wait_messages(&fake, 1).await.remove(0);
     assert_eq!(plan_msg.body["response_type"], "in_channel");
     let plan_text = plan_msg.body.to_string();
     assert!(plan_text.contains("reap_confirm"), "{plan_text}");
@@ -94,7 +93,6 @@ async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
     Planned {
         app,
         fake,
-        slack,
         scw,
         url,
         plan_id,
@@ -112,7 +110,7 @@ impl Planned {
 
     /// The `n`th message sent to Slack in all (1-based: the plan is the first).
     async fn nth(&self, n: usize) -> Value {
-        self.fake.wait_for(n).await.remove(n - 1).body
+        wait_messages(&self.fake, n).await.remove(n - 1).body
     }
 
     async fn actions(&self) -> Vec<(String, String, String)> {
@@ -125,13 +123,13 @@ impl Planned {
 
     /// Delivers the outbox to the fake Slack until the reap summary reaches the channel.
     async fn channel_summary(&self) -> String {
-        let mut worker = self.app.worker(FakeSlack::transport(&self.slack));
+        let mut worker = self.app.worker(slack_transport(&self.fake));
         let found = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 drain(&mut worker).await;
                 let posted = self
                     .fake
-                    .accepted()
+                    .messages()
                     .into_iter()
                     .find(|p| p.method == "chat.postMessage" && p.channel == "C0CHAN");
                 if let Some(p) = posted {
@@ -179,7 +177,7 @@ async fn plan_refuse_confirm_once_and_audit() {
     // A double click: the plan runs once (DELETE expected exactly once).
     p.click("reap_confirm", "UADMIN").await;
     p.click("reap_confirm", "UADMIN").await;
-    let all = p.fake.wait_for(4).await;
+    let all = wait_messages(&p.fake, 4).await;
     let texts: Vec<String> = all[2..]
         .iter()
         .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
@@ -197,7 +195,7 @@ async fn plan_refuse_confirm_once_and_audit() {
     assert!(audit[3].2.contains(SERVER_ID));
     assert_eq!(audit[2].0, "UADMIN");
     // No group configured: Slack is never asked.
-    assert_eq!(p.fake.calls("usergroups.users.list"), 0);
+    assert_eq!(p.fake.count("usergroups.users.list"), 0);
 }
 
 #[tokio::test]
@@ -248,7 +246,7 @@ const WITH_GROUP: &str = "allowed_users = [\"UADMIN\"]\nallowed_usergroup = \"S0
 #[tokio::test]
 async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
     let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.usergroup(GROUP, &["UOTHER", "UMEMBER"]);
+    p.fake.set_usergroup(GROUP, &["UOTHER", "UMEMBER"]);
     delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
 
     p.click("reap_confirm", "UMEMBER").await;
@@ -264,7 +262,7 @@ async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
     assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
     assert_eq!(audit[1].0, "UMEMBER");
     assert_eq!(audit[1].2, r#"{"via":"allowed_usergroup"}"#);
-    assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+    assert_eq!(p.fake.count("usergroups.users.list"), 1);
     let metrics = p.app.state.metrics.render();
     for line in [
         r#"armbot_reaps_total{outcome="ok"} 1"#,
@@ -277,7 +275,7 @@ async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
 #[tokio::test]
 async fn someone_outside_the_usergroup_is_refused_and_nothing_is_deleted() {
     let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.usergroup(GROUP, &["UMEMBER"]);
+    p.fake.set_usergroup(GROUP, &["UMEMBER"]);
     delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 0).await;
 
     p.click("reap_confirm", "UOUTSIDER").await;
@@ -321,19 +319,19 @@ async fn a_failing_usergroup_lookup_refuses() {
 #[tokio::test]
 async fn clicks_within_the_cache_window_make_one_usergroup_call() {
     let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.usergroup(GROUP, &["UMEMBER"]);
+    p.fake.set_usergroup(GROUP, &["UMEMBER"]);
     delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
 
     p.click("reap_confirm", "UOUTSIDER").await;
     p.click("reap_confirm", "UMEMBER").await;
-    let answers = p.fake.wait_for(3).await;
+    let answers = wait_messages(&p.fake, 3).await;
     let texts: Vec<&str> = answers[1..]
         .iter()
         .filter_map(|m| m.body["text"].as_str())
         .collect();
     assert!(texts.iter().any(|t| t.starts_with("Only")), "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("reaped")), "{texts:?}");
-    assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+    assert_eq!(p.fake.count("usergroups.users.list"), 1);
 }
 
 #[tokio::test]

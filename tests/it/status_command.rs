@@ -64,8 +64,8 @@ async fn the_ack_does_not_wait_for_a_slow_scaleway() {
     let scw = scaleway(Duration::from_millis(1500)).await;
     let uri = scw.uri();
     let app = app(settings(&fleet_env(&uri))).await;
-    let (fake, slack) = FakeSlack::start().await;
-    let response_url = format!("{}/commands/T1/123/abc", slack.uri());
+    let fake = FakeSlack::start().await;
+    let response_url = fake.response_url("commands/T1/123/abc");
 
     let (status, body) = app.request(slash("status", &response_url)).await;
     assert_eq!(status, StatusCode::OK);
@@ -76,11 +76,11 @@ async fn the_ack_does_not_wait_for_a_slow_scaleway() {
         "{ack}"
     );
     assert!(
-        fake.accepted().is_empty(),
+        fake.messages().is_empty(),
         "the result cannot be there before Scaleway answered"
     );
 
-    let posted = fake.wait_for(1).await;
+    let posted = wait_messages(&fake, 1).await;
     assert_eq!(posted[0].method, "response_url");
     let text = posted[0].body.to_string();
     assert!(
@@ -145,18 +145,14 @@ async fn an_expired_response_url_falls_back_to_a_direct_message() {
     let scw = scaleway(Duration::ZERO).await;
     let uri = scw.uri();
     let app = app(settings(&fleet_env(&uri))).await;
-    let (fake, slack) = FakeSlack::start().await;
+    let fake = FakeSlack::start().await;
     // Slack answers 404 `expired_url` for a response_url past its life.
-    let expired = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("expired_url"))
-        .mount(&expired)
-        .await;
+    fake.fail_always(RESPONSE_URL, SlackFailure::expired_url());
     let (status, _) = app
-        .request(slash("status", &format!("{}/commands/x", expired.uri())))
+        .request(slash("status", &fake.response_url("commands/x")))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let mut worker = app.worker(FakeSlack::transport(&slack));
+    let mut worker = app.worker(slack_transport(&fake));
     // The fallback is queued in the outbox; wait for it to be queued, then deliver.
     let queued = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
@@ -169,7 +165,8 @@ async fn an_expired_response_url_falls_back_to_a_direct_message() {
     .await;
     assert!(queued.is_ok(), "no fallback queued");
     drain(&mut worker).await;
-    let posted = fake.accepted();
+    assert!(fake.count(RESPONSE_URL) >= 1, "the response_url was tried");
+    let posted = fake.messages();
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].channel, "U0ASKER", "sent to the user directly");
 }
