@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use armbot_bench::fake_slack::FakeSlack;
+use armbot_fakes::FakeSlack;
 use clap::Parser;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
@@ -197,8 +197,8 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
     }
     let want = expected(&events);
 
-    let fake = FakeSlack::default();
-    let (slack_url, _slack) = fake.clone().start().await?;
+    let fake = FakeSlack::start().await;
+    fake.set_token(Some("xoxb-crash-test"));
     let dir = std::env::temp_dir().join(format!("armbot-crash-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -221,7 +221,7 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
             ("ARMBOT_NOTIFY_CHANNEL".into(), "C0CRASH".into()),
             ("GITLAB_WEBHOOK_TOKEN".into(), "crash-token".into()),
             ("SLACK_BOT_TOKEN".into(), "xoxb-crash-test".into()),
-            ("SLACK_API_URL".into(), format!("{slack_url}/api")),
+            ("SLACK_API_URL".into(), fake.api_url()),
             ("RUST_LOG".into(), "error".into()),
         ],
         bin: args.armbot.clone(),
@@ -308,7 +308,7 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
     let mut got: BTreeMap<NoticeKey, usize> = BTreeMap::new();
     let mut unexpected = 0;
     for r in fake
-        .received()
+        .messages()
         .iter()
         .filter(|r| r.method == "chat.postMessage")
     {

@@ -3,18 +3,18 @@
 //! and prints one markdown table. Run it with `bench/run`.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use armbot_bench::{
-    fake_scaleway::{self, FakeScaleway},
-    fake_slack::FakeSlack,
     load::{self, Body, Hit, percentile_ms},
     payloads::Payloads,
     process::{Bot, Reference, release_binary},
 };
+use armbot_fakes::{FakeScaleway, FakeSlack, ScwCall, ScwOp, ScwServer, scaleway::fake_id};
 use clap::Parser;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -44,6 +44,9 @@ struct Args {
 }
 
 const SIGNING_SECRET: &str = "bench-signing-secret";
+const SLACK_TOKEN: &str = "xoxb-bench";
+const PROJECT: &str = "b0000000-0000-4000-8000-00000000b0b0";
+const NAME_PREFIX: &str = "runner-bench-arm-";
 const CHANNEL: &str = "C0BENCH";
 const REAPER: &str = "U0REAPER";
 const ZONES: [&str; 3] = ["fr-par-1", "nl-ams-1", "pl-waw-1"];
@@ -249,22 +252,73 @@ fn slash_body(text: &str, user: &str, response_url: &str) -> String {
     .unwrap_or_default()
 }
 
-fn scaleway_env(scw: &str) -> Vec<(&'static str, String)> {
+/// One ARM builder as the Instance API describes it: arm64, one Block Storage volume, no
+/// flexible IP, in `state` since `age` minutes.
+fn builder(zone: &str, n: usize, state: &str, age: i64) -> ScwServer {
+    ScwServer::numbered(zone, n, &format!("{NAME_PREFIX}{zone}-"))
+        .project(PROJECT)
+        .state(state)
+        .modified_minutes_ago(age)
+        .volume(&fake_id(&format!("{zone}/volumes"), n), "sbs_volume")
+}
+
+/// A fake Scaleway whose every answer takes `latency`, as a loaded API would.
+async fn scaleway(latency: Duration) -> FakeScaleway {
+    let scw = FakeScaleway::start().await;
+    scw.require_key("bench-scw-secret");
+    scw.set_latency(latency);
+    scw
+}
+
+/// A fake Slack expecting the bot's token.
+async fn slack() -> FakeSlack {
+    let slack = FakeSlack::start().await;
+    slack.set_token(Some(SLACK_TOKEN));
+    slack
+}
+
+fn scaleway_env(scw: &FakeScaleway) -> Vec<(&'static str, String)> {
     vec![
         ("SCW_SECRET_KEY", "bench-scw-secret".into()),
-        ("SCW_API_URL", scw.into()),
+        ("SCW_API_URL", scw.uri()),
         ("SCW_DEFAULT_ZONE", ZONES[0].into()),
-        ("SCW_DEFAULT_PROJECT_ID", fake_scaleway::PROJECT.into()),
+        ("SCW_DEFAULT_PROJECT_ID", PROJECT.into()),
     ]
 }
 
-fn slack_env(slack: &str) -> Vec<(&'static str, String)> {
+fn slack_env(slack: &FakeSlack) -> Vec<(&'static str, String)> {
     vec![
-        ("SLACK_BOT_TOKEN", "xoxb-bench".into()),
+        ("SLACK_BOT_TOKEN", SLACK_TOKEN.into()),
         ("SLACK_SIGNING_SECRET", SIGNING_SECRET.into()),
-        ("SLACK_API_URL", format!("{slack}/api")),
+        ("SLACK_API_URL", slack.api_url()),
         ("ARMBOT_NOTIFY_CHANNEL", CHANNEL.into()),
     ]
+}
+
+/// Checks that the deletes of `op` among `calls` removed each of `want` exactly once.
+fn deleted_once(calls: &[ScwCall], op: ScwOp, want: &[String]) -> anyhow::Result<()> {
+    let mut got: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in calls
+        .iter()
+        .filter(|c| c.op == op && (200..300).contains(&c.status))
+    {
+        *got.entry(c.id.as_deref().unwrap_or_default()).or_default() += 1;
+    }
+    let expected: BTreeMap<&str, usize> = want.iter().map(|id| (id.as_str(), 1)).collect();
+    if got != expected {
+        let wrong = got
+            .iter()
+            .filter(|(id, n)| expected.get(*id) != Some(*n))
+            .count();
+        let missing = expected.keys().filter(|id| !got.contains_key(*id)).count();
+        bail!(
+            "{op:?}: {} successful deletes for {} ids; {missing} never deleted, {wrong} deleted \
+             more than once or not planned",
+            got.values().sum::<usize>(),
+            want.len()
+        );
+    }
+    Ok(())
 }
 
 impl Harness {
@@ -367,14 +421,13 @@ impl Harness {
 
     /// Item 2: webhook in → `chat.postMessage` at a fake Slack that answers at once.
     async fn end_to_end(&mut self) -> anyhow::Result<()> {
-        let slack = FakeSlack::default();
-        let (slack_url, _task) = slack.clone().start().await?;
+        let slack = slack().await;
         // Slack's own pacing (one message a second per channel) is switched off: this
         // measures the bot, and every notice here would otherwise wait its turn.
         let bot = Bot::start(
             &self.armbot,
             "[slack]\nmin_interval_ms = 0\n",
-            &slack_env(&slack_url),
+            &slack_env(&slack),
         )
         .await?;
         let client = reqwest::Client::new();
@@ -398,7 +451,7 @@ impl Harness {
                     bail!("webhook answered {}", r.status());
                 }
                 let got = slack
-                    .wait_for(Duration::from_secs(10), |m| {
+                    .wait_for_message(Duration::from_secs(10), |m| {
                         m.method == "chat.postMessage" && m.text.contains(&needle)
                     })
                     .await
@@ -424,23 +477,18 @@ impl Harness {
 
     /// Item 3: the immediate ack of `/arm status` while Scaleway takes 5 s.
     async fn slash_ack(&mut self) -> anyhow::Result<()> {
-        let scw = FakeScaleway::new(Duration::from_secs(5));
+        let scw = scaleway(Duration::from_secs(5)).await;
         scw.set_zone(
             ZONES[0],
-            (0..30)
-                .map(|n| fake_scaleway::builder(ZONES[0], n, "running", 30))
-                .collect(),
+            (0..30).map(|n| builder(ZONES[0], n, "running", 30)),
         );
-        let (scw_url, _t1) = scw.clone().start().await?;
-        let slack = FakeSlack::default();
-        let (slack_url, _t2) = slack.clone().start().await?;
+        let slack = slack().await;
         let toml = format!(
-            "[fleet]\nzones = [\"{}\"]\nname_prefix = \"{}\"\n",
+            "[fleet]\nzones = [\"{}\"]\nname_prefix = \"{NAME_PREFIX}\"\n",
             ZONES[0],
-            fake_scaleway::NAME_PREFIX
         );
-        let mut env = slack_env(&slack_url);
-        env.extend(scaleway_env(&scw_url));
+        let mut env = slack_env(&slack);
+        env.extend(scaleway_env(&scw));
         let bot = Bot::start(&self.armbot, &toml, &env).await?;
         let waves = scale(self.args.quick, 4, 1);
         let (mut p50, mut p99, mut max) = (Series::default(), Series::default(), Series::default());
@@ -453,13 +501,12 @@ impl Harness {
             let url = format!("{}/slack/commands", bot.url);
             let mut tasks = Vec::new();
             for c in 0..50 {
-                let (client, url, slack_url) = (client.clone(), url.clone(), slack_url.clone());
+                let (client, url, slack) = (client.clone(), url.clone(), slack.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut lat = Vec::new();
                     for w in 0..waves {
                         let key = format!("ack-{rep}-{c}-{w}");
-                        let body =
-                            slash_body("status", "U0ASKER", &format!("{slack_url}/response/{key}"));
+                        let body = slash_body("status", "U0ASKER", &slack.response_url(&key));
                         let (status, text, took) = slack_post(&client, &url, body).await?;
                         if status != 200 || !text.contains("Looking at") {
                             bail!("ack was {status}: {text}");
@@ -484,7 +531,7 @@ impl Harness {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 let got = slack
-                    .received()
+                    .messages()
                     .iter()
                     .filter(|m| m.method == "response_url" && m.channel.starts_with(&prefix))
                     .count();
@@ -513,7 +560,7 @@ impl Harness {
     /// Item 4: `/arm status` over 1,000 servers in 3 zones against one zone alone.
     async fn status(&mut self) -> anyhow::Result<()> {
         let latency = Duration::from_millis(50);
-        let scw = FakeScaleway::new(latency);
+        let scw = scaleway(latency).await;
         let states = [
             "running",
             "running",
@@ -530,28 +577,23 @@ impl Harness {
                 (0..count)
                     .map(|i| {
                         n += 1;
-                        fake_scaleway::builder(zone, n, states[i % states.len()], 60)
+                        builder(zone, n, states[i % states.len()], 60)
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             );
         }
         // The same 1,000 servers in one zone: ten pages one after another.
         scw.set_zone(
             "fr-par-2",
-            (0..1000)
-                .map(|i| fake_scaleway::builder("fr-par-2", i, states[i % states.len()], 60))
-                .collect(),
+            (0..1000).map(|i| builder("fr-par-2", i, states[i % states.len()], 60)),
         );
-        let (scw_url, _t1) = scw.clone().start().await?;
-        let slack = FakeSlack::default();
-        let (slack_url, _t2) = slack.clone().start().await?;
+        let slack = slack().await;
         let toml = format!(
-            "[fleet]\nzones = [{}]\nname_prefix = \"{}\"\nrunner_cap = 1200\n",
+            "[fleet]\nzones = [{}]\nname_prefix = \"{NAME_PREFIX}\"\nrunner_cap = 1200\n",
             ZONES.map(|z| format!("\"{z}\"")).join(", "),
-            fake_scaleway::NAME_PREFIX
         );
-        let mut env = slack_env(&slack_url);
-        env.extend(scaleway_env(&scw_url));
+        let mut env = slack_env(&slack);
+        env.extend(scaleway_env(&scw));
         let bot = Bot::start(&self.armbot, &toml, &env).await?;
         let client = reqwest::Client::new();
         let url = format!("{}/slack/commands", bot.url);
@@ -571,14 +613,14 @@ impl Harness {
                 for _ in 0..samples {
                     k += 1;
                     let key = format!("status-{k}");
-                    let body = slash_body(text, "U0ASKER", &format!("{slack_url}/response/{key}"));
+                    let body = slash_body(text, "U0ASKER", &slack.response_url(&key));
                     let t = Instant::now();
                     let (status, _, _) = slack_post(&client, &url, body).await?;
                     if status != 200 {
                         bail!("status command answered {status}");
                     }
                     let got = slack
-                        .wait_for(Duration::from_secs(60), |m| {
+                        .wait_for_message(Duration::from_secs(60), |m| {
                             m.method == "response_url" && m.channel == key
                         })
                         .await
@@ -622,12 +664,10 @@ impl Harness {
     /// Item 5: reap of 100 stuck servers at 200 ms per call, bounded against serial.
     async fn reap(&mut self) -> anyhow::Result<()> {
         let servers = scale(self.args.quick, 100, 10);
-        let scw = FakeScaleway::new(Duration::from_millis(200));
-        let (scw_url, _t1) = scw.clone().start().await?;
-        let slack = FakeSlack::default();
-        let (slack_url, _t2) = slack.clone().start().await?;
-        let mut env = slack_env(&slack_url);
-        env.extend(scaleway_env(&scw_url));
+        let scw = scaleway(Duration::from_millis(200)).await;
+        let slack = slack().await;
+        let mut env = slack_env(&slack);
+        env.extend(scaleway_env(&scw));
         let mut walls: Vec<Series> = vec![Series::default(); 2];
         let concurrency = [8usize, 1];
         let mut k = 0;
@@ -635,23 +675,22 @@ impl Harness {
             let toml = format!(
                 "[fleet]\nzones = [\"{z}\"]\nname_prefix = \"{p}\"\n\n[reap]\nallowed_users = [\"{REAPER}\"]\nmax_per_run = {servers}\nconcurrency = {conc}\nname_prefix = \"{p}\"\n",
                 z = ZONES[0],
-                p = fake_scaleway::NAME_PREFIX,
+                p = NAME_PREFIX,
             );
             let bot = Bot::start(&self.armbot, &toml, &env).await?;
             let client = reqwest::Client::new();
             for _ in 0..self.args.reps {
                 k += 1;
-                scw.set_zone(
-                    ZONES[0],
-                    (0..servers)
-                        .map(|n| fake_scaleway::builder(ZONES[0], n, "stopped", 120))
-                        .collect(),
-                );
+                let fleet: Vec<ScwServer> = (0..servers)
+                    .map(|n| builder(ZONES[0], n, "stopped", 120))
+                    .collect();
+                scw.set_zone(ZONES[0], &fleet);
+                scw.take_calls();
                 let plan_key = format!("reap-plan-{k}");
-                let body = slash_body("reap", REAPER, &format!("{slack_url}/response/{plan_key}"));
+                let body = slash_body("reap", REAPER, &slack.response_url(&plan_key));
                 slack_post(&client, &format!("{}/slack/commands", bot.url), body).await?;
                 let plan = slack
-                    .wait_for(Duration::from_secs(60), |m| {
+                    .wait_for_message(Duration::from_secs(60), |m| {
                         m.method == "response_url" && m.channel == plan_key
                     })
                     .await
@@ -663,7 +702,7 @@ impl Harness {
                     "type": "block_actions",
                     "user": {"id": REAPER},
                     "channel": {"id": CHANNEL},
-                    "response_url": format!("{slack_url}/response/{done_key}"),
+                    "response_url": slack.response_url(&done_key),
                     "actions": [{"action_id": "reap_confirm", "value": plan_id}],
                 });
                 let form = serde_urlencoded::to_string([("payload", payload.to_string())])?;
@@ -674,20 +713,27 @@ impl Harness {
                     bail!("confirm answered {status}");
                 }
                 slack
-                    .wait_for(Duration::from_secs(600), |m| {
+                    .wait_for_message(Duration::from_secs(600), |m| {
                         m.method == "response_url" && m.channel == done_key
                     })
                     .await
                     .context("no reap report within 10 minutes")?;
                 walls[c].push(t.elapsed().as_secs_f64());
-                let left = scw.count(ZONES[0]);
+                let left = scw.server_count(ZONES[0]);
                 if left != 0 {
                     bail!("{left} of {servers} servers were left after the reap");
                 }
-                // Each server and its one volume.
-                let deletes = scw.take_deletes();
-                if deletes != 2 * servers {
-                    bail!("{deletes} deletes for {servers} servers and their volumes");
+                // Each server and its one volume, once, and nothing else.
+                let calls = scw.take_calls();
+                let ids = |f: fn(&ScwServer) -> String| fleet.iter().map(f).collect::<Vec<_>>();
+                deleted_once(&calls, ScwOp::DeleteServer, &ids(|s| s.id.clone()))?;
+                deleted_once(
+                    &calls,
+                    ScwOp::DeleteBlockVolume,
+                    &ids(|s| s.volumes[0].id.clone()),
+                )?;
+                for op in [ScwOp::DeleteVolume, ScwOp::DeleteIp] {
+                    deleted_once(&calls, op, &[])?;
                 }
             }
             bot.stop().await;

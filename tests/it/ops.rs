@@ -1,9 +1,7 @@
 //! Health, readiness and metrics over real traffic.
 
-mod common;
-
+use crate::common::*;
 use axum::{body::Body, http::Request, http::StatusCode};
-use common::*;
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {

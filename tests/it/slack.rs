@@ -1,12 +1,10 @@
 //! Slack requests over HTTP: verification, `/arm` commands, events, buttons.
 
-mod common;
-
+use crate::common::*;
 use axum::{
     body::Body,
     http::{Request, StatusCode},
 };
-use common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -113,12 +111,12 @@ async fn post_event(app: &TestApp, body: &str, retry: Option<&str>) -> StatusCod
 #[tokio::test]
 async fn mentions_and_dms_are_answered_once_in_the_right_place() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
+    let fake = FakeSlack::start().await;
     let _ = app.state.identity.set(armbot::slack::api::Identity {
         user_id: "UBOT".into(),
         bot_id: "BBOT".into(),
     });
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let mut worker = app.worker(slack_transport(&fake));
 
     let in_channel = event(
         "Ev1",
@@ -166,7 +164,7 @@ async fn mentions_and_dms_are_answered_once_in_the_right_place() {
     );
     drain(&mut worker).await;
 
-    let posted = fake.accepted();
+    let posted = fake.messages();
     let mut places: Vec<(String, Option<String>)> = posted
         .iter()
         .map(|p| (p.channel.clone(), p.thread_ts.clone()))
@@ -227,8 +225,8 @@ fn share_click(entry_id: &str, response_url: &str) -> Request<Body> {
 #[tokio::test]
 async fn a_shared_faq_answer_is_posted_in_the_channel() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    let url = format!("{}/actions/T1/1/x", server.uri());
+    let fake = FakeSlack::start().await;
+    let url = fake.response_url("actions/T1/1/x");
 
     // The answer is shown only to the asker, with a Share button.
     let (status, body) = app
@@ -249,13 +247,13 @@ async fn a_shared_faq_answer_is_posted_in_the_channel() {
     // Clicking it queues the answer for the channel and removes the ephemeral copy.
     let (status, _) = app.request(share_click(entry_id, &url)).await;
     assert_eq!(status, StatusCode::OK);
-    let deleted = fake.wait_for(1).await.remove(0);
+    let deleted = wait_messages(&fake, 1).await.remove(0);
     assert_eq!(deleted.method, "response_url");
     assert_eq!(deleted.body, json!({"delete_original": true}));
 
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let mut worker = app.worker(slack_transport(&fake));
     drain(&mut worker).await;
-    let posted = fake.accepted();
+    let posted = fake.messages();
     assert_eq!(posted.len(), 2, "{posted:?}");
     let shared = &posted[1];
     assert_eq!(
@@ -279,5 +277,5 @@ async fn a_shared_faq_answer_is_posted_in_the_channel() {
     let (status, _) = app.request(share_click("no-such-entry", &url)).await;
     assert_eq!(status, StatusCode::OK);
     drain(&mut worker).await;
-    assert_eq!(fake.accepted().len(), 2);
+    assert_eq!(fake.messages().len(), 2);
 }

@@ -1,21 +1,18 @@
 //! The durable outbox and its worker against a Slack that fails in the ways
 //! Slack documents: 5xx, 429 with Retry-After, permanent `ok:false` errors.
 
-mod common;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::common::*;
 use armbot::{
     delivery::{Worker, WorkerConfig},
     slack::Message,
     store::{NewMessage, OutboxKind, Store, now_ms},
 };
-use common::*;
 use tokio::sync::{Notify, watch};
-use wiremock::ResponseTemplate;
 
 fn texts(fake: &FakeSlack) -> Vec<String> {
-    fake.accepted()
+    fake.messages()
         .iter()
         .filter(|p| p.method == "chat.postMessage")
         .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
@@ -25,23 +22,24 @@ fn texts(fake: &FakeSlack) -> Vec<String> {
 #[tokio::test]
 async fn server_errors_are_retried_and_delivered_once() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    fake.then(ResponseTemplate::new(500));
-    fake.then(ResponseTemplate::new(503));
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    // The post fails, then the check whether it landed after all.
+    fake.fail_next("chat.postMessage", 1, SlackFailure::http(500));
+    fake.fail_next("conversations.history", 1, SlackFailure::http(503));
+    let mut worker = app.worker(slack_transport(&fake));
     app.hook(&pipeline(100, "master", "failed")).await;
     drain(&mut worker).await;
     assert_eq!(texts(&fake).len(), 1, "delivered exactly once");
     // Each retry after a 5xx first checked whether the post had landed after all.
-    assert!(fake.calls("conversations.history") >= 1);
+    assert!(fake.count("conversations.history") >= 2);
     assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
 }
 
 #[tokio::test]
 async fn a_post_that_landed_before_an_error_is_not_posted_again() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    let mut worker = app.worker(slack_transport(&fake));
     app.hook(&pipeline(100, "master", "failed")).await;
     // Simulate "Slack accepted it, we never heard": deliver, then roll the row back.
     drain(&mut worker).await;
@@ -49,18 +47,18 @@ async fn a_post_that_landed_before_an_error_is_not_posted_again() {
         .await;
     drain(&mut worker).await;
     assert_eq!(texts(&fake).len(), 1, "found in history, not re-posted");
-    assert_eq!(fake.calls("conversations.history"), 1);
+    assert_eq!(fake.count("conversations.history"), 1);
     assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
 }
 
 #[tokio::test]
 async fn rate_limits_honour_retry_after() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    fake.then(ResponseTemplate::new(429).insert_header("Retry-After", "1"));
+    let fake = FakeSlack::start().await;
+    fake.fail_next("chat.postMessage", 1, SlackFailure::rate_limited(1));
     let worker = Worker::new(
         app.store.clone(),
-        FakeSlack::transport(&server),
+        slack_transport(&fake),
         WorkerConfig {
             min_interval: Duration::ZERO,
             ..WorkerConfig::default()
@@ -73,8 +71,7 @@ async fn rate_limits_honour_retry_after() {
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(worker.run(wake, rx));
     // Wait on the fake's signal (bounded), not on a fixed sleep.
-    let delivered =
-        tokio::time::timeout(Duration::from_secs(10), fake.accepted_signal.notified()).await;
+    let delivered = fake.wait_for(1, Duration::from_secs(10)).await;
     let _ = stop.send(true);
     let _ = task.await;
     assert!(delivered.is_ok(), "not delivered after the rate limit");
@@ -83,20 +80,24 @@ async fn rate_limits_honour_retry_after() {
         "Retry-After not honoured"
     );
     assert_eq!(texts(&fake).len(), 1);
-    assert_eq!(fake.calls("chat.postMessage"), 2);
+    assert_eq!(fake.count("chat.postMessage"), 2);
 }
 
 #[tokio::test]
 async fn permanent_errors_stop_and_are_counted() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    fake.then(FakeSlack::slack_error("channel_not_found"));
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    fake.fail_next(
+        "chat.postMessage",
+        1,
+        SlackFailure::error("channel_not_found"),
+    );
+    let mut worker = app.worker(slack_transport(&fake));
     app.hook(&pipeline(100, "master", "failed")).await;
     app.hook(&pipeline(101, "master", "failed")).await; // reply + update to a root that never posts
     drain(&mut worker).await;
     assert_eq!(
-        fake.calls("chat.postMessage"),
+        fake.count("chat.postMessage"),
         1,
         "no retry of a permanent error"
     );
@@ -116,11 +117,11 @@ async fn permanent_errors_stop_and_are_counted() {
 #[tokio::test]
 async fn transient_errors_are_not_retried_forever() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    for _ in 0..20 {
-        fake.then(ResponseTemplate::new(502));
-    }
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    // Slack is down: every call fails.
+    fake.fail_always("chat.postMessage", SlackFailure::http(502));
+    fake.fail_always("conversations.history", SlackFailure::http(502));
+    let mut worker = app.worker(slack_transport(&fake));
     app.hook(&pipeline(100, "master", "failed")).await;
     drain(&mut worker).await;
     assert_eq!(app.store.outbox_count("failed").await.expect("count"), 1);
@@ -130,19 +131,19 @@ async fn transient_errors_are_not_retried_forever() {
 #[tokio::test]
 async fn thread_order_holds_through_an_outage() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    fake.then(ResponseTemplate::new(500));
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    fake.fail_next("chat.postMessage", 1, SlackFailure::http(500));
+    let mut worker = app.worker(slack_transport(&fake));
     app.hook(&pipeline(100, "master", "failed")).await;
     app.hook(&pipeline(101, "master", "failed")).await;
     app.hook(&pipeline(102, "master", "success")).await;
     drain(&mut worker).await;
     let seq: Vec<(String, Option<String>)> = fake
-        .accepted()
+        .messages()
         .iter()
         .map(|p| (p.method.clone(), p.thread_ts.clone()))
         .collect();
-    let root = fake.accepted()[0].ts.clone();
+    let root = fake.messages()[0].ts.clone();
     assert_eq!(
         seq,
         vec![
@@ -158,8 +159,8 @@ async fn thread_order_holds_through_an_outage() {
 #[tokio::test]
 async fn a_release_day_burst_is_delivered_in_order() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    let mut worker = app.worker(slack_transport(&fake));
     let refs: Vec<String> = (0..50)
         .map(|i| format!("{}-{}-stable", 10 + i / 10, i % 10))
         .collect();
@@ -180,12 +181,13 @@ async fn a_release_day_burst_is_delivered_in_order() {
 #[tokio::test]
 async fn pacing_spaces_calls_per_channel() {
     let app = app(settings(&[])).await;
-    let (_fake, server) = FakeSlack::start().await;
+    let fake = FakeSlack::start().await;
     let mut worker = Worker::new(
         app.store.clone(),
-        FakeSlack::transport(&server),
+        slack_transport(&fake),
         WorkerConfig {
-            min_interval: Duration::from_secs(1),
+            // Far longer than the first pass can take, even on a loaded machine.
+            min_interval: Duration::from_secs(10),
             ..fast_worker()
         },
         app.state.metrics.clone(),
@@ -233,10 +235,10 @@ async fn a_restart_resumes_pending_deliveries() {
         store.enqueue(&m, now_ms()).await.expect("enqueue");
     }
     let store = Store::connect(&url).await.expect("reopen");
-    let (fake, server) = FakeSlack::start().await;
+    let fake = FakeSlack::start().await;
     let mut worker = Worker::new(
         store.clone(),
-        FakeSlack::transport(&server),
+        slack_transport(&fake),
         fast_worker(),
         Default::default(),
     );
@@ -247,8 +249,8 @@ async fn a_restart_resumes_pending_deliveries() {
 #[tokio::test]
 async fn pruning_keeps_open_incidents_and_undelivered_rows() {
     let app = app(settings(&[])).await;
-    let (_fake, server) = FakeSlack::start().await;
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    let mut worker = app.worker(slack_transport(&fake));
     app.hook(&pipeline(100, "master", "failed")).await;
     drain(&mut worker).await;
     let m = NewMessage {

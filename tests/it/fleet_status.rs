@@ -9,10 +9,11 @@ use armbot::fleet::{
     ScwError, Server, ServerState, StatusReport, gather_status,
 };
 use armbot::runner::{MachineStates, RunnerMetricsError};
+use armbot_fakes::{FakeScaleway, ScwFailure, ScwOp, ScwServer};
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path, query_param};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn now() -> DateTime<Utc> {
@@ -450,24 +451,19 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
-// End to end: FleetContext from settings + env, gather_status against wiremock.
+// End to end: FleetContext from settings + env, gather_status against the fake Scaleway and a
+// wiremock runner.
 
 const KEY: &str = "scw-secret-key-for-tests";
 
-fn api_server(i: usize, name: &str, state: &str, minutes_ago: i64) -> Value {
-    json!({
-        "id": format!("00000000-0000-0000-0000-{i:012}"),
-        "name": name,
-        "arch": "arm64",
-        "commercial_type": "BASIC2-A4C-8G",
-        "state": state,
-        "protected": false,
-        "tags": [],
-        "modification_date": (now() - TimeDelta::minutes(minutes_ago)).to_rfc3339(),
-    })
+fn api_server(zone: &str, i: usize, name: &str, state: &str, minutes_ago: i64) -> ScwServer {
+    ScwServer::new(zone, format!("00000000-0000-0000-0000-{i:012}"), name)
+        .commercial_type("BASIC2-A4C-8G")
+        .state(state)
+        .modified(now() - TimeDelta::minutes(minutes_ago))
 }
 
-fn context(scaleway: &MockServer, runner: Option<&MockServer>) -> FleetContext {
+fn context(scaleway: &FakeScaleway, runner: Option<&MockServer>) -> FleetContext {
     let env = ScalewayEnv::from_lookup(|name| match name {
         "SCW_SECRET_KEY" => Some(KEY.to_owned()),
         "SCW_DEFAULT_PROJECT_ID" => Some("proj-1".to_owned()),
@@ -493,60 +489,30 @@ fn context(scaleway: &MockServer, runner: Option<&MockServer>) -> FleetContext {
 
 #[tokio::test]
 async fn gathers_three_zones_concurrently_runner_and_quotas() {
-    let scaleway = MockServer::start().await;
+    let scaleway = FakeScaleway::start().await;
+    scaleway.require_key(KEY);
     let runner = MockServer::start().await;
-    let delay = Duration::from_millis(400);
-    for (zone, body) in [
-        (
-            "fr-par-1",
-            vec![
-                api_server(1, "b1", "running", 10),
-                api_server(2, "b2", "stopped in place", 200),
-            ],
-        ),
-        ("fr-par-2", vec![api_server(3, "b3", "stopped", 60)]),
-    ] {
-        Mock::given(method("GET"))
-            .and(path(format!("/instance/v1/zones/{zone}/servers")))
-            .and(query_param("project", "proj-1"))
-            .and(header("X-Auth-Token", KEY))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .insert_header("X-Total-Count", body.len().to_string().as_str())
-                    .set_body_json(json!({ "servers": body }))
-                    .set_delay(delay),
-            )
-            .expect(1)
-            .mount(&scaleway)
-            .await;
-    }
-    Mock::given(method("GET"))
-        .and(path("/instance/v1/zones/nl-ams-1/servers"))
-        .respond_with(
-            ResponseTemplate::new(403)
-                .set_body_json(json!({
-                    "type": "permissions_denied", "message": "insufficient permissions",
-                    "details": [{"action": "read", "resource": "instance_server"}]
-                }))
-                .set_delay(delay),
-        )
-        .expect(1)
-        .mount(&scaleway)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/iam/v1alpha1/quota"))
-        .and(query_param("organization_id", "org-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "quota": [{
-                "name": "instances_basic2_a4c_8g", "pretty_name": "Instances BASIC2-A4C-8G",
-                "locality_type": "zone",
-                "limits": [{"zone": "fr-par-1", "limit": 6}, {"zone": "fr-par-2", "limit": 6}]
-            }],
-            "total_count": 1
-        })))
-        .expect(1)
-        .mount(&scaleway)
-        .await;
+    scaleway.set_latency(Duration::from_millis(400));
+    scaleway.set_zone(
+        "fr-par-1",
+        [
+            api_server("fr-par-1", 1, "b1", "running", 10),
+            api_server("fr-par-1", 2, "b2", "stopped in place", 200),
+        ],
+    );
+    scaleway.set_zone("fr-par-2", [api_server("fr-par-2", 3, "b3", "stopped", 60)]);
+    scaleway.fail_always(
+        ScwOp::ListServers.in_zone("nl-ams-1"),
+        ScwFailure::permissions_denied("read", "instance_server"),
+    );
+    scaleway.set_quotas(
+        "org-1",
+        vec![json!({
+            "name": "instances_basic2_a4c_8g", "pretty_name": "Instances BASIC2-A4C-8G",
+            "locality_type": "zone",
+            "limits": [{"zone": "fr-par-1", "limit": 6}, {"zone": "fr-par-2", "limit": 6}]
+        })],
+    );
     Mock::given(method("GET"))
         .and(path("/metrics"))
         .respond_with(ResponseTemplate::new(200).set_body_string(
@@ -586,17 +552,24 @@ async fn gathers_three_zones_concurrently_runner_and_quotas() {
     ));
     assert!(text.contains("BASIC2-A4C-8G in fr-par-1: 2 of 6"));
     assert!(!text.contains(KEY));
+    // One list per zone, for the project, with the key (4xx are not retried); one quota list.
+    for zone in ["fr-par-1", "fr-par-2", "nl-ams-1"] {
+        let lists = scaleway.calls_to(ScwOp::ListServers.in_zone(zone));
+        assert_eq!(lists.len(), 1, "{zone}: {lists:?}");
+        assert_eq!(lists[0].query("project"), Some("proj-1"), "{zone}");
+        assert_eq!(lists[0].auth_token.as_deref(), Some(KEY), "{zone}");
+    }
+    let quotas = scaleway.calls_to(ScwOp::ListQuotas);
+    assert_eq!(quotas.len(), 1, "{quotas:?}");
+    assert_eq!(quotas[0].query("organization_id"), Some("org-1"));
 }
 
 #[tokio::test]
 async fn every_zone_failing_still_gives_a_report() {
-    let scaleway = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
-            "type": "denied_authentication", "method": "api_key", "reason": "expired"
-        })))
-        .mount(&scaleway)
-        .await;
+    let scaleway = FakeScaleway::start().await;
+    for op in [ScwOp::ListServers, ScwOp::ListQuotas] {
+        scaleway.fail_always(op, ScwFailure::denied_authentication("expired"));
+    }
     let report = gather_status(&context(&scaleway, None), now()).await;
     assert_eq!(report.zones.len(), 3);
     assert!(report.zones.iter().all(|z| z.fleet.is_err()));

@@ -1,8 +1,4 @@
-//! Shared test harness: the app in-process, a fake Slack, payload builders.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
+//! Shared test harness: the app in-process, its transport to the fake Slack, payload builders.
 
 use std::{
     collections::HashMap,
@@ -22,6 +18,10 @@ use armbot::{
     state::{AppState, Clock},
     store::Store,
 };
+pub use armbot_fakes::{
+    FakeSlack, SlackCall, SlackFailure,
+    slack::{DEFAULT_TOKEN, RESPONSE_URL},
+};
 use axum::{
     Router,
     body::Body,
@@ -31,9 +31,6 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower::ServiceExt;
-use wiremock::{
-    Mock, MockServer, Request as WmRequest, Respond, ResponseTemplate, matchers::method,
-};
 
 pub const TOKEN: &str = "gitlab-secret";
 pub const NOW: i64 = 1_800_000_000;
@@ -202,181 +199,25 @@ pub fn console() -> (Transport, Arc<Mutex<Vec<u8>>>) {
     )
 }
 
-/// One message the fake Slack accepted.
-#[derive(Debug, Clone)]
-pub struct Posted {
-    pub method: String,
-    pub channel: String,
-    pub ts: String,
-    pub thread_ts: Option<String>,
-    pub body: Value,
+/// How long a test waits for the fakes before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The outbox's transport to the fake Slack, with the token it expects.
+pub fn slack_transport(fake: &FakeSlack) -> Transport {
+    let client = SlackClient::new(
+        &fake.api_url(),
+        DEFAULT_TOKEN.to_string().into(),
+        Duration::from_secs(5),
+    )
+    .expect("client");
+    Transport::Slack(client)
 }
 
-/// A Slack Web API fake with the behaviour Slack documents: `ok`/`error`
-/// bodies on 200, 429 with `Retry-After`, 5xx; history with metadata.
-#[derive(Clone, Default)]
-pub struct FakeSlack {
-    pub accepted: Arc<Mutex<Vec<Posted>>>,
-    /// Responses to give first, in order, before behaving normally.
-    pub script: Arc<Mutex<Vec<ResponseTemplate>>>,
-    /// Requests seen per method (including refused ones).
-    pub calls: Arc<Mutex<Vec<String>>>,
-    /// Signalled each time a message is accepted.
-    pub accepted_signal: Arc<tokio::sync::Notify>,
-    /// User groups by id, for `usergroups.users.list`; others are `no_such_subteam`.
-    pub usergroups: Arc<Mutex<HashMap<String, Vec<String>>>>,
-}
-
-impl FakeSlack {
-    pub async fn start() -> (Self, MockServer) {
-        let fake = Self::default();
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        (fake, server)
-    }
-
-    pub fn transport(server: &MockServer) -> Transport {
-        let client = SlackClient::new(
-            &server.uri(),
-            "xoxb-test-token".to_string().into(),
-            Duration::from_secs(5),
-        )
-        .expect("client");
-        Transport::Slack(client)
-    }
-
-    pub fn usergroup(&self, id: &str, users: &[&str]) {
-        self.usergroups.lock().expect("lock").insert(
-            id.to_string(),
-            users.iter().map(|u| (*u).to_string()).collect(),
-        );
-    }
-
-    pub fn then(&self, r: ResponseTemplate) {
-        self.script.lock().expect("lock").push(r);
-    }
-
-    /// Waits (bounded) until the fake has accepted `n` messages in all.
-    pub async fn wait_for(&self, n: usize) -> Vec<Posted> {
-        let waited = tokio::time::timeout(Duration::from_secs(20), async {
-            while self.accepted.lock().expect("lock").len() < n {
-                self.accepted_signal.notified().await;
-            }
-        })
-        .await;
-        assert!(
-            waited.is_ok(),
-            "the fake Slack got {} of {n} messages",
-            self.accepted().len()
-        );
-        self.accepted()
-    }
-
-    pub fn accepted(&self) -> Vec<Posted> {
-        self.accepted.lock().expect("lock").clone()
-    }
-
-    pub fn calls(&self, method: &str) -> usize {
-        self.calls
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|m| *m == method)
-            .count()
-    }
-
-    pub fn slack_error(code: &str) -> ResponseTemplate {
-        ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": code}))
-    }
-}
-
-impl Respond for FakeSlack {
-    fn respond(&self, req: &WmRequest) -> ResponseTemplate {
-        let m = req.url.path().trim_start_matches('/').to_string();
-        self.calls.lock().expect("lock").push(m.clone());
-        let is_response_url = m.starts_with("commands/") || m.starts_with("actions/");
-        if !is_response_url
-            && req
-                .headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                != Some("Bearer xoxb-test-token")
-        {
-            return Self::slack_error("not_authed");
-        }
-        {
-            let mut script = self.script.lock().expect("lock");
-            if !script.is_empty() {
-                return script.remove(0);
-            }
-        }
-        let mut accepted = self.accepted.lock().expect("lock");
-        if m.starts_with("commands/") || m.starts_with("actions/") {
-            // A response_url: Slack answers a plain `ok`.
-            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-            accepted.push(Posted {
-                method: "response_url".into(),
-                channel: m,
-                ts: String::new(),
-                thread_ts: None,
-                body,
-            });
-            self.accepted_signal.notify_one();
-            return ResponseTemplate::new(200).set_body_string("ok");
-        }
-        match m.as_str() {
-            "chat.postMessage" | "chat.update" => {
-                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-                let channel = body["channel"].as_str().unwrap_or_default().to_string();
-                let ts = if m == "chat.update" {
-                    body["ts"].as_str().unwrap_or_default().to_string()
-                } else {
-                    format!("1700000000.{:06}", accepted.len() + 1)
-                };
-                accepted.push(Posted {
-                    method: m.clone(),
-                    channel: channel.clone(),
-                    ts: ts.clone(),
-                    thread_ts: body["thread_ts"].as_str().map(str::to_string),
-                    body,
-                });
-                self.accepted_signal.notify_one();
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({"ok": true, "channel": channel, "ts": ts}))
-            }
-            "conversations.history" | "conversations.replies" => {
-                let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
-                let channel = q.get("channel").cloned().unwrap_or_default();
-                let thread = q.get("ts").cloned();
-                let messages: Vec<Value> = accepted
-                    .iter()
-                    .filter(|p| p.method == "chat.postMessage" && p.channel == channel)
-                    .filter(|p| thread.is_none() || p.thread_ts == thread)
-                    .map(|p| json!({"ts": p.ts, "text": p.body["text"], "metadata": p.body["metadata"]}))
-                    .collect();
-                ResponseTemplate::new(200).set_body_json(json!({"ok": true, "messages": messages}))
-            }
-            "usergroups.users.list" => {
-                let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
-                let group = q.get("usergroup").cloned().unwrap_or_default();
-                match self.usergroups.lock().expect("lock").get(&group) {
-                    Some(users) => ResponseTemplate::new(200)
-                        .set_body_json(json!({"ok": true, "users": users})),
-                    None => Self::slack_error("no_such_subteam"),
-                }
-            }
-            "auth.test" => ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": true, "user_id": "UBOT", "bot_id": "BBOT"})),
-            _ => Self::slack_error("unknown_method"),
-        }
-    }
+/// Waits (bounded) until the fake Slack has accepted `n` messages in all; returns them all.
+pub async fn wait_messages(fake: &FakeSlack, n: usize) -> Vec<SlackCall> {
+    fake.wait_for(n, WAIT)
+        .await
+        .expect("messages reach the fake Slack")
 }
 
 pub const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";

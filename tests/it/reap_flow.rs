@@ -1,72 +1,45 @@
 //! `/arm reap` through Slack: plan, who may confirm (user list and user group), confirmation
 //! once, what Scaleway's answers do to the summary, and the audit log.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use armbot::{check_config, config::FileSettings};
-use common::*;
-use serde_json::{Value, json};
-use wiremock::{
-    Mock, MockServer, ResponseTemplate,
-    matchers::{method, path, path_regex},
-};
+use armbot_fakes::{FakeScaleway, ScwFailure, ScwOp, ScwServer};
+use serde_json::Value;
 
 const SERVER_ID: &str = "11111111-2222-3333-4444-555555555555";
 const OTHER_ID: &str = "66666666-7777-8888-9999-000000000000";
 const GROUP: &str = "S0ARM";
 
-fn stuck() -> Value {
+fn stuck() -> ScwServer {
     stuck_server(SERVER_ID, "runner-arm-stuck")
 }
 
-fn stuck_server(id: &str, name: &str) -> Value {
-    json!({
-        "id": id, "name": name, "arch": "arm64", "commercial_type": "BASIC2-A4C-8G",
-        "state": "stopped in place", "zone": "fr-par-1", "project": "proj-1", "tags": [], "protected": false,
-        "modification_date": "2026-01-01T00:00:00+00:00", "volumes": {}, "public_ips": []
-    })
+fn stuck_server(id: &str, name: &str) -> ScwServer {
+    ScwServer::new("fr-par-1", id, name)
+        .commercial_type("BASIC2-A4C-8G")
+        .state("stopped in place")
 }
 
-fn server_path(id: &str) -> String {
-    format!("/instance/v1/zones/fr-par-1/servers/{id}")
-}
-
-/// A plan shown in Slack, ready for clicks. The caller mounts Scaleway's DELETE answers.
+/// A plan shown in Slack, ready for clicks. The caller scripts Scaleway's failures.
 struct Planned {
     app: TestApp,
     fake: FakeSlack,
-    slack: MockServer,
-    scw: MockServer,
+    scw: FakeScaleway,
     url: String,
     plan_id: String,
 }
 
 /// `/arm reap` with these servers stuck and this `[reap]` table (after `name_prefix`).
-async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
-    let scw = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/instance/v1/zones/fr-par-1/servers"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("x-total-count", servers.len().to_string().as_str())
-                .set_body_json(json!({"servers": servers})),
-        )
-        .mount(&scw)
-        .await;
-    for server in &servers {
-        let id = server["id"].as_str().expect("id");
-        Mock::given(method("GET"))
-            .and(path(server_path(id)))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"server": server})))
-            .mount(&scw)
-            .await;
-    }
+async fn planned(servers: Vec<ScwServer>, reap: &str) -> Planned {
+    let scw = FakeScaleway::start().await;
+    scw.require_key("scw-key");
+    scw.set_zone("fr-par-1", servers);
     let file: FileSettings =
         toml::from_str(&format!("[reap]\nname_prefix = \"runner-arm\"\n{reap}")).expect("toml");
-    let (fake, slack) = FakeSlack::start().await;
-    let (scw_uri, slack_uri) = (scw.uri(), slack.uri());
+    let fake = FakeSlack::start().await;
+    let (scw_uri, slack_api) = (scw.uri(), fake.api_url());
     let app = app(settings_with_file(
         file,
         &[
@@ -75,15 +48,15 @@ async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
             ("SCW_DEFAULT_ZONE", "fr-par-1"),
             ("SCW_API_URL", &scw_uri),
             ("SLACK_BOT_TOKEN", "xoxb-test-token"),
-            ("SLACK_API_URL", &slack_uri),
+            ("SLACK_API_URL", &slack_api),
         ],
     ))
     .await;
-    let url = format!("{slack_uri}/commands/T1/1/x");
+    let url = fake.response_url("commands/T1/1/x");
 
     let (_, ack) = app.request(slash("reap", &url)).await;
     assert!(ack.contains("nothing is deleted"), "{ack}");
-    let plan_msg = fake.wait_for(1).await.remove(0);
+    let plan_msg = wait_messages(&fake, 1).await.remove(0);
     assert_eq!(plan_msg.body["response_type"], "in_channel");
     let plan_text = plan_msg.body.to_string();
     assert!(plan_text.contains("reap_confirm"), "{plan_text}");
@@ -96,7 +69,6 @@ async fn planned(servers: Vec<Value>, reap: &str) -> Planned {
     Planned {
         app,
         fake,
-        slack,
         scw,
         url,
         plan_id,
@@ -114,7 +86,7 @@ impl Planned {
 
     /// The `n`th message sent to Slack in all (1-based: the plan is the first).
     async fn nth(&self, n: usize) -> Value {
-        self.fake.wait_for(n).await.remove(n - 1).body
+        wait_messages(&self.fake, n).await.remove(n - 1).body
     }
 
     async fn actions(&self) -> Vec<(String, String, String)> {
@@ -127,13 +99,13 @@ impl Planned {
 
     /// Delivers the outbox to the fake Slack until the reap summary reaches the channel.
     async fn channel_summary(&self) -> String {
-        let mut worker = self.app.worker(FakeSlack::transport(&self.slack));
+        let mut worker = self.app.worker(slack_transport(&self.fake));
         let found = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 drain(&mut worker).await;
                 let posted = self
                     .fake
-                    .accepted()
+                    .messages()
                     .into_iter()
                     .find(|p| p.method == "chat.postMessage" && p.channel == "C0CHAN");
                 if let Some(p) = posted {
@@ -153,20 +125,17 @@ fn audit_actions(rows: &[(String, String, String)]) -> Vec<&str> {
     rows.iter().map(|(_, a, _)| a.as_str()).collect()
 }
 
-async fn delete_answers(scw: &MockServer, id: &str, answer: ResponseTemplate, times: u64) {
-    Mock::given(method("DELETE"))
-        .and(path(server_path(id)))
-        .respond_with(answer)
-        .expect(times)
-        .mount(scw)
-        .await;
+/// The server deletes Scaleway received, and the servers they removed.
+fn deletes(scw: &FakeScaleway) -> (usize, Vec<String>) {
+    (
+        scw.count(ScwOp::DeleteServer),
+        scw.deleted(ScwOp::DeleteServer),
+    )
 }
 
 #[tokio::test]
 async fn plan_refuse_confirm_once_and_audit() {
     let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
-    // The DELETE is expected exactly once, double click or not.
-    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
 
     // Someone not allowed: refused, nothing deleted.
     p.click("reap_confirm", "UNOBODY").await;
@@ -181,7 +150,7 @@ async fn plan_refuse_confirm_once_and_audit() {
     // A double click: the plan runs once (DELETE expected exactly once).
     p.click("reap_confirm", "UADMIN").await;
     p.click("reap_confirm", "UADMIN").await;
-    let all = p.fake.wait_for(4).await;
+    let all = wait_messages(&p.fake, 4).await;
     let texts: Vec<String> = all[2..]
         .iter()
         .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
@@ -199,13 +168,14 @@ async fn plan_refuse_confirm_once_and_audit() {
     assert!(audit[3].2.contains(SERVER_ID));
     assert_eq!(audit[2].0, "UADMIN");
     // No group configured: Slack is never asked.
-    assert_eq!(p.fake.calls("usergroups.users.list"), 0);
+    assert_eq!(p.fake.count("usergroups.users.list"), 0);
+    // The DELETE is made exactly once, double click or not.
+    assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
 }
 
 #[tokio::test]
 async fn an_expired_or_unknown_plan_is_refused_and_nothing_runs() {
     let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
-    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 0).await;
     // Stored as `/arm reap` stores a plan, but its time to be confirmed ran out.
     let now = armbot::store::now_ms();
     p.app
@@ -243,6 +213,7 @@ async fn an_expired_or_unknown_plan_is_refused_and_nothing_runs() {
         p.nth(4).await["text"],
         "That plan has expired; run `/arm reap` again for a fresh one."
     );
+    assert_eq!(deletes(&p.scw), (0, vec![]));
 }
 
 const WITH_GROUP: &str = "allowed_users = [\"UADMIN\"]\nallowed_usergroup = \"S0ARM\"\n";
@@ -250,8 +221,7 @@ const WITH_GROUP: &str = "allowed_users = [\"UADMIN\"]\nallowed_usergroup = \"S0
 #[tokio::test]
 async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
     let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.usergroup(GROUP, &["UOTHER", "UMEMBER"]);
-    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
+    p.fake.set_usergroup(GROUP, &["UOTHER", "UMEMBER"]);
 
     p.click("reap_confirm", "UMEMBER").await;
     let done = p.nth(2).await;
@@ -266,7 +236,7 @@ async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
     assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
     assert_eq!(audit[1].0, "UMEMBER");
     assert_eq!(audit[1].2, r#"{"via":"allowed_usergroup"}"#);
-    assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+    assert_eq!(p.fake.count("usergroups.users.list"), 1);
     let metrics = p.app.state.metrics.render();
     // The reap's own Scaleway calls are counted, not only those of `/arm status`.
     for line in [
@@ -277,13 +247,13 @@ async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
     ] {
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }
+    assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
 }
 
 #[tokio::test]
 async fn someone_outside_the_usergroup_is_refused_and_nothing_is_deleted() {
     let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.usergroup(GROUP, &["UMEMBER"]);
-    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 0).await;
+    p.fake.set_usergroup(GROUP, &["UMEMBER"]);
 
     p.click("reap_confirm", "UOUTSIDER").await;
     let refusal = p.nth(2).await;
@@ -296,13 +266,13 @@ async fn someone_outside_the_usergroup_is_refused_and_nothing_is_deleted() {
     let audit = p.actions().await;
     assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
     assert_eq!(audit[1].2, r#"{"confirm":true,"reason":"not_allowed"}"#);
+    assert_eq!(deletes(&p.scw), (0, vec![]));
 }
 
 #[tokio::test]
 async fn a_failing_usergroup_lookup_refuses() {
     // The fake knows no group S0ARM: Slack answers `no_such_subteam`.
     let p = planned(vec![stuck()], WITH_GROUP).await;
-    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 0).await;
 
     p.click("reap_confirm", "UMEMBER").await;
     let refusal = p.nth(2).await;
@@ -321,38 +291,36 @@ async fn a_failing_usergroup_lookup_refuses() {
         "{:?}",
         audit[1]
     );
+    assert_eq!(deletes(&p.scw), (0, vec![]));
 }
 
 #[tokio::test]
 async fn clicks_within_the_cache_window_make_one_usergroup_call() {
     let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.usergroup(GROUP, &["UMEMBER"]);
-    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
+    p.fake.set_usergroup(GROUP, &["UMEMBER"]);
 
     p.click("reap_confirm", "UOUTSIDER").await;
     p.click("reap_confirm", "UMEMBER").await;
-    let answers = p.fake.wait_for(3).await;
+    let answers = wait_messages(&p.fake, 3).await;
     let texts: Vec<&str> = answers[1..]
         .iter()
         .filter_map(|m| m.body["text"].as_str())
         .collect();
     assert!(texts.iter().any(|t| t.starts_with("Only")), "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("reaped")), "{texts:?}");
-    assert_eq!(p.fake.calls("usergroups.users.list"), 1);
+    assert_eq!(p.fake.count("usergroups.users.list"), 1);
+    assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
 }
 
 #[tokio::test]
 async fn a_server_already_gone_is_counted_as_such() {
     let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
-    let gone = json!({"type": "not_found", "message": "resource is not found",
-        "resource": "instance_server", "resource_id": SERVER_ID});
-    delete_answers(
-        &p.scw,
-        SERVER_ID,
-        ResponseTemplate::new(404).set_body_json(gone),
+    // Gone between the re-read and the delete.
+    p.scw.fail_next(
+        ScwOp::DeleteServer.on(SERVER_ID),
         1,
-    )
-    .await;
+        ScwFailure::not_found("instance_server", SERVER_ID),
+    );
 
     p.click("reap_confirm", "UADMIN").await;
     assert_eq!(
@@ -365,6 +333,7 @@ async fn a_server_already_gone_is_counted_as_such() {
     let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
     assert_eq!(executed["results"][0]["outcome"], "AlreadyGone");
     assert_eq!(executed["stopped_early"], Value::Null);
+    assert_eq!(deletes(&p.scw), (1, vec![]));
 }
 
 #[tokio::test]
@@ -374,17 +343,12 @@ async fn a_transient_state_is_retried_within_the_run() {
         "allowed_users = [\"UADMIN\"]\ntransient_delay_ms = 1\n",
     )
     .await;
-    let busy = json!({"type": "transient_state", "message": "resource is in a transient state",
-        "resource": "instance_server", "resource_id": SERVER_ID, "current_state": "stopping"});
-    // Mounted first, so it answers first; then it is used up and the 204 answers.
-    Mock::given(method("DELETE"))
-        .and(path(server_path(SERVER_ID)))
-        .respond_with(ResponseTemplate::new(409).set_body_json(busy))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&p.scw)
-        .await;
-    delete_answers(&p.scw, SERVER_ID, ResponseTemplate::new(204), 1).await;
+    // Busy once, then the delete goes through.
+    p.scw.fail_next(
+        ScwOp::DeleteServer.on(SERVER_ID),
+        1,
+        ScwFailure::transient_state(SERVER_ID, "stopping"),
+    );
 
     p.click("reap_confirm", "UADMIN").await;
     assert_eq!(
@@ -396,6 +360,7 @@ async fn a_transient_state_is_retried_within_the_run() {
     assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
     let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
     assert_eq!(executed["results"][0]["outcome"], "Removed");
+    assert_eq!(deletes(&p.scw), (2, vec![SERVER_ID.to_owned()]));
 }
 
 #[tokio::test]
@@ -409,16 +374,10 @@ async fn permission_denied_stops_the_run_and_the_summary_says_so() {
         "allowed_users = [\"UADMIN\"]\nconcurrency = 1\n",
     )
     .await;
-    let denied = json!({"type": "permissions_denied", "message": "insufficient permissions",
-        "details": [{"action": "delete", "resource": "instance_server"}]});
-    Mock::given(method("DELETE"))
-        .and(path_regex(
-            r"^/instance/v1/zones/fr-par-1/servers/[0-9a-f-]+$",
-        ))
-        .respond_with(ResponseTemplate::new(403).set_body_json(denied))
-        .expect(1)
-        .mount(&p.scw)
-        .await;
+    p.scw.fail_always(
+        ScwOp::DeleteServer,
+        ScwFailure::permissions_denied("delete", "instance_server"),
+    );
 
     p.click("reap_confirm", "UADMIN").await;
     let summary = p.channel_summary().await;
@@ -453,6 +412,7 @@ async fn permission_denied_stops_the_run_and_the_summary_says_so() {
     assert_eq!(outcomes.len(), 2);
     assert!(outcomes[0].starts_with("Failed"), "{outcomes:?}");
     assert!(outcomes[1].starts_with("NotAttempted"), "{outcomes:?}");
+    assert_eq!(deletes(&p.scw), (1, vec![]));
 }
 
 #[test]

@@ -150,6 +150,13 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
             let _ = tx.send(line);
         }
     });
+    let stdout = child.stdout.take().expect("stdout");
+    let (out_tx, out_rx) = mpsc::channel();
+    let out_reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
     let mut lines = Vec::new();
     // Wait for the "listening" line (a signal), bounded.
     loop {
@@ -181,6 +188,19 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
         &body,
     );
     assert_eq!(status, 401);
+    // The worker prints the notice after the webhook was answered, and a stop leaves what is
+    // not delivered yet to the next start: wait (bounded, on the output) for the notice first.
+    let mut printed = Vec::new();
+    loop {
+        let line = out_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("console mode printed the notice");
+        let notice = line.contains("Failed jobs");
+        printed.push(line);
+        if notice {
+            break;
+        }
+    }
 
     let pid = child.id().to_string();
     assert!(
@@ -216,14 +236,9 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
         );
     }
     assert!(saw_request_id, "no request id in {lines:#?}");
-    let mut stdout = String::new();
-    use std::io::Read;
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut stdout)
-        .expect("read");
+    out_reader.join().expect("stdout read to its end");
+    printed.extend(out_rx.try_iter());
+    let stdout = printed.join("\n");
     assert!(
         stdout.contains("Failed jobs"),
         "console mode printed the notice: {stdout}"

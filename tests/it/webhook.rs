@@ -1,8 +1,7 @@
 //! `POST /gitlab/webhook`: authentication, limits, which refs notify, the
 //! incident thread, duplicates, stale events, escaping and console mode.
 
-mod common;
-
+use crate::common::*;
 use armbot::{
     config::FileSettings,
     gitlab::{PipelineHook, auth::sign},
@@ -12,7 +11,6 @@ use axum::{
     http::{Request, StatusCode},
 };
 use base64::Engine;
-use common::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -297,8 +295,8 @@ async fn project_allow_list() {
 #[tokio::test]
 async fn one_thread_per_broken_ref_then_fixed() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    let mut worker = app.worker(slack_transport(&fake));
 
     app.hook(&pipeline(100, "master", "failed")).await;
     app.hook(&pipeline(99, "16-5-stable", "failed")).await; // another ref: its own thread
@@ -309,7 +307,7 @@ async fn one_thread_per_broken_ref_then_fixed() {
     app.hook(&retried).await;
     drain(&mut worker).await;
 
-    let posted = fake.accepted();
+    let posted = fake.messages();
     let roots: Vec<_> = posted
         .iter()
         .filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none())
@@ -349,7 +347,7 @@ async fn one_thread_per_broken_ref_then_fixed() {
     app.hook(&pipeline(102, "master", "failed")).await;
     drain(&mut worker).await;
     let roots = fake
-        .accepted()
+        .messages()
         .iter()
         .filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none())
         .count();
@@ -383,8 +381,8 @@ async fn duplicates_and_stale_events_change_nothing() {
 #[tokio::test]
 async fn allowed_failures_are_not_culprits_and_untrusted_text_is_escaped() {
     let app = app(settings(&[])).await;
-    let (fake, server) = FakeSlack::start().await;
-    let mut worker = app.worker(FakeSlack::transport(&server));
+    let fake = FakeSlack::start().await;
+    let mut worker = app.worker(slack_transport(&fake));
     let mut p = pipeline(100, "master", "failed");
     p["commit"]["title"] = json!("<!channel> see <https://evil.example|this>");
     p["builds"].as_array_mut().expect("builds").push(json!({
@@ -394,7 +392,7 @@ async fn allowed_failures_are_not_culprits_and_untrusted_text_is_escaped() {
     p["object_attributes"]["variables"] = json!([{"key": "SECRET", "value": "hunter2-value"}]);
     app.hook(&p).await;
     drain(&mut worker).await;
-    let posted = fake.accepted();
+    let posted = fake.messages();
     assert_eq!(posted.len(), 1);
     let sent = serde_json::to_string(&posted[0].body).expect("json");
     assert!(

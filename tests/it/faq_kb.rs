@@ -5,7 +5,7 @@ use std::path::Path;
 
 use armbot::faq::{FaqError, KnowledgeBase};
 
-const SHIPPED: &str = include_str!("../faq/faq.toml");
+const SHIPPED: &str = include_str!("../../faq/faq.toml");
 
 /// The text of every Slack link target (`<target|label>` or `<target>`) in an answer.
 fn link_targets(answer: &str) -> Vec<&str> {

@@ -2,15 +2,13 @@
 //! settings as a team writes them (`[fleet]` names the builders, `[reap]` its own limits), the
 //! status report's "reapable" count is exactly what the reap plan would select.
 
-mod common;
-
 use armbot::config::FileSettings;
 use armbot::fleet::{Server, ServerState, StatusReport};
 use armbot::reap::{PlanContext, plan};
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
-use common::settings_with_file;
+use crate::common::settings_with_file;
 
 const PREFIX: &str = "runner-qasr7s6-arm-";
 const ZONES: [&str; 2] = ["fr-par-1", "nl-ams-1"];

@@ -1,60 +1,47 @@
 //! `/arm status` end to end: the ack comes at once, the report arrives on
 //! `response_url`, missing settings and bad zones get a helpful sentence.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
+use armbot_fakes::{FakeScaleway, ScwOp, ScwServer};
 use axum::http::StatusCode;
-use common::*;
-use serde_json::{Value, json};
-use wiremock::{
-    Mock, MockServer, ResponseTemplate,
-    matchers::{header, method, path},
-};
+use serde_json::Value;
 
-fn server(i: usize, zone: &str, state: &str) -> Value {
-    json!({
-        "id": format!("00000000-0000-0000-0000-{i:012}"),
-        "name": format!("runner-arm-{i}"),
-        "arch": "arm64",
-        "commercial_type": "BASIC2-A4C-8G",
-        "state": state,
-        "zone": zone,
-        "project": "proj-1",
-        "tags": [],
-        "protected": false,
-        "modification_date": "2026-01-01T00:00:00+00:00",
-        "creation_date": "2026-01-01T00:00:00+00:00",
-        "volumes": {},
-        "public_ips": []
-    })
+const KEY: &str = "scw-secret-key";
+
+/// A running builder and a stuck one in fr-par-1, answering after `delay`.
+async fn scaleway(delay: Duration) -> FakeScaleway {
+    let scw = FakeScaleway::start().await;
+    scw.require_key(KEY);
+    scw.set_latency(delay);
+    let server = |i: usize, state: &str| {
+        ScwServer::new(
+            "fr-par-1",
+            format!("00000000-0000-0000-0000-{i:012}"),
+            format!("runner-arm-{i}"),
+        )
+        .commercial_type("BASIC2-A4C-8G")
+        .state(state)
+    };
+    scw.set_zone(
+        "fr-par-1",
+        [server(1, "running"), server(2, "stopped in place")],
+    );
+    scw
 }
 
-async fn scaleway(delay: Duration) -> MockServer {
-    let s = MockServer::start().await;
-    let servers = vec![
-        server(1, "fr-par-1", "running"),
-        server(2, "fr-par-1", "stopped in place"),
-    ];
-    Mock::given(method("GET"))
-        .and(path("/instance/v1/zones/fr-par-1/servers"))
-        .and(header("x-auth-token", "scw-secret-key"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("x-total-count", "2")
-                .set_body_json(json!({"servers": servers}))
-                .set_delay(delay),
-        )
-        .expect(1)
-        .mount(&s)
-        .await;
-    s
+/// The one list of fr-par-1 a status makes, with the key.
+fn assert_listed_once(scw: &FakeScaleway) {
+    let lists = scw.calls_to(ScwOp::ListServers);
+    assert_eq!(lists.len(), 1, "{lists:?}");
+    assert_eq!(lists[0].zone.as_deref(), Some("fr-par-1"));
+    assert_eq!(lists[0].auth_token.as_deref(), Some(KEY));
 }
 
 fn fleet_env(scw: &str) -> Vec<(&str, &str)> {
     vec![
-        ("SCW_SECRET_KEY", "scw-secret-key"),
+        ("SCW_SECRET_KEY", KEY),
         ("SCW_DEFAULT_PROJECT_ID", "proj-1"),
         ("SCW_DEFAULT_ZONE", "fr-par-1"),
         ("SCW_API_URL", scw),
@@ -66,8 +53,8 @@ async fn the_ack_does_not_wait_for_a_slow_scaleway() {
     let scw = scaleway(Duration::from_millis(1500)).await;
     let uri = scw.uri();
     let app = app(settings(&fleet_env(&uri))).await;
-    let (fake, slack) = FakeSlack::start().await;
-    let response_url = format!("{}/commands/T1/123/abc", slack.uri());
+    let fake = FakeSlack::start().await;
+    let response_url = fake.response_url("commands/T1/123/abc");
 
     let (status, body) = app.request(slash("status", &response_url)).await;
     assert_eq!(status, StatusCode::OK);
@@ -78,18 +65,18 @@ async fn the_ack_does_not_wait_for_a_slow_scaleway() {
         "{ack}"
     );
     assert!(
-        fake.accepted().is_empty(),
+        fake.messages().is_empty(),
         "the result cannot be there before Scaleway answered"
     );
 
-    let posted = fake.wait_for(1).await;
+    let posted = wait_messages(&fake, 1).await;
     assert_eq!(posted[0].method, "response_url");
     let text = posted[0].body.to_string();
     assert!(
         text.contains("runner-arm-2"),
         "the stuck builder is listed: {text}"
     );
-    assert!(!text.contains("scw-secret-key"));
+    assert!(!text.contains(KEY));
     let m = app.state.metrics.render();
     assert!(
         m.contains(r#"armbot_commands_total{command="status",outcome="ok"} 1"#),
@@ -99,6 +86,7 @@ async fn the_ack_does_not_wait_for_a_slow_scaleway() {
         m.contains(r#"armbot_scaleway_calls_total{endpoint="list_servers",outcome="200"} 1"#),
         "{m}"
     );
+    assert_listed_once(&scw);
 }
 
 #[tokio::test]
@@ -121,7 +109,7 @@ async fn missing_scaleway_settings_are_named() {
 
 #[tokio::test]
 async fn a_bad_zone_is_a_user_mistake_not_an_error() {
-    let scw = MockServer::start().await;
+    let scw = FakeScaleway::start().await;
     let uri = scw.uri();
     let app = app(settings(&fleet_env(&uri))).await;
     let (_, body) = app
@@ -136,10 +124,7 @@ async fn a_bad_zone_is_a_user_mistake_not_an_error() {
         text.contains("is not a Scaleway zone") && text.contains("&lt;!here&gt;"),
         "{text}"
     );
-    assert!(
-        scw.received_requests().await.unwrap_or_default().is_empty(),
-        "nothing was asked of Scaleway"
-    );
+    assert!(scw.calls().is_empty(), "nothing was asked of Scaleway");
 }
 
 #[tokio::test]
@@ -147,18 +132,14 @@ async fn an_expired_response_url_falls_back_to_a_direct_message() {
     let scw = scaleway(Duration::ZERO).await;
     let uri = scw.uri();
     let app = app(settings(&fleet_env(&uri))).await;
-    let (fake, slack) = FakeSlack::start().await;
+    let fake = FakeSlack::start().await;
     // Slack answers 404 `expired_url` for a response_url past its life.
-    let expired = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("expired_url"))
-        .mount(&expired)
-        .await;
+    fake.fail_always(RESPONSE_URL, SlackFailure::expired_url());
     let (status, _) = app
-        .request(slash("status", &format!("{}/commands/x", expired.uri())))
+        .request(slash("status", &fake.response_url("commands/x")))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let mut worker = app.worker(FakeSlack::transport(&slack));
+    let mut worker = app.worker(slack_transport(&fake));
     // The fallback is queued in the outbox; wait for it to be queued, then deliver.
     let queued = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
@@ -171,7 +152,9 @@ async fn an_expired_response_url_falls_back_to_a_direct_message() {
     .await;
     assert!(queued.is_ok(), "no fallback queued");
     drain(&mut worker).await;
-    let posted = fake.accepted();
+    assert!(fake.count(RESPONSE_URL) >= 1, "the response_url was tried");
+    let posted = fake.messages();
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].channel, "U0ASKER", "sent to the user directly");
+    assert_listed_once(&scw);
 }

@@ -1,14 +1,12 @@
 //! The Slack app manifest matches the code: routes, command, scopes.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 
 fn manifest() -> serde_norway::Value {
-    let text = include_str!("../manifest/slack-app.yaml");
+    let text = include_str!("../../manifest/slack-app.yaml");
     serde_norway::from_str(text).expect("manifest is YAML")
 }
 
@@ -102,7 +100,7 @@ fn scopes_are_exactly_what_the_code_uses() {
 /// calls: each `call("…")` / `get("…")` in the client's source.
 #[test]
 fn methods_list_every_method_the_client_calls() {
-    let source = include_str!("../src/slack/api.rs");
+    let source = include_str!("../../src/slack/api.rs");
     let called = regex::Regex::new(r#"self\s*\.(?:call|get)\(\s*"([a-zA-Z.]+)""#).expect("regex");
     let mut in_source: Vec<&str> = called
         .captures_iter(source)

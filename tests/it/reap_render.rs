@@ -151,7 +151,7 @@ fn sample_report(plan: &Plan) -> ReapReport {
 
 fn snapshot(name: &str, value: &Value) {
     insta::with_settings!({
-        snapshot_path => "data/reap/snapshots",
+        snapshot_path => "../data/reap/snapshots",
         prepend_module_to_snapshot => false,
     }, {
         insta::assert_json_snapshot!(name, value);

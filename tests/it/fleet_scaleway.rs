@@ -1,15 +1,17 @@
-//! The Scaleway client against wiremock servers that answer like Scaleway (recorded bodies in
-//! `tests/data/scaleway/`, status codes and headers from the research notes).
+//! The Scaleway client against the fake Scaleway, and against wiremock servers that answer with
+//! recorded bodies (`tests/data/scaleway/`) or the odd answers the fake does not give (error
+//! bodies of every type, lying totals, pages ignored, non-JSON).
 
 use std::time::Duration;
 
 use armbot::fleet::{
     Deleted, Operation, RetryPolicy, ScalewayClient, ScwError, ServerState, VolumeType,
 };
+use armbot_fakes::{FakeScaleway, ScwFailure, ScwOp, ScwServer};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "scw-secret-9c1f2e3d-aaaa-bbbb-cccc-123456789abc";
 const ZONE: &str = "fr-par-1";
@@ -32,52 +34,40 @@ fn fast_policy(max_attempts: u32) -> RetryPolicy {
 }
 
 fn client(server: &MockServer) -> ScalewayClient {
-    ScalewayClient::new(
-        &server.uri(),
-        SecretString::from(KEY),
-        Duration::from_secs(5),
+    client_at(&server.uri())
+}
+
+fn client_at(uri: &str) -> ScalewayClient {
+    ScalewayClient::new(uri, SecretString::from(KEY), Duration::from_secs(5))
+        .with_retry_policy(fast_policy(3))
+}
+
+/// A fake Scaleway that wants [`KEY`], with `servers` in [`ZONE`], and the client for it.
+async fn fake(servers: impl IntoIterator<Item = ScwServer>) -> (FakeScaleway, ScalewayClient) {
+    let scw = FakeScaleway::start().await;
+    scw.require_key(KEY);
+    scw.set_zone(ZONE, servers);
+    let client = client_at(&scw.uri());
+    (scw, client)
+}
+
+fn synthetic_server(i: usize, state: &str) -> ScwServer {
+    ScwServer::new(
+        ZONE,
+        format!("00000000-0000-0000-0000-{i:012}"),
+        format!("runner-abc-arm-{i}"),
     )
-    .with_retry_policy(fast_policy(3))
+    .commercial_type("BASIC2-A4C-8G")
+    .project("proj")
+    .state(state)
 }
 
-fn synthetic_server(i: usize, state: &str) -> Value {
-    json!({
-        "id": format!("00000000-0000-0000-0000-{i:012}"),
-        "name": format!("runner-abc-arm-{i}"),
-        "arch": "arm64",
-        "commercial_type": "BASIC2-A4C-8G",
-        "state": state,
-        "zone": ZONE,
-        "project": "proj",
-        "tags": [],
-    })
-}
-
-/// Serves `total` servers in pages following the request's `page` and `per_page`, with the
-/// `X-Total-Count` header, as the Instance API does.
-struct Paged {
-    total: usize,
-}
-
-impl Respond for Paged {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let param = |name: &str| {
-            request
-                .url
-                .query_pairs()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse::<usize>().ok())
-        };
-        let page = param("page").unwrap_or(1);
-        let per_page = param("per_page").unwrap_or(50);
-        let start = (page - 1) * per_page;
-        let servers: Vec<Value> = (start..(start + per_page).min(self.total))
-            .map(|i| synthetic_server(i, "running"))
-            .collect();
-        ResponseTemplate::new(200)
-            .insert_header("X-Total-Count", self.total.to_string().as_str())
-            .set_body_json(json!({ "servers": servers }))
-    }
+/// The `page` of each server list the fake answered, in order.
+fn list_pages(scw: &FakeScaleway) -> Vec<String> {
+    scw.calls_to(ScwOp::ListServers)
+        .iter()
+        .map(|c| c.query("page").unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -122,22 +112,16 @@ async fn recorded_list_parses_and_sends_the_key_as_x_auth_token() {
 
 #[tokio::test]
 async fn pagination_reads_three_pages_for_250_servers() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(Paged { total: 250 })
-        .expect(3)
-        .mount(&server)
-        .await;
+    let (scw, client) = fake((0..250).map(|i| synthetic_server(i, "running"))).await;
 
-    let servers = client(&server)
-        .list_servers(ZONE, None)
-        .await
-        .expect("list works");
+    let servers = client.list_servers(ZONE, None).await.expect("list works");
     assert_eq!(servers.len(), 250);
     let mut ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
     ids.dedup();
     assert_eq!(ids.len(), 250);
+    assert_eq!(list_pages(&scw), ["1", "2", "3"]);
+    let lists = scw.calls_to(ScwOp::ListServers);
+    assert!(lists.iter().all(|c| c.query("per_page") == Some("100")));
 }
 
 #[tokio::test]
@@ -145,7 +129,7 @@ async fn an_empty_page_stops_the_loop_even_if_the_total_says_more() {
     let server = MockServer::start().await;
     let page = |n: usize| {
         let servers: Vec<Value> = (n * 100..n * 100 + 100)
-            .map(|i| synthetic_server(i, "running"))
+            .map(|i| synthetic_server(i, "running").json())
             .collect();
         ResponseTemplate::new(200)
             .insert_header("X-Total-Count", "500")
@@ -183,7 +167,9 @@ async fn an_empty_page_stops_the_loop_even_if_the_total_says_more() {
 async fn a_server_ignoring_page_does_not_loop_forever() {
     let server = MockServer::start().await;
     // Always the same page and no total: the second page adds nothing new, so the list stops.
-    let servers: Vec<Value> = (0..100).map(|i| synthetic_server(i, "running")).collect();
+    let servers: Vec<Value> = (0..100)
+        .map(|i| synthetic_server(i, "running").json())
+        .collect();
     Mock::given(method("GET"))
         .and(path(SERVERS))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "servers": servers })))
@@ -200,7 +186,6 @@ async fn a_server_ignoring_page_does_not_loop_forever() {
 
 #[tokio::test]
 async fn every_state_is_parsed() {
-    let server = MockServer::start().await;
     let states = [
         ("running", ServerState::Running),
         ("stopped", ServerState::Stopped),
@@ -210,29 +195,19 @@ async fn every_state_is_parsed() {
         ("locked", ServerState::Locked),
         ("migrating", ServerState::Other("migrating".to_owned())),
     ];
-    let body: Vec<Value> = states
-        .iter()
-        .enumerate()
-        .map(|(i, (wire, _))| synthetic_server(i, wire))
-        .collect();
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("X-Total-Count", "7")
-                .set_body_json(json!({ "servers": body })),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let (scw, client) = fake(
+        states
+            .iter()
+            .enumerate()
+            .map(|(i, (wire, _))| synthetic_server(i, wire)),
+    )
+    .await;
 
-    let listed = client(&server)
-        .list_servers(ZONE, None)
-        .await
-        .expect("list works");
+    let listed = client.list_servers(ZONE, None).await.expect("list works");
     let got: Vec<ServerState> = listed.into_iter().map(|s| s.state).collect();
     let want: Vec<ServerState> = states.into_iter().map(|(_, s)| s).collect();
     assert_eq!(got, want);
+    assert_eq!(list_pages(&scw), ["1"]);
 }
 
 #[tokio::test]
@@ -284,51 +259,31 @@ async fn get_of_a_deleted_server_is_none() {
 
 #[tokio::test]
 async fn deletes_map_204_and_404() {
-    let server = MockServer::start().await;
-    let gone = ResponseTemplate::new(404).set_body_json(json!({
-        "type": "not_found", "message": "resource is not found",
-        "resource": "instance_volume", "resource_id": "v2"
-    }));
-    let routes = [
-        (
-            "/instance/v1/zones/fr-par-1/servers/s1",
-            ResponseTemplate::new(204),
-        ),
-        ("/instance/v1/zones/fr-par-1/servers/s2", fixture_404()),
-        (
-            "/instance/v1/zones/fr-par-1/volumes/v1",
-            ResponseTemplate::new(204),
-        ),
-        ("/instance/v1/zones/fr-par-1/volumes/v2", gone),
-        (
-            "/block/v1alpha1/zones/fr-par-1/volumes/b1",
-            ResponseTemplate::new(204),
-        ),
-        (
-            "/instance/v1/zones/fr-par-1/ips/ip1",
-            ResponseTemplate::new(204),
-        ),
-    ];
-    for (p, response) in routes {
-        Mock::given(method("DELETE"))
-            .and(path(p))
-            .and(header("X-Auth-Token", KEY))
-            .respond_with(response)
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
-    let c = client(&server);
+    // s2 and v2 are not there; the rest is, each where its API keeps it.
+    let (scw, c) = fake([ScwServer::new(ZONE, "s1", "runner-abc-arm-1").state("stopped")]).await;
+    scw.add_volume(ZONE, "v1", "l_ssd");
+    scw.add_volume(ZONE, "b1", "sbs_volume");
+    scw.add_ip(ZONE, "ip1");
     assert_eq!(c.delete_server(ZONE, "s1").await, Ok(Deleted::Yes));
     assert_eq!(c.delete_server(ZONE, "s2").await, Ok(Deleted::AlreadyGone));
     assert_eq!(c.delete_volume(ZONE, "v1").await, Ok(Deleted::Yes));
     assert_eq!(c.delete_volume(ZONE, "v2").await, Ok(Deleted::AlreadyGone));
     assert_eq!(c.delete_block_volume(ZONE, "b1").await, Ok(Deleted::Yes));
     assert_eq!(c.delete_ip(ZONE, "ip1").await, Ok(Deleted::Yes));
-}
-
-fn fixture_404() -> ResponseTemplate {
-    ResponseTemplate::new(404).set_body_json(fixture("error-404-server.json"))
+    // Each once, on its own API, with the key.
+    for (op, id) in [
+        (ScwOp::DeleteServer, "s1"),
+        (ScwOp::DeleteServer, "s2"),
+        (ScwOp::DeleteVolume, "v1"),
+        (ScwOp::DeleteVolume, "v2"),
+        (ScwOp::DeleteBlockVolume, "b1"),
+        (ScwOp::DeleteIp, "ip1"),
+    ] {
+        let calls = scw.calls_to(op.on(id));
+        assert_eq!(calls.len(), 1, "{op:?} {id}");
+        assert_eq!(calls[0].auth_token.as_deref(), Some(KEY));
+    }
+    assert_eq!(scw.calls().len(), 6);
 }
 
 /// Each error body from the research notes → the variant and the sentence a user sees.
@@ -437,44 +392,21 @@ async fn legacy_unknown_resource_on_get_is_none() {
 
 #[tokio::test]
 async fn rate_limit_then_success_honours_retry_after() {
-    let server = MockServer::start().await;
-    // Mounted first, so it answers first; after its one use the success mock answers.
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("X-Total-Count", "1")
-                .set_body_json(json!({ "servers": [synthetic_server(1, "running")] })),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let (scw, client) = fake([synthetic_server(1, "running")]).await;
+    scw.fail_next(ScwOp::ListServers, 1, ScwFailure::rate_limited(0));
 
-    let listed = client(&server)
-        .list_servers(ZONE, None)
-        .await
-        .expect("retried");
+    let listed = client.list_servers(ZONE, None).await.expect("retried");
     assert_eq!(listed.len(), 1);
+    // The 429, then the same page again.
+    assert_eq!(list_pages(&scw), ["1", "1"]);
 }
 
 #[tokio::test]
 async fn a_long_retry_after_is_capped_by_the_policy() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
-        .expect(3)
-        .mount(&server)
-        .await;
+    let (scw, client) = fake([]).await;
+    scw.fail_always(ScwOp::ListServers, ScwFailure::rate_limited(3600));
     let started = std::time::Instant::now();
-    let err = client(&server)
+    let err = client
         .list_servers(ZONE, None)
         .await
         .expect_err("rate limited");
@@ -484,62 +416,35 @@ async fn a_long_retry_after_is_capped_by_the_policy() {
         "Scaleway is rate-limiting us; try again in a minute."
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(scw.count(ScwOp::ListServers), 3, "max_attempts");
 }
 
 #[tokio::test]
 async fn server_error_then_success() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("X-Total-Count", "0")
-                .set_body_json(json!({ "servers": [] })),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let listed = client(&server)
-        .list_servers(ZONE, None)
-        .await
-        .expect("retried");
+    let (scw, client) = fake([]).await;
+    scw.fail_next(ScwOp::ListServers, 1, ScwFailure::status(503));
+    let listed = client.list_servers(ZONE, None).await.expect("retried");
     assert!(listed.is_empty());
+    assert_eq!(list_pages(&scw), ["1", "1"]);
 }
 
 #[tokio::test]
 async fn persistent_server_errors_stop_after_max_attempts() {
-    let server = MockServer::start().await;
-    Mock::given(method("DELETE"))
-        .and(path(format!("{SERVERS}/s1")))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(3)
-        .mount(&server)
-        .await;
-    let err = client(&server)
-        .delete_server(ZONE, "s1")
-        .await
-        .expect_err("fails");
+    let (scw, client) = fake([synthetic_server(1, "stopped")]).await;
+    let id = "00000000-0000-0000-0000-000000000001";
+    scw.fail_always(ScwOp::DeleteServer.on(id), ScwFailure::status(500));
+    let err = client.delete_server(ZONE, id).await.expect_err("fails");
     assert_eq!(err, ScwError::Server { status: 500 });
+    assert_eq!(scw.count(ScwOp::DeleteServer.on(id)), 3);
+    assert!(scw.has_server(ZONE, id), "never deleted");
 }
 
 #[tokio::test]
 async fn timeouts_are_retried_a_bounded_number_of_times() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(SERVERS))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .expect(2)
-        .mount(&server)
-        .await;
+    let (scw, _) = fake([]).await;
+    scw.set_latency(Duration::from_secs(2));
     let c = ScalewayClient::new(
-        &server.uri(),
+        &scw.uri(),
         SecretString::from(KEY),
         Duration::from_millis(50),
     )
@@ -550,6 +455,7 @@ async fn timeouts_are_retried_a_bounded_number_of_times() {
         err.user_message(None),
         "Scaleway did not answer in time; try again in a minute."
     );
+    assert_eq!(scw.count(ScwOp::ListServers), 2);
 }
 
 #[tokio::test]
@@ -588,7 +494,7 @@ async fn a_2xx_that_is_not_json_is_a_decode_error() {
 
 #[tokio::test]
 async fn quotas_paginate_by_total_count() {
-    let server = MockServer::start().await;
+    let (scw, client) = fake([]).await;
     let quotum = |i: usize| {
         json!({
             "name": format!("quotum_{i}"), "pretty_name": format!("Quotum {i}"), "unit": "resource",
@@ -596,29 +502,19 @@ async fn quotas_paginate_by_total_count() {
             "limits": [{"zone": "fr-par-1", "limit": 20}, {"zone": "nl-ams-1", "unlimited": true}]
         })
     };
-    for (page, range) in [("1", 0..100), ("2", 100..130)] {
-        let items: Vec<Value> = range.map(quotum).collect();
-        Mock::given(method("GET"))
-            .and(path("/iam/v1alpha1/quota"))
-            .and(query_param("organization_id", "org-1"))
-            .and(query_param("page_size", "100"))
-            .and(query_param("page", page))
-            .and(header("X-Auth-Token", KEY))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(json!({ "quota": items, "total_count": 130 })),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
-    let quota = client(&server)
-        .list_quotas("org-1")
-        .await
-        .expect("quotas listed");
+    scw.set_quotas("org-1", (0..130).map(quotum).collect());
+    let quota = client.list_quotas("org-1").await.expect("quotas listed");
     assert_eq!(quota.len(), 130);
     assert_eq!(quota[0].limits[0].limit, Some(20));
     assert_eq!(quota[0].limits[1].unlimited, Some(true));
+    let calls = scw.calls_to(ScwOp::ListQuotas);
+    let pages: Vec<Option<&str>> = calls.iter().map(|c| c.query("page")).collect();
+    assert_eq!(pages, [Some("1"), Some("2")]);
+    for call in &calls {
+        assert_eq!(call.query("organization_id"), Some("org-1"));
+        assert_eq!(call.query("page_size"), Some("100"));
+        assert_eq!(call.auth_token.as_deref(), Some(KEY));
+    }
 }
 
 #[tokio::test]

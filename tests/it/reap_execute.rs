@@ -1,10 +1,8 @@
-//! The reap executor against a wiremock Scaleway that expects exact call counts, a temporary
+//! The reap executor against the fake Scaleway, checked for exact call counts, a temporary
 //! docker-machine store holding a fake token, and a fake release command that logs its
 //! arguments.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use armbot::fleet::{RetryPolicy, ScalewayClient, Server};
@@ -13,12 +11,11 @@ use armbot::reap::{
     ResourceOutcome, ServerOutcome, SlotOutcome, SlotReleaser, execute, plan, plan_blocks,
     report_blocks, summary_text,
 };
+use armbot_fakes::{FakeScaleway, ScwFailure, ScwOp, ScwServer, ScwTarget};
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const KEY: &str = "scw-secret-9c1f2e3d-aaaa-bbbb-cccc-123456789abc";
 /// `Driver.Token` in `tests/data/reap/machine-config.json`.
@@ -69,37 +66,23 @@ impl Srv {
         format!("runner-qasr7s6-gitlab-runner-{}", self.id)
     }
 
+    /// What Scaleway returns for it: an arm64 `COPARM1-4C-16G` in `proj-1`, the first volume
+    /// booting.
     fn json(&self) -> Value {
-        let volumes: serde_json::Map<String, Value> = self
-            .volumes
-            .iter()
-            .enumerate()
-            .map(|(i, (id, kind))| {
-                (
-                    i.to_string(),
-                    json!({"id": id, "volume_type": kind, "boot": i == 0, "zone": ZONE}),
-                )
-            })
-            .collect();
-        let ips: Vec<Value> = self
-            .ips
-            .iter()
-            .map(|(id, dynamic)| json!({"id": id, "address": "51.15.0.1", "dynamic": dynamic}))
-            .collect();
-        json!({
-            "id": self.id,
-            "name": self.name(),
-            "arch": "arm64",
-            "commercial_type": "COPARM1-4C-16G",
-            "project": "proj-1",
-            "zone": ZONE,
-            "state": self.state,
-            "protected": false,
-            "tags": [],
-            "modification_date": (now() - TimeDelta::minutes(self.minutes_ago)).to_rfc3339(),
-            "volumes": volumes,
-            "public_ips": ips,
-        })
+        let mut server = ScwServer::new(ZONE, &self.id, self.name())
+            .state(self.state)
+            .modified(now() - TimeDelta::minutes(self.minutes_ago));
+        for (i, (id, kind)) in self.volumes.iter().enumerate() {
+            server = if i == 0 {
+                server.boot_volume(id, kind)
+            } else {
+                server.volume(id, kind)
+            };
+        }
+        for (id, dynamic) in &self.ips {
+            server = server.ip(id, *dynamic);
+        }
+        server.json()
     }
 
     fn server(&self) -> Server {
@@ -114,42 +97,55 @@ impl Srv {
         }
     }
 
-    fn url(&self) -> String {
-        format!("/instance/v1/zones/{ZONE}/servers/{}", self.id)
+    fn get(&self) -> ScwTarget {
+        ScwOp::GetServer.on(&self.id)
+    }
+
+    fn delete(&self) -> ScwTarget {
+        ScwOp::DeleteServer.on(&self.id)
     }
 }
 
-fn volume_url(id: &str) -> String {
-    format!("/instance/v1/zones/{ZONE}/volumes/{id}")
+fn volume(id: &str) -> ScwTarget {
+    ScwOp::DeleteVolume.on(id)
 }
 
-fn block_url(id: &str) -> String {
-    format!("/block/v1alpha1/zones/{ZONE}/volumes/{id}")
+fn block(id: &str) -> ScwTarget {
+    ScwOp::DeleteBlockVolume.on(id)
 }
 
-fn ip_url(id: &str) -> String {
-    format!("/instance/v1/zones/{ZONE}/ips/{id}")
+fn ip(id: &str) -> ScwTarget {
+    ScwOp::DeleteIp.on(id)
 }
 
-fn not_found() -> ResponseTemplate {
-    ResponseTemplate::new(404).set_body_json(json!({
-        "type": "not_found", "message": "resource is not found",
-        "resource": "instance_server", "resource_id": "x"
-    }))
-}
-
-/// A wiremock Scaleway, a docker-machine store and a release command logging to a file.
+/// The fake Scaleway, a docker-machine store and a release command logging to a file.
 struct Harness {
-    scw: MockServer,
+    scw: FakeScaleway,
     dir: TempDir,
 }
 
 impl Harness {
     async fn new() -> Self {
+        let scw = FakeScaleway::start().await;
+        scw.require_key(KEY);
         Harness {
-            scw: MockServer::start().await,
+            scw,
             dir: tempfile::tempdir().expect("tempdir"),
         }
+    }
+
+    /// Scaleway has `srv` (as `srv.json()` says), its volumes and its IPs.
+    fn exists(&self, srv: &Srv) {
+        self.scw.add_server(ZONE, srv.json());
+    }
+
+    /// Scaleway received exactly these calls, each this many times, and no other.
+    fn verify(&self, expected: &[(ScwTarget, usize)]) {
+        for (target, times) in expected {
+            assert_eq!(self.scw.count(target.clone()), *times, "{target:?}");
+        }
+        let all: usize = expected.iter().map(|(_, n)| n).sum();
+        assert_eq!(self.scw.calls().len(), all, "{:#?}", self.scw.calls());
     }
 
     fn store(&self) -> PathBuf {
@@ -230,26 +226,6 @@ impl Harness {
         lines.sort();
         lines
     }
-
-    async fn mock(&self, verb: &str, url: &str, answer: ResponseTemplate, times: u64) {
-        Mock::given(method(verb))
-            .and(path(url))
-            .respond_with(answer)
-            .expect(times)
-            .mount(&self.scw)
-            .await;
-    }
-
-    /// GET answers with `srv` as Scaleway would.
-    async fn get(&self, srv: &Srv, times: u64) {
-        self.mock(
-            "GET",
-            &srv.url(),
-            ResponseTemplate::new(200).set_body_json(json!({"server": srv.json()})),
-            times,
-        )
-        .await;
-    }
 }
 
 fn ctx() -> PlanContext {
@@ -289,38 +265,30 @@ async fn happy_path_removes_two_servers_and_frees_their_slots() {
     b.ips.push(("ip-dyn".into(), true));
     for srv in [&a, &b] {
         h.add_machine(srv);
-        h.get(srv, 1).await;
-        h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 1)
-            .await;
-        h.mock(
-            "DELETE",
-            &ip_url(&srv.ips[0].0),
-            ResponseTemplate::new(204),
-            1,
-        )
-        .await;
+        h.exists(srv);
     }
-    h.mock(
-        "DELETE",
-        &volume_url("vol-a"),
-        ResponseTemplate::new(204),
-        1,
-    )
-    .await;
-    h.mock("DELETE", &block_url("vol-b"), ResponseTemplate::new(204), 1)
-        .await;
-    // Scratch volumes go with their server: the 404 counts as done.
-    h.mock("DELETE", &volume_url("vol-s"), not_found(), 1).await;
-    // A dynamic IP is released by Scaleway itself.
-    h.mock("DELETE", &ip_url("ip-dyn"), ResponseTemplate::new(204), 0)
-        .await;
 
     let settings = h.settings(false);
     let plan = make_plan(&h, &settings, &[a.clone(), b.clone()]);
     assert_eq!(plan.selected.len(), 2);
     assert_eq!(plan.runner_slots(), 2);
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[
+        (a.get(), 1),
+        (a.delete(), 1),
+        (ip("ip-1"), 1),
+        (volume("vol-a"), 1),
+        (b.get(), 1),
+        (b.delete(), 1),
+        (ip("ip-2"), 1),
+        (block("vol-b"), 1),
+        // Scratch volumes go with their server: the 404 counts as done.
+        (volume("vol-s"), 1),
+        // A dynamic IP is released by Scaleway itself.
+        (ip("ip-dyn"), 0),
+    ]);
+    assert!(!h.scw.has_volume(ZONE, "vol-a") && !h.scw.has_volume(ZONE, "vol-b"));
+    assert!(!h.scw.has_ip(ZONE, "ip-1") && !h.scw.has_ip(ZONE, "ip-2"));
 
     assert_eq!(report.plan_id, plan.id);
     assert_eq!(report.stopped_early, None);
@@ -383,15 +351,11 @@ async fn a_server_started_again_is_skipped_untouched() {
     let h = Harness::new().await;
     let srv = Srv::new(1);
     h.add_machine(&srv);
-    h.get(&srv.running(), 1).await;
-    h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 0)
-        .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 0)
-        .await;
+    h.exists(&srv.running());
     let settings = h.settings(false);
     let plan = make_plan(&h, &settings, std::slice::from_ref(&srv));
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[(srv.get(), 1), (srv.delete(), 0), (ip("ip-1"), 0)]);
     assert_eq!(
         report.results[0].outcome,
         ServerOutcome::Skipped {
@@ -410,13 +374,11 @@ async fn a_server_whose_resources_changed_is_skipped() {
     let mut grown = srv.clone();
     grown.volumes.push(("vol-new".into(), "sbs_volume"));
     h.add_machine(&srv);
-    h.get(&grown, 1).await;
-    h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 0)
-        .await;
+    h.exists(&grown);
     let settings = h.settings(false);
     let plan = make_plan(&h, &settings, std::slice::from_ref(&srv));
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[(srv.get(), 1), (srv.delete(), 0)]);
     assert_eq!(
         report.results[0].outcome,
         ServerOutcome::Skipped {
@@ -433,18 +395,25 @@ async fn gone_servers_still_get_their_resources_and_slots_cleaned() {
     let two = Srv::new(2);
     h.add_machine(&one);
     h.add_machine(&two);
-    h.get(&one, 1).await;
-    h.mock("DELETE", &one.url(), not_found(), 1).await;
-    h.mock("GET", &two.url(), not_found(), 1).await;
-    h.mock("DELETE", &two.url(), ResponseTemplate::new(204), 0)
-        .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 1)
-        .await;
-    h.mock("DELETE", &ip_url("ip-2"), not_found(), 1).await;
+    h.exists(&one);
+    h.scw.fail_next(
+        one.delete(),
+        1,
+        ScwFailure::not_found("instance_server", &one.id),
+    );
     let settings = h.settings(false);
     let plan = make_plan(&h, &settings, &[one.clone(), two.clone()]);
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[
+        (one.get(), 1),
+        (one.delete(), 1),
+        (ip("ip-1"), 1),
+        (two.get(), 1),
+        (two.delete(), 0),
+        // Gone with its server: 404.
+        (ip("ip-2"), 1),
+    ]);
+    assert_eq!(h.scw.deleted(ScwOp::DeleteIp), ["ip-1"]);
     for result in &report.results {
         assert_eq!(result.outcome, ServerOutcome::AlreadyGone);
         assert_eq!(result.slot, SlotOutcome::Freed);
@@ -468,26 +437,17 @@ async fn a_transient_state_is_retried_within_the_run() {
     let h = Harness::new().await;
     let srv = Srv::new(1);
     h.add_machine(&srv);
-    h.get(&srv, 1).await;
-    Mock::given(method("DELETE"))
-        .and(path(srv.url()))
-        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
-            "type": "transient_state", "message": "resource is in a transient state",
-            "resource": "instance_server", "resource_id": srv.id, "current_state": "stopping"
-        })))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&h.scw)
-        .await;
-    h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 1)
-        .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 1)
-        .await;
+    h.exists(&srv);
+    // Busy once (409), then deleted (204).
+    h.scw.fail_next(
+        srv.delete(),
+        1,
+        ScwFailure::transient_state(&srv.id, "stopping"),
+    );
     let settings = h.settings(false);
     let plan = make_plan(&h, &settings, std::slice::from_ref(&srv));
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[(srv.get(), 1), (srv.delete(), 2), (ip("ip-1"), 1)]);
     assert_eq!(report.results[0].outcome, ServerOutcome::Removed);
     assert_eq!(report.results[0].slot, SlotOutcome::Freed);
 }
@@ -498,24 +458,28 @@ async fn a_transient_state_that_lasts_fails_that_server_only() {
     let (one, two) = (Srv::new(1), Srv::new(2));
     for srv in [&one, &two] {
         h.add_machine(srv);
-        h.get(srv, 1).await;
+        h.exists(srv);
     }
-    let busy = ResponseTemplate::new(409).set_body_json(json!({
-        "type": "transient_state", "message": "resource is in a transient state",
-        "current_state": "stopping"
-    }));
-    // transient_attempts = 3: three tries, then the server is reported failed.
-    h.mock("DELETE", &one.url(), busy, 3).await;
-    h.mock("DELETE", &two.url(), ResponseTemplate::new(204), 1)
-        .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 0)
-        .await;
-    h.mock("DELETE", &ip_url("ip-2"), ResponseTemplate::new(204), 1)
-        .await;
+    let busy = ScwFailure::error(
+        409,
+        json!({
+            "type": "transient_state", "message": "resource is in a transient state",
+            "current_state": "stopping"
+        }),
+    );
+    h.scw.fail_always(one.delete(), busy);
     let settings = h.settings(false);
     let plan = make_plan(&h, &settings, &[one.clone(), two.clone()]);
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[
+        (one.get(), 1),
+        // transient_attempts = 3: three tries, then the server is reported failed.
+        (one.delete(), 3),
+        (ip("ip-1"), 0),
+        (two.get(), 1),
+        (two.delete(), 1),
+        (ip("ip-2"), 1),
+    ]);
     assert!(matches!(
         &report.results[0].outcome,
         ServerOutcome::Failed { reason } if reason.contains("changing state (`stopping`)")
@@ -547,39 +511,32 @@ async fn permission_denied_stops_the_run() {
         .collect();
     for srv in &servers {
         h.add_machine(srv);
+        h.exists(srv);
     }
-    h.get(&servers[0], 1).await;
-    h.mock(
-        "DELETE",
-        &servers[0].url(),
-        ResponseTemplate::new(403).set_body_json(
+    h.scw.fail_always(
+        servers[0].delete(),
+        ScwFailure::error(
+            403,
             json!({"type": "permissions_denied", "message": "insufficient permissions"}),
         ),
-        1,
-    )
-    .await;
-    // Nothing else is touched: not srv-1's volume or IP, not the later servers at all.
-    h.mock(
-        "DELETE",
-        &volume_url("vol-1"),
-        ResponseTemplate::new(204),
-        0,
-    )
-    .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 0)
-        .await;
-    for srv in &servers[1..] {
-        h.get(srv, 0).await;
-        h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 0)
-            .await;
-    }
+    );
     let settings = ReapSettings {
         concurrency: 1,
         ..h.settings(false)
     };
     let plan = make_plan(&h, &settings, &servers);
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[
+        (servers[0].get(), 1),
+        (servers[0].delete(), 1),
+        // Nothing else is touched: not srv-1's volume or IP, not the later servers at all.
+        (volume("vol-1"), 0),
+        (ip("ip-1"), 0),
+        (servers[1].get(), 0),
+        (servers[1].delete(), 0),
+        (servers[2].get(), 0),
+        (servers[2].delete(), 0),
+    ]);
 
     let why = report.stopped_early.as_deref().expect("stopped early");
     assert_eq!(
@@ -610,26 +567,19 @@ async fn permission_denied_stops_the_run() {
 async fn an_invalid_key_on_the_reread_stops_the_run_too() {
     let h = Harness::new().await;
     let (one, two) = (Srv::new(1), Srv::new(2));
-    h.add_machine(&one);
-    h.add_machine(&two);
-    h.mock(
-        "GET",
-        &one.url(),
-        ResponseTemplate::new(401).set_body_json(json!({
-            "type": "denied_authentication", "method": "api_key", "reason": "expired",
-            "message": "authentication is denied"
-        })),
-        1,
-    )
-    .await;
-    h.get(&two, 0).await;
+    for srv in [&one, &two] {
+        h.add_machine(srv);
+        h.exists(srv);
+    }
+    h.scw
+        .fail_always(one.get(), ScwFailure::denied_authentication("expired"));
     let settings = ReapSettings {
         concurrency: 1,
         ..h.settings(false)
     };
-    let plan = make_plan(&h, &settings, &[one, two]);
+    let plan = make_plan(&h, &settings, &[one.clone(), two.clone()]);
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[(one.get(), 1), (two.get(), 0)]);
     assert!(
         report
             .stopped_early
@@ -647,15 +597,11 @@ async fn a_failing_slot_release_is_recorded_without_the_token() {
     let h = Harness::new().await;
     let srv = Srv::new(1);
     h.add_machine(&srv);
-    h.get(&srv, 1).await;
-    h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 1)
-        .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 1)
-        .await;
+    h.exists(&srv);
     let settings = h.settings(true);
     let plan = make_plan(&h, &settings, std::slice::from_ref(&srv));
     let report = run(&h, &settings, &plan).await;
-    h.scw.verify().await;
+    h.verify(&[(srv.get(), 1), (srv.delete(), 1), (ip("ip-1"), 1)]);
     let result = &report.results[0];
     assert_eq!(result.outcome, ServerOutcome::Removed);
     let SlotOutcome::Failed { reason } = &result.slot else {
@@ -683,11 +629,7 @@ async fn a_failing_slot_release_is_recorded_without_the_token() {
 async fn without_a_store_the_report_says_how_the_slot_frees() {
     let h = Harness::new().await;
     let srv = Srv::new(1);
-    h.get(&srv, 1).await;
-    h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 1)
-        .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 1)
-        .await;
+    h.exists(&srv);
     let settings = ReapSettings {
         name_prefix: Some(PREFIX.into()),
         transient_delay_ms: 1,
@@ -697,7 +639,7 @@ async fn without_a_store_the_report_says_how_the_slot_frees() {
     let plan = plan(&[srv.server()], None, &settings, &ctx(), now());
     assert!(!plan.machines_known);
     let report = execute(&plan, &h.client(), None, &settings, &ctx(), later).await;
-    h.scw.verify().await;
+    h.verify(&[(srv.get(), 1), (srv.delete(), 1), (ip("ip-1"), 1)]);
     assert_eq!(report.results[0].outcome, ServerOutcome::Removed);
     assert_eq!(report.results[0].slot, SlotOutcome::NoStore);
     assert!(report.no_store());
@@ -713,12 +655,8 @@ async fn without_a_store_the_report_says_how_the_slot_frees() {
 async fn the_cap_holds_even_if_settings_shrank_since_the_plan() {
     let h = Harness::new().await;
     let (one, two) = (Srv::new(1), Srv::new(2));
-    h.get(&one, 1).await;
-    h.mock("DELETE", &one.url(), ResponseTemplate::new(204), 1)
-        .await;
-    h.mock("DELETE", &ip_url("ip-1"), ResponseTemplate::new(204), 1)
-        .await;
-    h.get(&two, 0).await;
+    h.exists(&one);
+    h.exists(&two);
     let settings = ReapSettings {
         name_prefix: Some(PREFIX.into()),
         ..ReapSettings::default()
@@ -735,7 +673,12 @@ async fn the_cap_holds_even_if_settings_shrank_since_the_plan() {
         ..settings
     };
     let report = execute(&plan, &h.client(), None, &tighter, &ctx(), later).await;
-    h.scw.verify().await;
+    h.verify(&[
+        (one.get(), 1),
+        (one.delete(), 1),
+        (ip("ip-1"), 1),
+        (two.get(), 0),
+    ]);
     assert_eq!(report.results[0].outcome, ServerOutcome::Removed);
     assert_eq!(
         report.results[1].outcome,
@@ -765,9 +708,7 @@ fn the_run_can_be_spawned() {
 async fn an_expired_plan_does_nothing() {
     let h = Harness::new().await;
     let srv = Srv::new(1);
-    h.get(&srv, 0).await;
-    h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 0)
-        .await;
+    h.exists(&srv);
     let settings = ReapSettings {
         name_prefix: Some(PREFIX.into()),
         ..ReapSettings::default()
@@ -777,7 +718,7 @@ async fn an_expired_plan_does_nothing() {
         now() + TimeDelta::minutes(11)
     })
     .await;
-    h.scw.verify().await;
+    h.verify(&[(srv.get(), 0), (srv.delete(), 0)]);
     assert!(
         report
             .stopped_early
@@ -790,63 +731,34 @@ async fn an_expired_plan_does_nothing() {
     ));
 }
 
-/// Counts servers in flight: a GET starts one, the DELETE of its IP (its last Scaleway call)
-/// ends it. A server's slot in the executor frees only after that DELETE's answer, so the
-/// observed maximum can only exceed the bound if the bound is broken; the GET delay makes
-/// the executor fill every slot it has, so the maximum reaches the bound.
-#[derive(Default)]
-struct InFlight {
-    now: AtomicUsize,
-    max: AtomicUsize,
-}
-
-struct Start(Arc<InFlight>, Vec<Srv>);
-
-impl Respond for Start {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let current = self.0.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.0.max.fetch_max(current, Ordering::SeqCst);
-        let srv = self
-            .1
-            .iter()
-            .find(|s| request.url.path() == s.url())
-            .expect("a known server");
-        ResponseTemplate::new(200)
-            .set_body_json(json!({"server": srv.json()}))
-            .set_delay(Duration::from_millis(30))
+/// The most servers in flight at once, read from the order Scaleway received the calls in: a
+/// GET starts one, the DELETE of its IP (its last Scaleway call) ends it. A server's slot in the
+/// executor frees only after that DELETE's answer, so the observed maximum can only exceed the
+/// bound if the bound is broken; the answers' delay makes the executor fill every slot it has,
+/// so the maximum reaches the bound.
+fn most_in_flight(scw: &FakeScaleway) -> usize {
+    let (mut now, mut max) = (0usize, 0usize);
+    for call in scw.calls() {
+        match call.op {
+            ScwOp::GetServer => {
+                now += 1;
+                max = max.max(now);
+            }
+            ScwOp::DeleteIp => now -= 1,
+            _ => {}
+        }
     }
-}
-
-struct End(Arc<InFlight>);
-
-impl Respond for End {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        self.0.now.fetch_sub(1, Ordering::SeqCst);
-        ResponseTemplate::new(204)
-    }
+    max
 }
 
 #[tokio::test]
 async fn concurrency_is_bounded() {
     let h = Harness::new().await;
     let servers: Vec<Srv> = (1..=6).map(Srv::new).collect();
-    let gauge = Arc::new(InFlight::default());
     for srv in &servers {
-        Mock::given(method("GET"))
-            .and(path(srv.url()))
-            .respond_with(Start(gauge.clone(), servers.clone()))
-            .expect(1)
-            .mount(&h.scw)
-            .await;
-        h.mock("DELETE", &srv.url(), ResponseTemplate::new(204), 1)
-            .await;
-        Mock::given(method("DELETE"))
-            .and(path(ip_url(&srv.ips[0].0)))
-            .respond_with(End(gauge.clone()))
-            .expect(1)
-            .mount(&h.scw)
-            .await;
+        h.exists(srv);
     }
+    h.scw.set_latency(Duration::from_millis(30));
     let settings = ReapSettings {
         name_prefix: Some(PREFIX.into()),
         concurrency: 2,
@@ -855,9 +767,13 @@ async fn concurrency_is_bounded() {
     let all: Vec<Server> = servers.iter().map(Srv::server).collect();
     let plan = plan(&all, None, &settings, &ctx(), now());
     let report = execute(&plan, &h.client(), None, &settings, &ctx(), later).await;
-    h.scw.verify().await;
+    let expected: Vec<(ScwTarget, usize)> = servers
+        .iter()
+        .flat_map(|srv| [(srv.get(), 1), (srv.delete(), 1), (ip(&srv.ips[0].0), 1)])
+        .collect();
+    h.verify(&expected);
     assert_eq!(report.counts().servers_removed, 6);
-    assert_eq!(gauge.max.load(Ordering::SeqCst), 2);
+    assert_eq!(most_in_flight(&h.scw), 2);
     // The report keeps the plan's order whatever order the servers finished in.
     let ids: Vec<&str> = report
         .results

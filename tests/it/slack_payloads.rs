@@ -1,10 +1,8 @@
 //! Slack payloads are typed: one of the wrong shape gets 400 and changes nothing; one of a
 //! kind the bot does not handle gets 200.
 
-mod common;
-
+use crate::common::*;
 use axum::http::StatusCode;
-use common::*;
 use serde_json::json;
 
 async fn interaction(app: &TestApp, payload: &str) -> StatusCode {

@@ -1,0 +1,25 @@
+//! The integration tests, one binary linked once: the app in-process against the shared fakes
+//! of Slack and Scaleway (`armbot-fakes`), the `armbot` binary, and the pure parts end to end.
+//! One module per area; `common` is the harness they share.
+
+mod common;
+
+mod architecture;
+mod binary;
+mod faq_kb;
+mod faq_matching;
+mod fleet_membership;
+mod fleet_runner_metrics;
+mod fleet_scaleway;
+mod fleet_status;
+mod manifest;
+mod ops;
+mod outbox;
+mod reap_execute;
+mod reap_flow;
+mod reap_plan;
+mod reap_render;
+mod slack;
+mod slack_payloads;
+mod status_command;
+mod webhook;
