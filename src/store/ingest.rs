@@ -178,25 +178,29 @@ impl IngestTx {
             let create = format!(
                 "INSERT INTO ref_heads (project_id, git_ref) VALUES {list} ON CONFLICT DO NOTHING"
             );
-            let lock = match self.engine {
-                Engine::Postgres => " FOR UPDATE OF h",
-                Engine::Sqlite => "",
-            };
+            // Locking and reading are two statements: a read that waited for a lock would
+            // see the locked head's new version but the incident joined to it as it was
+            // before the wait (PostgreSQL re-checks only the locked rows).
+            let lock = format!(
+                "SELECT project_id FROM ref_heads WHERE (project_id, git_ref) IN (VALUES {list})
+                  ORDER BY project_id, git_ref FOR UPDATE"
+            );
             let read = format!(
                 "SELECT h.project_id, h.git_ref, h.last_pipeline, i.id, i.channel, i.opened_at,
                         i.failures, i.root_body
                    FROM ref_heads h LEFT JOIN incidents i ON i.id = h.open_incident
-                  WHERE (h.project_id, h.git_ref) IN (VALUES {list})
-                  ORDER BY h.project_id, h.git_ref{lock}"
+                  WHERE (h.project_id, h.git_ref) IN (VALUES {list})"
             );
             let engine = self.engine;
             let rows: Vec<(RefKey, RefState)> = on_tx!(&mut self.tx, conn => {
                 if engine == Engine::Postgres {
-                    let mut q = sqlx::query(&create);
-                    for (p, r) in chunk {
-                        q = q.bind(*p as i64).bind(r.as_str());
+                    for sql in [&create, &lock] {
+                        let mut q = sqlx::query(sql);
+                        for (p, r) in chunk {
+                            q = q.bind(*p as i64).bind(r.as_str());
+                        }
+                        q.execute(&mut *conn).await?;
                     }
-                    q.execute(&mut *conn).await?;
                 }
                 let mut q = sqlx::query(&read);
                 for (p, r) in chunk {

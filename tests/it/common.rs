@@ -16,7 +16,7 @@ use armbot::{
         transport::{Console, Transport},
     },
     state::{AppState, Clock},
-    store::Store,
+    store::{DatabaseUrl, Store},
 };
 pub use armbot_fakes::{
     FakeSlack, SlackCall, SlackFailure,
@@ -88,21 +88,218 @@ pub fn settings_with_file(file: FileSettings, extra: &[(&str, &str)]) -> Setting
     Settings::from_parts(file, &move |k| env.get(k).cloned(), None).expect("valid settings")
 }
 
+/// The engines the store suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// `ARMBOT_TEST_POSTGRES_URL`: the PostgreSQL server the PostgreSQL half of the suite uses.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("ARMBOT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Runs a test once per engine, as `name::sqlite` and `name::postgres`. Without
+/// `ARMBOT_TEST_POSTGRES_URL` the PostgreSQL run says "skipped" and passes, so a newcomer's
+/// `cargo test` needs no database server; with it (as in CI) the run must reach the server.
+macro_rules! on_both_engines {
+    ($($(#[$meta:meta])* async fn $name:ident($db:ident: Db) $body:block)*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports, reason = "the test body sees what its module sees")]
+            use super::*;
+
+            async fn run($db: $crate::common::Db) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                run($crate::common::Db::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if $crate::common::postgres_url().is_none() {
+                    eprintln!("skipped: set ARMBOT_TEST_POSTGRES_URL to run the PostgreSQL half");
+                    return;
+                }
+                run($crate::common::Db::Postgres).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_engines;
+
+/// A fresh, empty database for one test: a SQLite file of its own, or a PostgreSQL schema of
+/// its own (so tests run in parallel), dropped with the value.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match db {
+            Db::Sqlite => Self {
+                url: DatabaseUrl::new(format!(
+                    "sqlite://{}",
+                    dir.path().join("armbot.db").display()
+                )),
+                _dir: dir,
+                schema: None,
+            },
+            Db::Postgres => {
+                let base = postgres_url().expect("ARMBOT_TEST_POSTGRES_URL is set");
+                sweep_stale_schemas(&base).await;
+                let schema = format!(
+                    "armbot_test_{}_{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                let admin = sqlx::PgPool::connect(&base)
+                    .await
+                    .expect("ARMBOT_TEST_POSTGRES_URL must reach a PostgreSQL server");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create schema");
+                admin.close().await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                Self {
+                    url: DatabaseUrl::new(format!(
+                        "{base}{sep}options=-c%20search_path%3D{schema}"
+                    )),
+                    _dir: dir,
+                    schema: Some(schema),
+                }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url).await.expect("store")
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.url.is_postgres()
+    }
+
+    pub async fn sql(&self, statement: &str) {
+        let url = self.url.expose();
+        if self.is_postgres() {
+            let pool = sqlx::PgPool::connect(url).await.expect("pool");
+            sqlx::query(statement).execute(&pool).await.expect("sql");
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
+            sqlx::query(statement).execute(&pool).await.expect("sql");
+            pool.close().await;
+        }
+    }
+
+    pub async fn scalar(&self, query: &str) -> i64 {
+        let url = self.url.expose();
+        if self.is_postgres() {
+            let pool = sqlx::PgPool::connect(url).await.expect("pool");
+            let v = sqlx::query_scalar(query)
+                .fetch_one(&pool)
+                .await
+                .expect("sql");
+            pool.close().await;
+            v
+        } else {
+            let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
+            let v = sqlx::query_scalar(query)
+                .fetch_one(&pool)
+                .await
+                .expect("sql");
+            pool.close().await;
+            v
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (Some(schema), Some(base)) = (self.schema.take(), postgres_url()) else {
+            return;
+        };
+        // Not joined: a task of the test's runtime may still hold a lock the drop waits
+        // for. What a process leaves behind, the next run removes (`sweep_stale_schemas`).
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(drop_schema(&base, &schema));
+        });
+    }
+}
+
+async fn drop_schema(base: &str, schema: &str) {
+    if let Ok(admin) = sqlx::PgPool::connect(base).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&admin)
+            .await;
+        admin.close().await;
+    }
+}
+
+/// Drops the schemas of test processes that are gone, once per process.
+async fn sweep_stale_schemas(base: &str) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let Ok(admin) = sqlx::PgPool::connect(base).await else {
+                return;
+            };
+            let schemas: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::TEXT FROM pg_namespace WHERE nspname LIKE 'armbot\\_test\\_%'",
+            )
+            .fetch_all(&admin)
+            .await
+            .unwrap_or_default();
+            admin.close().await;
+            for schema in schemas {
+                let pid = schema.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+                let alive =
+                    pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+                if !alive {
+                    drop_schema(base, &schema).await;
+                }
+            }
+        })
+        .await;
+}
+
 pub struct TestApp {
     pub state: AppState,
     pub router: Router,
     pub store: Store,
-    pub db_url: String,
-    _dir: tempfile::TempDir,
+    /// Shared by the replicas of one test (see [`TestApp::replica`]).
+    pub db: Arc<TestDb>,
 }
 
 /// The app on a real SQLite file (WAL), as in production.
 pub async fn app(settings: Settings) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db_url = format!("sqlite://{}", dir.path().join("armbot.db").display());
-    let store = Store::connect(&armbot::store::DatabaseUrl::new(db_url.clone()))
-        .await
-        .expect("store");
+    app_on(Db::Sqlite, settings).await
+}
+
+/// The app on a fresh database of `db`'s engine.
+pub async fn app_on(db: Db, settings: Settings) -> TestApp {
+    let db = Arc::new(TestDb::new(db).await);
+    let store = db.store().await;
+    app_with(db, store, settings).await
+}
+
+/// The app on `db` through `store` (which may reach `db` some other way, e.g. a proxy).
+pub async fn app_with(db: Arc<TestDb>, store: Store, settings: Settings) -> TestApp {
     let clock: Clock = Arc::new(|| NOW);
     let state = AppState::new(settings, store.clone(), Metrics::new(), clock).expect("state");
     let router = build_app(state.clone());
@@ -110,12 +307,16 @@ pub async fn app(settings: Settings) -> TestApp {
         state,
         router,
         store,
-        db_url,
-        _dir: dir,
+        db,
     }
 }
 
 impl TestApp {
+    /// Another replica on the same database, as a load balancer would have behind it.
+    pub async fn replica(&self, settings: Settings) -> TestApp {
+        app_with(self.db.clone(), self.db.store().await, settings).await
+    }
+
     pub async fn request(&self, req: Request<Body>) -> (StatusCode, String) {
         let resp = self.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();
@@ -144,9 +345,12 @@ impl TestApp {
 
     /// Raw SQL against the store, to stage what a crash would leave behind.
     pub async fn sql(&self, statement: &str) {
-        let pool = sqlx::SqlitePool::connect(&self.db_url).await.expect("pool");
-        sqlx::query(statement).execute(&pool).await.expect("sql");
-        pool.close().await;
+        self.db.sql(statement).await;
+    }
+
+    /// One number read from the store, to check what it holds.
+    pub async fn store_scalar(&self, query: &str) -> i64 {
+        self.db.scalar(query).await
     }
 
     pub fn worker(&self, transport: Transport) -> Worker {
@@ -265,4 +469,9 @@ pub fn slash(text: &str, response_url: &str) -> Request<Body> {
         "application/x-www-form-urlencoded",
         &body,
     )
+}
+
+/// A plain GET.
+pub fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
 }

@@ -19,6 +19,7 @@ mod reap_execute;
 mod reap_flow;
 mod reap_plan;
 mod reap_render;
+mod replicas;
 mod slack;
 mod slack_payloads;
 mod status_command;

@@ -7,7 +7,7 @@ use crate::common::*;
 use armbot::{
     delivery::{Worker, WorkerConfig},
     slack::Message,
-    store::{NewMessage, OutboxKind, Store, now_ms},
+    store::{NewMessage, OutboxKind, now_ms},
 };
 use tokio::sync::{Notify, watch};
 
@@ -19,260 +19,266 @@ fn texts(fake: &FakeSlack) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn server_errors_are_retried_and_delivered_once() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    // The post fails, then the check whether it landed after all.
-    fake.fail_next("chat.postMessage", 1, SlackFailure::http(500));
-    fake.fail_next("conversations.history", 1, SlackFailure::http(503));
-    let mut worker = app.worker(slack_transport(&fake));
-    app.hook(&pipeline(100, "master", "failed")).await;
-    drain(&mut worker).await;
-    assert_eq!(texts(&fake).len(), 1, "delivered exactly once");
-    // Each retry after a 5xx first checked whether the post had landed after all.
-    assert!(fake.count("conversations.history") >= 2);
-    assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
-}
-
-#[tokio::test]
-async fn a_post_that_landed_before_an_error_is_not_posted_again() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    let mut worker = app.worker(slack_transport(&fake));
-    app.hook(&pipeline(100, "master", "failed")).await;
-    // Simulate "Slack accepted it, we never heard": deliver, then roll the row back.
-    drain(&mut worker).await;
-    app.sql("UPDATE outbox SET state = 'attempting', ts = NULL")
-        .await;
-    drain(&mut worker).await;
-    assert_eq!(texts(&fake).len(), 1, "found in history, not re-posted");
-    assert_eq!(fake.count("conversations.history"), 1);
-    assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
-}
-
-#[tokio::test]
-async fn rate_limits_honour_retry_after() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    fake.fail_next("chat.postMessage", 1, SlackFailure::rate_limited(1));
-    let worker = Worker::new(
-        app.store.clone(),
-        slack_transport(&fake),
-        WorkerConfig {
-            min_interval: Duration::ZERO,
-            ..WorkerConfig::default()
-        },
-        app.state.metrics.clone(),
-    );
-    app.hook(&pipeline(100, "master", "failed")).await;
-    let started = std::time::Instant::now();
-    let wake = Arc::new(Notify::new());
-    let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(worker.run(wake, rx));
-    // Wait on the fake's signal (bounded), not on a fixed sleep.
-    let delivered = fake.wait_for(1, Duration::from_secs(10)).await;
-    let _ = stop.send(true);
-    let _ = task.await;
-    assert!(delivered.is_ok(), "not delivered after the rate limit");
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After not honoured"
-    );
-    assert_eq!(texts(&fake).len(), 1);
-    assert_eq!(fake.count("chat.postMessage"), 2);
-}
-
-#[tokio::test]
-async fn permanent_errors_stop_and_are_counted() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    fake.fail_next(
-        "chat.postMessage",
-        1,
-        SlackFailure::error("channel_not_found"),
-    );
-    let mut worker = app.worker(slack_transport(&fake));
-    app.hook(&pipeline(100, "master", "failed")).await;
-    app.hook(&pipeline(101, "master", "failed")).await; // reply + update to a root that never posts
-    drain(&mut worker).await;
-    assert_eq!(
-        fake.count("chat.postMessage"),
-        1,
-        "no retry of a permanent error"
-    );
-    assert_eq!(app.store.outbox_count("failed").await.expect("count"), 3);
-    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 0);
-    let metrics = app.state.metrics.render();
-    assert!(
-        metrics.contains(r#"armbot_outbox_failed_total{reason="channel_not_found"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"armbot_outbox_failed_total{reason="root_not_posted"} 2"#),
-        "{metrics}"
-    );
-}
-
-#[tokio::test]
-async fn transient_errors_are_not_retried_forever() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    // Slack is down: every call fails.
-    fake.fail_always("chat.postMessage", SlackFailure::http(502));
-    fake.fail_always("conversations.history", SlackFailure::http(502));
-    let mut worker = app.worker(slack_transport(&fake));
-    app.hook(&pipeline(100, "master", "failed")).await;
-    drain(&mut worker).await;
-    assert_eq!(app.store.outbox_count("failed").await.expect("count"), 1);
-    assert!(texts(&fake).is_empty());
-}
-
-#[tokio::test]
-async fn thread_order_holds_through_an_outage() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    fake.fail_next("chat.postMessage", 1, SlackFailure::http(500));
-    let mut worker = app.worker(slack_transport(&fake));
-    app.hook(&pipeline(100, "master", "failed")).await;
-    app.hook(&pipeline(101, "master", "failed")).await;
-    app.hook(&pipeline(102, "master", "success")).await;
-    drain(&mut worker).await;
-    let seq: Vec<(String, Option<String>)> = fake
-        .messages()
-        .iter()
-        .map(|p| (p.method.clone(), p.thread_ts.clone()))
-        .collect();
-    let root = fake.messages()[0].ts.clone();
-    assert_eq!(
-        seq,
-        vec![
-            ("chat.postMessage".into(), None),
-            ("chat.postMessage".into(), Some(root.clone())),
-            ("chat.update".into(), None),
-            ("chat.postMessage".into(), Some(root.clone())),
-            ("chat.update".into(), None),
-        ]
-    );
-}
-
-#[tokio::test]
-async fn a_release_day_burst_is_delivered_in_order() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    let mut worker = app.worker(slack_transport(&fake));
-    let refs: Vec<String> = (0..50)
-        .map(|i| format!("{}-{}-stable", 10 + i / 10, i % 10))
-        .collect();
-    for (i, r) in refs.iter().enumerate() {
-        app.hook(&pipeline(1000 + i as u64, r, "failed")).await;
+on_both_engines! {
+    async fn server_errors_are_retried_and_delivered_once(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        // The post fails, then the check whether it landed after all.
+        fake.fail_next("chat.postMessage", 1, SlackFailure::http(500));
+        fake.fail_next("conversations.history", 1, SlackFailure::http(503));
+        let mut worker = app.worker(slack_transport(&fake));
+        app.hook(&pipeline(100, "master", "failed")).await;
+        drain(&mut worker).await;
+        assert_eq!(texts(&fake).len(), 1, "delivered exactly once");
+        // Each retry after a 5xx first checked whether the post had landed after all.
+        assert!(fake.count("conversations.history") >= 2);
+        assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
     }
-    drain(&mut worker).await;
-    let texts = texts(&fake);
-    assert_eq!(texts.len(), 50);
-    for (i, (t, r)) in texts.iter().zip(&refs).enumerate() {
+}
+
+on_both_engines! {
+    async fn a_post_that_landed_before_an_error_is_not_posted_again(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        let mut worker = app.worker(slack_transport(&fake));
+        app.hook(&pipeline(100, "master", "failed")).await;
+        // Simulate "Slack accepted it, we never heard": deliver, then roll the row back.
+        drain(&mut worker).await;
+        app.sql("UPDATE outbox SET state = 'attempting', ts = NULL")
+            .await;
+        drain(&mut worker).await;
+        assert_eq!(texts(&fake).len(), 1, "found in history, not re-posted");
+        assert_eq!(fake.count("conversations.history"), 1);
+        assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
+    }
+}
+
+on_both_engines! {
+    async fn rate_limits_honour_retry_after(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        fake.fail_next("chat.postMessage", 1, SlackFailure::rate_limited(1));
+        let worker = Worker::new(
+            app.store.clone(),
+            slack_transport(&fake),
+            WorkerConfig {
+                min_interval: Duration::ZERO,
+                ..WorkerConfig::default()
+            },
+            app.state.metrics.clone(),
+        );
+        app.hook(&pipeline(100, "master", "failed")).await;
+        let started = std::time::Instant::now();
+        let wake = Arc::new(Notify::new());
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(worker.run(wake, rx));
+        // Wait on the fake's signal (bounded), not on a fixed sleep.
+        let delivered = fake.wait_for(1, Duration::from_secs(10)).await;
+        let _ = stop.send(true);
+        let _ = task.await;
+        assert!(delivered.is_ok(), "not delivered after the rate limit");
         assert!(
-            t.contains(&format!("#{} failed on branch {r}", 1000 + i)),
-            "{t}"
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After not honoured"
+        );
+        assert_eq!(texts(&fake).len(), 1);
+        assert_eq!(fake.count("chat.postMessage"), 2);
+    }
+}
+
+on_both_engines! {
+    async fn permanent_errors_stop_and_are_counted(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        fake.fail_next(
+            "chat.postMessage",
+            1,
+            SlackFailure::error("channel_not_found"),
+        );
+        let mut worker = app.worker(slack_transport(&fake));
+        app.hook(&pipeline(100, "master", "failed")).await;
+        app.hook(&pipeline(101, "master", "failed")).await; // reply + update to a root that never posts
+        drain(&mut worker).await;
+        assert_eq!(
+            fake.count("chat.postMessage"),
+            1,
+            "no retry of a permanent error"
+        );
+        assert_eq!(app.store.outbox_count("failed").await.expect("count"), 3);
+        assert_eq!(app.store.outbox_count("pending").await.expect("count"), 0);
+        let metrics = app.state.metrics.render();
+        assert!(
+            metrics.contains(r#"armbot_outbox_failed_total{reason="channel_not_found"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"armbot_outbox_failed_total{reason="root_not_posted"} 2"#),
+            "{metrics}"
         );
     }
 }
 
-#[tokio::test]
-async fn pacing_spaces_calls_per_channel() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    let mut worker = Worker::new(
-        app.store.clone(),
-        slack_transport(&fake),
-        WorkerConfig {
-            // Far longer than the first pass can take, even on a loaded machine.
-            min_interval: Duration::from_secs(10),
-            ..fast_worker()
-        },
-        app.state.metrics.clone(),
-    );
-    for (i, channel) in ["C1", "C1", "C2"].iter().enumerate() {
+on_both_engines! {
+    async fn transient_errors_are_not_retried_forever(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        // Slack is down: every call fails.
+        fake.fail_always("chat.postMessage", SlackFailure::http(502));
+        fake.fail_always("conversations.history", SlackFailure::http(502));
+        let mut worker = app.worker(slack_transport(&fake));
+        app.hook(&pipeline(100, "master", "failed")).await;
+        drain(&mut worker).await;
+        assert_eq!(app.store.outbox_count("failed").await.expect("count"), 1);
+        assert!(texts(&fake).is_empty());
+    }
+}
+
+on_both_engines! {
+    async fn thread_order_holds_through_an_outage(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        fake.fail_next("chat.postMessage", 1, SlackFailure::http(500));
+        let mut worker = app.worker(slack_transport(&fake));
+        app.hook(&pipeline(100, "master", "failed")).await;
+        app.hook(&pipeline(101, "master", "failed")).await;
+        app.hook(&pipeline(102, "master", "success")).await;
+        drain(&mut worker).await;
+        let seq: Vec<(String, Option<String>)> = fake
+            .messages()
+            .iter()
+            .map(|p| (p.method.clone(), p.thread_ts.clone()))
+            .collect();
+        let root = fake.messages()[0].ts.clone();
+        assert_eq!(
+            seq,
+            vec![
+                ("chat.postMessage".into(), None),
+                ("chat.postMessage".into(), Some(root.clone())),
+                ("chat.update".into(), None),
+                ("chat.postMessage".into(), Some(root.clone())),
+                ("chat.update".into(), None),
+            ]
+        );
+    }
+}
+
+on_both_engines! {
+    async fn a_release_day_burst_is_delivered_in_order(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        let mut worker = app.worker(slack_transport(&fake));
+        let refs: Vec<String> = (0..50)
+            .map(|i| format!("{}-{}-stable", 10 + i / 10, i % 10))
+            .collect();
+        for (i, r) in refs.iter().enumerate() {
+            app.hook(&pipeline(1000 + i as u64, r, "failed")).await;
+        }
+        drain(&mut worker).await;
+        let texts = texts(&fake);
+        assert_eq!(texts.len(), 50);
+        for (i, (t, r)) in texts.iter().zip(&refs).enumerate() {
+            assert!(
+                t.contains(&format!("#{} failed on branch {r}", 1000 + i)),
+                "{t}"
+            );
+        }
+    }
+}
+
+on_both_engines! {
+    async fn pacing_spaces_calls_per_channel(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        let mut worker = Worker::new(
+            app.store.clone(),
+            slack_transport(&fake),
+            WorkerConfig {
+                // Far longer than the first pass can take, even on a loaded machine.
+                min_interval: Duration::from_secs(10),
+                ..fast_worker()
+            },
+            app.state.metrics.clone(),
+        );
+        for (i, channel) in ["C1", "C1", "C2"].iter().enumerate() {
+            let m = NewMessage {
+                channel: (*channel).into(),
+                kind: OutboxKind::Post,
+                incident_id: None,
+                target_ts: None,
+                message: Message::plain(format!("m{i}")),
+            };
+            app.store.enqueue(&m, now_ms()).await.expect("enqueue");
+        }
+        let (_tx, rx) = watch::channel(false);
+        let tick = worker.tick(&rx).await.expect("tick");
+        assert_eq!(tick.calls, 2, "one per channel");
+        let tick = worker.tick(&rx).await.expect("tick");
+        assert_eq!(tick.calls, 0, "C1's second message waits for the gap");
+        assert!(
+            tick.next_due
+                .is_some_and(|d| d > Duration::from_millis(500))
+        );
+        let backlog = app.store.outbox_backlog().await.expect("backlog");
+        assert_eq!(backlog.len(), 1);
+        assert_eq!((backlog[0].channel.as_str(), backlog[0].depth), ("C1", 1));
+    }
+}
+
+on_both_engines! {
+    async fn a_restart_resumes_pending_deliveries(db: Db) {
+        let db = TestDb::new(db).await;
+        {
+            let store = db.store().await;
+            let m = NewMessage {
+                channel: "C1".into(),
+                kind: OutboxKind::Post,
+                incident_id: None,
+                target_ts: None,
+                message: Message::plain("survives a restart"),
+            };
+            store.enqueue(&m, now_ms()).await.expect("enqueue");
+        }
+        let store = db.store().await;
+        let fake = FakeSlack::start().await;
+        let mut worker = Worker::new(
+            store.clone(),
+            slack_transport(&fake),
+            fast_worker(),
+            Default::default(),
+        );
+        drain(&mut worker).await;
+        assert_eq!(texts(&fake), vec!["survives a restart".to_string()]);
+    }
+}
+
+on_both_engines! {
+    async fn pruning_keeps_open_incidents_and_undelivered_rows(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        let mut worker = app.worker(slack_transport(&fake));
+        app.hook(&pipeline(100, "master", "failed")).await;
+        drain(&mut worker).await;
         let m = NewMessage {
-            channel: (*channel).into(),
+            channel: "C9".into(),
             kind: OutboxKind::Post,
             incident_id: None,
             target_ts: None,
-            message: Message::plain(format!("m{i}")),
+            message: Message::plain("still queued"),
         };
-        app.store.enqueue(&m, now_ms()).await.expect("enqueue");
+        app.store.enqueue(&m, 0).await.expect("enqueue");
+        let far_future = now_ms() + 30 * 86_400_000;
+        let removed = app
+            .store
+            .prune(far_future, Duration::from_secs(86_400))
+            .await
+            .expect("prune");
+        assert!(
+            removed >= 2,
+            "dedup keys and the delivered row go: {removed}"
+        );
+        assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
+        // The incident is still open: a new failure is a reply, not a new root.
+        app.hook(&pipeline(101, "master", "failed")).await;
+        assert_eq!(app.store.outbox_count("pending").await.expect("count"), 3);
     }
-    let (_tx, rx) = watch::channel(false);
-    let tick = worker.tick(&rx).await.expect("tick");
-    assert_eq!(tick.calls, 2, "one per channel");
-    let tick = worker.tick(&rx).await.expect("tick");
-    assert_eq!(tick.calls, 0, "C1's second message waits for the gap");
-    assert!(
-        tick.next_due
-            .is_some_and(|d| d > Duration::from_millis(500))
-    );
-    let backlog = app.store.outbox_backlog().await.expect("backlog");
-    assert_eq!(backlog.len(), 1);
-    assert_eq!((backlog[0].channel.as_str(), backlog[0].depth), ("C1", 1));
-}
-
-#[tokio::test]
-async fn a_restart_resumes_pending_deliveries() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = armbot::store::DatabaseUrl::new(format!(
-        "sqlite://{}",
-        dir.path().join("armbot.db").display()
-    ));
-    {
-        let store = Store::connect(&url).await.expect("store");
-        let m = NewMessage {
-            channel: "C1".into(),
-            kind: OutboxKind::Post,
-            incident_id: None,
-            target_ts: None,
-            message: Message::plain("survives a restart"),
-        };
-        store.enqueue(&m, now_ms()).await.expect("enqueue");
-    }
-    let store = Store::connect(&url).await.expect("reopen");
-    let fake = FakeSlack::start().await;
-    let mut worker = Worker::new(
-        store.clone(),
-        slack_transport(&fake),
-        fast_worker(),
-        Default::default(),
-    );
-    drain(&mut worker).await;
-    assert_eq!(texts(&fake), vec!["survives a restart".to_string()]);
-}
-
-#[tokio::test]
-async fn pruning_keeps_open_incidents_and_undelivered_rows() {
-    let app = app(settings(&[])).await;
-    let fake = FakeSlack::start().await;
-    let mut worker = app.worker(slack_transport(&fake));
-    app.hook(&pipeline(100, "master", "failed")).await;
-    drain(&mut worker).await;
-    let m = NewMessage {
-        channel: "C9".into(),
-        kind: OutboxKind::Post,
-        incident_id: None,
-        target_ts: None,
-        message: Message::plain("still queued"),
-    };
-    app.store.enqueue(&m, 0).await.expect("enqueue");
-    let far_future = now_ms() + 30 * 86_400_000;
-    let removed = app
-        .store
-        .prune(far_future, Duration::from_secs(86_400))
-        .await
-        .expect("prune");
-    assert!(
-        removed >= 2,
-        "dedup keys and the delivered row go: {removed}"
-    );
-    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
-    // The incident is still open: a new failure is a reply, not a new root.
-    app.hook(&pipeline(101, "master", "failed")).await;
-    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 3);
 }

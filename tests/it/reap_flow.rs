@@ -32,7 +32,7 @@ struct Planned {
 }
 
 /// `/arm reap` with these servers stuck and this `[reap]` table (after `name_prefix`).
-async fn planned(servers: Vec<ScwServer>, reap: &str) -> Planned {
+async fn planned(db: Db, servers: Vec<ScwServer>, reap: &str) -> Planned {
     let scw = FakeScaleway::start().await;
     scw.require_key("scw-key");
     scw.set_zone("fr-par-1", servers);
@@ -40,17 +40,20 @@ async fn planned(servers: Vec<ScwServer>, reap: &str) -> Planned {
         toml::from_str(&format!("[reap]\nname_prefix = \"runner-arm\"\n{reap}")).expect("toml");
     let fake = FakeSlack::start().await;
     let (scw_uri, slack_api) = (scw.uri(), fake.api_url());
-    let app = app(settings_with_file(
-        file,
-        &[
-            ("SCW_SECRET_KEY", "scw-key"),
-            ("SCW_DEFAULT_PROJECT_ID", "proj-1"),
-            ("SCW_DEFAULT_ZONE", "fr-par-1"),
-            ("SCW_API_URL", &scw_uri),
-            ("SLACK_BOT_TOKEN", "xoxb-test-token"),
-            ("SLACK_API_URL", &slack_api),
-        ],
-    ))
+    let app = app_on(
+        db,
+        settings_with_file(
+            file,
+            &[
+                ("SCW_SECRET_KEY", "scw-key"),
+                ("SCW_DEFAULT_PROJECT_ID", "proj-1"),
+                ("SCW_DEFAULT_ZONE", "fr-par-1"),
+                ("SCW_API_URL", &scw_uri),
+                ("SLACK_BOT_TOKEN", "xoxb-test-token"),
+                ("SLACK_API_URL", &slack_api),
+            ],
+        ),
+    )
     .await;
     let url = fake.response_url("commands/T1/1/x");
 
@@ -133,286 +136,295 @@ fn deletes(scw: &FakeScaleway) -> (usize, Vec<String>) {
     )
 }
 
-#[tokio::test]
-async fn plan_refuse_confirm_once_and_audit() {
-    let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+on_both_engines! {
+    async fn plan_refuse_confirm_once_and_audit(db: Db) {
+        let p = planned(db, vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
 
-    // Someone not allowed: refused, nothing deleted.
-    p.click("reap_confirm", "UNOBODY").await;
-    let refusal = p.nth(2).await;
-    assert!(
-        refusal["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("allowed_users")),
-        "{refusal:?}"
-    );
+        // Someone not allowed: refused, nothing deleted.
+        p.click("reap_confirm", "UNOBODY").await;
+        let refusal = p.nth(2).await;
+        assert!(
+            refusal["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("allowed_users")),
+            "{refusal:?}"
+        );
 
-    // A double click: the plan runs once (DELETE expected exactly once).
-    p.click("reap_confirm", "UADMIN").await;
-    p.click("reap_confirm", "UADMIN").await;
-    let all = wait_messages(&p.fake, 4).await;
-    let texts: Vec<String> = all[2..]
-        .iter()
-        .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert!(texts.iter().any(|t| t.contains("already")), "{texts:?}");
-    assert!(
-        all[2..].iter().any(|p| p.body["replace_original"] == true),
-        "the plan message is updated"
-    );
-    let audit = p.actions().await;
-    assert_eq!(
-        audit_actions(&audit),
-        vec!["plan", "refused", "confirm", "executed"]
-    );
-    assert!(audit[3].2.contains(SERVER_ID));
-    assert_eq!(audit[2].0, "UADMIN");
-    // No group configured: Slack is never asked.
-    assert_eq!(p.fake.count("usergroups.users.list"), 0);
-    // The DELETE is made exactly once, double click or not.
-    assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
+        // A double click: the plan runs once (DELETE expected exactly once).
+        p.click("reap_confirm", "UADMIN").await;
+        p.click("reap_confirm", "UADMIN").await;
+        let all = wait_messages(&p.fake, 4).await;
+        let texts: Vec<String> = all[2..]
+            .iter()
+            .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert!(texts.iter().any(|t| t.contains("already")), "{texts:?}");
+        assert!(
+            all[2..].iter().any(|p| p.body["replace_original"] == true),
+            "the plan message is updated"
+        );
+        let audit = p.actions().await;
+        assert_eq!(
+            audit_actions(&audit),
+            vec!["plan", "refused", "confirm", "executed"]
+        );
+        assert!(audit[3].2.contains(SERVER_ID));
+        assert_eq!(audit[2].0, "UADMIN");
+        // No group configured: Slack is never asked.
+        assert_eq!(p.fake.count("usergroups.users.list"), 0);
+        // The DELETE is made exactly once, double click or not.
+        assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
+    }
 }
 
-#[tokio::test]
-async fn an_expired_or_unknown_plan_is_refused_and_nothing_runs() {
-    let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
-    // Stored as `/arm reap` stores a plan, but its time to be confirmed ran out.
-    let now = armbot::store::now_ms();
-    p.app
-        .store
-        .save_plan(
-            "plan-old",
-            "{}",
-            "UASKER",
-            now - 20 * 60_000,
-            now - 10 * 60_000,
-        )
-        .await
-        .expect("saved");
+on_both_engines! {
+    async fn an_expired_or_unknown_plan_is_refused_and_nothing_runs(db: Db) {
+        let p = planned(db, vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+        // Stored as `/arm reap` stores a plan, but its time to be confirmed ran out.
+        let now = armbot::store::now_ms();
+        p.app
+            .store
+            .save_plan(
+                "plan-old",
+                "{}",
+                "UASKER",
+                now - 20 * 60_000,
+                now - 10 * 60_000,
+            )
+            .await
+            .expect("saved");
 
-    for (n, plan) in [(2, "plan-old"), (3, "no-such-plan")] {
-        let (status, _) = p
-            .app
-            .request(button_click("reap_confirm", plan, "UADMIN", &p.url))
+        for (n, plan) in [(2, "plan-old"), (3, "no-such-plan")] {
+            let (status, _) = p
+                .app
+                .request(button_click("reap_confirm", plan, "UADMIN", &p.url))
+                .await;
+            assert_eq!(status, axum::http::StatusCode::OK);
+            let refusal = p.nth(n).await;
+            assert_eq!(refusal["response_type"], "ephemeral", "{refusal:?}");
+            let expected = if plan == "plan-old" {
+                "That plan has expired; run `/arm reap` again for a fresh one."
+            } else {
+                "I don't know that plan; run `/arm reap` again."
+            };
+            assert_eq!(refusal["text"], expected);
+        }
+        // The expired plan was never claimed: a retry still finds it expired, not running.
+        p.app
+            .request(button_click("reap_confirm", "plan-old", "UADMIN", &p.url))
             .await;
-        assert_eq!(status, axum::http::StatusCode::OK);
-        let refusal = p.nth(n).await;
-        assert_eq!(refusal["response_type"], "ephemeral", "{refusal:?}");
-        let expected = if plan == "plan-old" {
+        assert_eq!(
+            p.nth(4).await["text"],
             "That plan has expired; run `/arm reap` again for a fresh one."
-        } else {
-            "I don't know that plan; run `/arm reap` again."
-        };
-        assert_eq!(refusal["text"], expected);
+        );
+        assert_eq!(deletes(&p.scw), (0, vec![]));
     }
-    // The expired plan was never claimed: a retry still finds it expired, not running.
-    p.app
-        .request(button_click("reap_confirm", "plan-old", "UADMIN", &p.url))
-        .await;
-    assert_eq!(
-        p.nth(4).await["text"],
-        "That plan has expired; run `/arm reap` again for a fresh one."
-    );
-    assert_eq!(deletes(&p.scw), (0, vec![]));
 }
 
 const WITH_GROUP: &str = "allowed_users = [\"UADMIN\"]\nallowed_usergroup = \"S0ARM\"\n";
 
-#[tokio::test]
-async fn a_usergroup_member_can_confirm_and_the_reap_runs() {
-    let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.set_usergroup(GROUP, &["UOTHER", "UMEMBER"]);
+on_both_engines! {
+    async fn a_usergroup_member_can_confirm_and_the_reap_runs(db: Db) {
+        let p = planned(db, vec![stuck()], WITH_GROUP).await;
+        p.fake.set_usergroup(GROUP, &["UOTHER", "UMEMBER"]);
 
-    p.click("reap_confirm", "UMEMBER").await;
-    let done = p.nth(2).await;
-    assert_eq!(done["replace_original"], true, "{done:?}");
-    assert!(
-        done["text"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("<@UMEMBER> reaped 1 stuck builder: 1 server")),
-        "{done:?}"
-    );
-    let audit = p.actions().await;
-    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
-    assert_eq!(audit[1].0, "UMEMBER");
-    assert_eq!(audit[1].2, r#"{"via":"allowed_usergroup"}"#);
-    assert_eq!(p.fake.count("usergroups.users.list"), 1);
-    let metrics = p.app.state.metrics.render();
-    // The reap's own Scaleway calls are counted, not only those of `/arm status`.
-    for line in [
-        r#"armbot_reaps_total{outcome="ok"} 1"#,
-        "armbot_servers_removed_total 1",
-        r#"armbot_scaleway_calls_total{endpoint="list_servers",outcome="200"} 1"#,
-        r#"armbot_scaleway_calls_total{endpoint="delete_server",outcome="204"} 1"#,
-    ] {
-        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+        p.click("reap_confirm", "UMEMBER").await;
+        let done = p.nth(2).await;
+        assert_eq!(done["replace_original"], true, "{done:?}");
+        assert!(
+            done["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("<@UMEMBER> reaped 1 stuck builder: 1 server")),
+            "{done:?}"
+        );
+        let audit = p.actions().await;
+        assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+        assert_eq!(audit[1].0, "UMEMBER");
+        assert_eq!(audit[1].2, r#"{"via":"allowed_usergroup"}"#);
+        assert_eq!(p.fake.count("usergroups.users.list"), 1);
+        let metrics = p.app.state.metrics.render();
+        // The reap's own Scaleway calls are counted, not only those of `/arm status`.
+        for line in [
+            r#"armbot_reaps_total{outcome="ok"} 1"#,
+            "armbot_servers_removed_total 1",
+            r#"armbot_scaleway_calls_total{endpoint="list_servers",outcome="200"} 1"#,
+            r#"armbot_scaleway_calls_total{endpoint="delete_server",outcome="204"} 1"#,
+        ] {
+            assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+        }
+        assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
     }
-    assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
 }
 
-#[tokio::test]
-async fn someone_outside_the_usergroup_is_refused_and_nothing_is_deleted() {
-    let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.set_usergroup(GROUP, &["UMEMBER"]);
+on_both_engines! {
+    async fn someone_outside_the_usergroup_is_refused_and_nothing_is_deleted(db: Db) {
+        let p = planned(db, vec![stuck()], WITH_GROUP).await;
+        p.fake.set_usergroup(GROUP, &["UMEMBER"]);
 
-    p.click("reap_confirm", "UOUTSIDER").await;
-    let refusal = p.nth(2).await;
-    assert_eq!(refusal["response_type"], "ephemeral");
-    assert_eq!(
-        refusal["text"],
-        "Only the people listed in `[reap] allowed_users` or in the `[reap] allowed_usergroup` \
-         user group can confirm or cancel a reap; nothing was changed."
-    );
-    let audit = p.actions().await;
-    assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
-    assert_eq!(audit[1].2, r#"{"confirm":true,"reason":"not_allowed"}"#);
-    assert_eq!(deletes(&p.scw), (0, vec![]));
+        p.click("reap_confirm", "UOUTSIDER").await;
+        let refusal = p.nth(2).await;
+        assert_eq!(refusal["response_type"], "ephemeral");
+        assert_eq!(
+            refusal["text"],
+            "Only the people listed in `[reap] allowed_users` or in the `[reap] allowed_usergroup` \
+             user group can confirm or cancel a reap; nothing was changed."
+        );
+        let audit = p.actions().await;
+        assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
+        assert_eq!(audit[1].2, r#"{"confirm":true,"reason":"not_allowed"}"#);
+        assert_eq!(deletes(&p.scw), (0, vec![]));
+    }
 }
 
-#[tokio::test]
-async fn a_failing_usergroup_lookup_refuses() {
-    // The fake knows no group S0ARM: Slack answers `no_such_subteam`.
-    let p = planned(vec![stuck()], WITH_GROUP).await;
+on_both_engines! {
+    async fn a_failing_usergroup_lookup_refuses(db: Db) {
+        // The fake knows no group S0ARM: Slack answers `no_such_subteam`.
+        let p = planned(db, vec![stuck()], WITH_GROUP).await;
 
-    p.click("reap_confirm", "UMEMBER").await;
-    let refusal = p.nth(2).await;
-    assert_eq!(refusal["response_type"], "ephemeral");
-    assert_eq!(
-        refusal["text"],
-        "I couldn't check membership of the reap group: Slack knows no user group `S0ARM`; ask \
-         an admin to check `[reap] allowed_usergroup` (the group's id, S…, not its handle). \
-         Nothing was changed."
-    );
-    assert!(!refusal.to_string().contains("xoxb"));
-    let audit = p.actions().await;
-    assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
-    assert!(
-        audit[1].2.contains("usergroup_unavailable"),
-        "{:?}",
-        audit[1]
-    );
-    assert_eq!(deletes(&p.scw), (0, vec![]));
+        p.click("reap_confirm", "UMEMBER").await;
+        let refusal = p.nth(2).await;
+        assert_eq!(refusal["response_type"], "ephemeral");
+        assert_eq!(
+            refusal["text"],
+            "I couldn't check membership of the reap group: Slack knows no user group `S0ARM`; ask \
+             an admin to check `[reap] allowed_usergroup` (the group's id, S…, not its handle). \
+             Nothing was changed."
+        );
+        assert!(!refusal.to_string().contains("xoxb"));
+        let audit = p.actions().await;
+        assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
+        assert!(
+            audit[1].2.contains("usergroup_unavailable"),
+            "{:?}",
+            audit[1]
+        );
+        assert_eq!(deletes(&p.scw), (0, vec![]));
+    }
 }
 
-#[tokio::test]
-async fn clicks_within_the_cache_window_make_one_usergroup_call() {
-    let p = planned(vec![stuck()], WITH_GROUP).await;
-    p.fake.set_usergroup(GROUP, &["UMEMBER"]);
+on_both_engines! {
+    async fn clicks_within_the_cache_window_make_one_usergroup_call(db: Db) {
+        let p = planned(db, vec![stuck()], WITH_GROUP).await;
+        p.fake.set_usergroup(GROUP, &["UMEMBER"]);
 
-    p.click("reap_confirm", "UOUTSIDER").await;
-    p.click("reap_confirm", "UMEMBER").await;
-    let answers = wait_messages(&p.fake, 3).await;
-    let texts: Vec<&str> = answers[1..]
-        .iter()
-        .filter_map(|m| m.body["text"].as_str())
-        .collect();
-    assert!(texts.iter().any(|t| t.starts_with("Only")), "{texts:?}");
-    assert!(texts.iter().any(|t| t.contains("reaped")), "{texts:?}");
-    assert_eq!(p.fake.count("usergroups.users.list"), 1);
-    assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
+        p.click("reap_confirm", "UOUTSIDER").await;
+        p.click("reap_confirm", "UMEMBER").await;
+        let answers = wait_messages(&p.fake, 3).await;
+        let texts: Vec<&str> = answers[1..]
+            .iter()
+            .filter_map(|m| m.body["text"].as_str())
+            .collect();
+        assert!(texts.iter().any(|t| t.starts_with("Only")), "{texts:?}");
+        assert!(texts.iter().any(|t| t.contains("reaped")), "{texts:?}");
+        assert_eq!(p.fake.count("usergroups.users.list"), 1);
+        assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
+    }
 }
 
-#[tokio::test]
-async fn a_server_already_gone_is_counted_as_such() {
-    let p = planned(vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
-    // Gone between the re-read and the delete.
-    p.scw.fail_next(
-        ScwOp::DeleteServer.on(SERVER_ID),
-        1,
-        ScwFailure::not_found("instance_server", SERVER_ID),
-    );
+on_both_engines! {
+    async fn a_server_already_gone_is_counted_as_such(db: Db) {
+        let p = planned(db, vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+        // Gone between the re-read and the delete.
+        p.scw.fail_next(
+            ScwOp::DeleteServer.on(SERVER_ID),
+            1,
+            ScwFailure::not_found("instance_server", SERVER_ID),
+        );
 
-    p.click("reap_confirm", "UADMIN").await;
-    assert_eq!(
-        p.channel_summary().await,
-        "<@UADMIN> reaped 1 stuck builder: 0 servers, 0 volumes, 0 IPs removed, 0 runner \
-         slots freed; 1 already gone"
-    );
-    let audit = p.actions().await;
-    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
-    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
-    assert_eq!(executed["results"][0]["outcome"], "AlreadyGone");
-    assert_eq!(executed["stopped_early"], Value::Null);
-    assert_eq!(deletes(&p.scw), (1, vec![]));
+        p.click("reap_confirm", "UADMIN").await;
+        assert_eq!(
+            p.channel_summary().await,
+            "<@UADMIN> reaped 1 stuck builder: 0 servers, 0 volumes, 0 IPs removed, 0 runner \
+             slots freed; 1 already gone"
+        );
+        let audit = p.actions().await;
+        assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+        let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+        assert_eq!(executed["results"][0]["outcome"], "AlreadyGone");
+        assert_eq!(executed["stopped_early"], Value::Null);
+        assert_eq!(deletes(&p.scw), (1, vec![]));
+    }
 }
 
-#[tokio::test]
-async fn a_transient_state_is_retried_within_the_run() {
-    let p = planned(
-        vec![stuck()],
-        "allowed_users = [\"UADMIN\"]\ntransient_delay_ms = 1\n",
-    )
-    .await;
-    // Busy once, then the delete goes through.
-    p.scw.fail_next(
-        ScwOp::DeleteServer.on(SERVER_ID),
-        1,
-        ScwFailure::transient_state(SERVER_ID, "stopping"),
-    );
+on_both_engines! {
+    async fn a_transient_state_is_retried_within_the_run(db: Db) {
+        let p = planned(db,
+            vec![stuck()],
+            "allowed_users = [\"UADMIN\"]\ntransient_delay_ms = 1\n",
+        )
+        .await;
+        // Busy once, then the delete goes through.
+        p.scw.fail_next(
+            ScwOp::DeleteServer.on(SERVER_ID),
+            1,
+            ScwFailure::transient_state(SERVER_ID, "stopping"),
+        );
 
-    p.click("reap_confirm", "UADMIN").await;
-    assert_eq!(
-        p.channel_summary().await,
-        "<@UADMIN> reaped 1 stuck builder: 1 server, 0 volumes, 0 IPs removed, 0 runner \
-         slots freed"
-    );
-    let audit = p.actions().await;
-    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
-    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
-    assert_eq!(executed["results"][0]["outcome"], "Removed");
-    assert_eq!(deletes(&p.scw), (2, vec![SERVER_ID.to_owned()]));
+        p.click("reap_confirm", "UADMIN").await;
+        assert_eq!(
+            p.channel_summary().await,
+            "<@UADMIN> reaped 1 stuck builder: 1 server, 0 volumes, 0 IPs removed, 0 runner \
+             slots freed"
+        );
+        let audit = p.actions().await;
+        assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+        let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+        assert_eq!(executed["results"][0]["outcome"], "Removed");
+        assert_eq!(deletes(&p.scw), (2, vec![SERVER_ID.to_owned()]));
+    }
 }
 
-#[tokio::test]
-async fn permission_denied_stops_the_run_and_the_summary_says_so() {
-    // One at a time, so the second server is reached only after the first was refused.
-    let p = planned(
-        vec![
-            stuck_server(SERVER_ID, "runner-arm-one"),
-            stuck_server(OTHER_ID, "runner-arm-two"),
-        ],
-        "allowed_users = [\"UADMIN\"]\nconcurrency = 1\n",
-    )
-    .await;
-    p.scw.fail_always(
-        ScwOp::DeleteServer,
-        ScwFailure::permissions_denied("delete", "instance_server"),
-    );
+on_both_engines! {
+    async fn permission_denied_stops_the_run_and_the_summary_says_so(db: Db) {
+        // One at a time, so the second server is reached only after the first was refused.
+        let p = planned(db,
+            vec![
+                stuck_server(SERVER_ID, "runner-arm-one"),
+                stuck_server(OTHER_ID, "runner-arm-two"),
+            ],
+            "allowed_users = [\"UADMIN\"]\nconcurrency = 1\n",
+        )
+        .await;
+        p.scw.fail_always(
+            ScwOp::DeleteServer,
+            ScwFailure::permissions_denied("delete", "instance_server"),
+        );
 
-    p.click("reap_confirm", "UADMIN").await;
-    let summary = p.channel_summary().await;
-    assert!(
-        summary.starts_with(
-            "<@UADMIN> reaped 0 of 2 stuck builders: 0 servers, 0 volumes, 0 IPs removed, 0 \
-             runner slots freed; 1 failed: `runner-arm-"
-        ),
-        "{summary}"
-    );
-    assert!(
-        summary.ends_with("; the run stopped early (1 not attempted)"),
-        "{summary}"
-    );
-    let audit = p.actions().await;
-    assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
-    let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
-    let stopped = executed["stopped_early"].as_str().expect("stopped early");
-    assert!(
-        stopped.contains(
-            "lacks permission to delete a server (`delete` on `instance_server`) in project \
-             `proj-1`: give it InstancesFullAccess in that project. The run stopped"
-        ),
-        "{stopped}"
-    );
-    let outcomes: Vec<&str> = executed["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .filter_map(|r| r["outcome"].as_str())
-        .collect();
-    assert_eq!(outcomes.len(), 2);
-    assert!(outcomes[0].starts_with("Failed"), "{outcomes:?}");
-    assert!(outcomes[1].starts_with("NotAttempted"), "{outcomes:?}");
-    assert_eq!(deletes(&p.scw), (1, vec![]));
+        p.click("reap_confirm", "UADMIN").await;
+        let summary = p.channel_summary().await;
+        assert!(
+            summary.starts_with(
+                "<@UADMIN> reaped 0 of 2 stuck builders: 0 servers, 0 volumes, 0 IPs removed, 0 \
+                 runner slots freed; 1 failed: `runner-arm-"
+            ),
+            "{summary}"
+        );
+        assert!(
+            summary.ends_with("; the run stopped early (1 not attempted)"),
+            "{summary}"
+        );
+        let audit = p.actions().await;
+        assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
+        let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
+        let stopped = executed["stopped_early"].as_str().expect("stopped early");
+        assert!(
+            stopped.contains(
+                "lacks permission to delete a server (`delete` on `instance_server`) in project \
+                 `proj-1`: give it InstancesFullAccess in that project. The run stopped"
+            ),
+            "{stopped}"
+        );
+        let outcomes: Vec<&str> = executed["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter_map(|r| r["outcome"].as_str())
+            .collect();
+        assert_eq!(outcomes.len(), 2);
+        assert!(outcomes[0].starts_with("Failed"), "{outcomes:?}");
+        assert!(outcomes[1].starts_with("NotAttempted"), "{outcomes:?}");
+        assert_eq!(deletes(&p.scw), (1, vec![]));
+    }
 }
 
 #[test]
