@@ -14,8 +14,10 @@ use crate::{
         payload::{self, PipelineHead},
     },
     metrics::Metrics,
-    notify::event::PipelineEvent,
-    notify::policy::{Decision, classify},
+    notify::{
+        event::PipelineEvent,
+        policy::{Decision, classify, decide},
+    },
     state::AppState,
 };
 
@@ -76,16 +78,13 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         }
     };
     let head = parsed.hook.head();
-    let span = tracing::info_span!("pipeline", project = head.project_id, pipeline = head.pipeline_id, status = %head.status);
-    let _guard = span.enter();
-    let (outcome, channel) = match classify(&head, notify) {
-        Decision::Ignore(reason) => {
-            tracing::debug!(reason, "pipeline ignored");
-            Metrics::reason(&m.webhooks_ignored, reason);
-            return StatusCode::OK;
-        }
-        Decision::Track { outcome, channel } => (outcome, channel),
-    };
+    let span = tracing::info_span!("pipeline", project = head.project_key, pipeline = head.pipeline_id, status = %head.status);
+    let guard = span.enter();
+    if let Decision::Ignore(reason) = classify(&head, notify) {
+        tracing::debug!(reason, "pipeline ignored");
+        Metrics::reason(&m.webhooks_ignored, reason);
+        return StatusCode::OK;
+    }
     let hook = if parsed.jobs_read {
         parsed.hook
     } else {
@@ -95,6 +94,15 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             Ok(h) => h,
             Err(e) => return malformed(m, &e),
         }
+    };
+    // With the jobs read: a failure none of whose jobs failed may be a cancellation.
+    let (outcome, channel) = match decide(&hook, notify) {
+        Decision::Ignore(reason) => {
+            tracing::info!(reason, "pipeline ignored");
+            Metrics::reason(&m.webhooks_ignored, reason);
+            return StatusCode::OK;
+        }
+        Decision::Track { outcome, channel } => (outcome, channel),
     };
     let idempotency_key = header(&headers, "idempotency-key")
         .or(auth_headers.webhook_id)
@@ -112,7 +120,7 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
     // Neither the payload nor the request's span is needed while waiting for the commit.
     drop(hook);
     drop(body);
-    drop(_guard);
+    drop(guard);
     match app.ingest.submit(event).await {
         Ok(applied) => {
             tracing::info!(result = applied.label(), "pipeline event applied");

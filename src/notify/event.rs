@@ -66,18 +66,19 @@ impl PipelineEvent {
             }
             Outcome::Succeeded => Notice::Succeeded(FixedNotice::new(hook)),
         };
+        let project_id = hook
+            .project
+            .key()
+            .ok_or_else(|| anyhow::anyhow!("the payload names no project"))?;
         Ok(Self {
-            project_id: hook.project.id,
-            project_path: hook.project.path_with_namespace.clone(),
+            project_id,
+            project_path: hook.project.path().to_string(),
             git_ref: a.git_ref.clone(),
             pipeline_id: a.id,
             group_pipeline: hook.parent_pipeline_id().unwrap_or(a.id),
             status: a.status.clone(),
             finished_at: a.finished_at,
-            pipeline_url: a
-                .url
-                .clone()
-                .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id)),
+            pipeline_url: render::pipeline_url(hook),
             channel,
             idempotency_key,
             notice,
