@@ -4,6 +4,7 @@
 pub mod event;
 pub mod incident;
 pub mod policy;
+pub mod preview;
 pub mod render;
 pub mod settings;
 
