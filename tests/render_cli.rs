@@ -71,3 +71,52 @@ fn thread_prints_the_messages_as_posted() {
     assert!(root.contains(":rotating_light: *Broken* since"), "{root}");
     assert!(root.contains("*Failed jobs*"), "{root}");
 }
+
+#[test]
+fn thread_shows_the_mention_of_a_mapped_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("armbot.toml"),
+        "[notify.users]\n\"ROOT\" = \"U0ROOT\"\n",
+    )
+    .expect("write");
+    let out = armbot(&["render", "--thread", EXAMPLE], dir.path())
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("a JSON list");
+    assert_eq!(messages.len(), 2);
+    assert!(
+        !messages[0].to_string().contains("<@"),
+        "the root pings nobody"
+    );
+    assert!(
+        messages[1]
+            .to_string()
+            .contains(":wave: <@U0ROOT> pipeline")
+    );
+}
+
+#[test]
+fn a_user_mapped_to_something_else_than_a_slack_id_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("armbot.toml"),
+        "[notify.users]\nroot = \"@root\"\n",
+    )
+    .expect("write");
+    let out = armbot(&["render", EXAMPLE], dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[notify.users] root = \"@root\" is not a Slack user id"),
+        "{stderr}"
+    );
+}

@@ -129,7 +129,10 @@ async fn apply_one(
         (
             Step::Open,
             Notice::Failed {
-                body, body_json, ..
+                body,
+                body_json,
+                first_reply_json,
+                ..
             },
         ) => {
             let id = tx
@@ -158,6 +161,11 @@ async fn apply_one(
                 message: render::root_message(body, &status),
             };
             tx.queue(&root, now_ms).await?;
+            if let Some(reply) = first_reply_json {
+                let reply = [(OutboxKind::Reply, reply.as_str())];
+                tx.queue_for_incident(&ev.channel, id, &reply, now_ms)
+                    .await?;
+            }
             (Applied::Opened { incident: id }, Some(id))
         }
         (Step::StillFailing, Notice::Failed { reply_json, .. }) => {

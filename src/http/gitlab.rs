@@ -6,6 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use serde::de::IgnoredAny;
+use tracing::Instrument;
 
 use crate::{
     gitlab::{
@@ -16,7 +17,8 @@ use crate::{
     metrics::Metrics,
     notify::{
         event::PipelineEvent,
-        policy::{Decision, classify, decide},
+        mention::{self, Who},
+        policy::{Decision, Outcome, classify, decide},
     },
     state::AppState,
 };
@@ -104,10 +106,37 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         }
         Decision::Track { outcome, channel } => (outcome, channel),
     };
+    // Who broke it: only a failure that opens an incident says so, and only an unmapped user
+    // with a public email needs Slack, asked for a bounded time (see `SlackUsers::find`).
+    let ask_slack = match (outcome, mention::who(&hook, notify)) {
+        (Outcome::Failed, Who::Mapped(id)) => Err(Some(id.to_string())),
+        (Outcome::Failed, Who::Email(email))
+            if !app.broken_refs.known_broken(
+                hook.project.key().unwrap_or_default(),
+                &hook.object_attributes.git_ref,
+            ) =>
+        {
+            Ok(email.to_string())
+        }
+        _ => Err(None),
+    };
+    drop(guard);
+    let slack_user = match ask_slack {
+        Ok(email) => app.slack_users.find(&email).instrument(span.clone()).await,
+        Err(known) => known,
+    };
+    let guard = span.enter();
     let idempotency_key = header(&headers, "idempotency-key")
         .or(auth_headers.webhook_id)
         .map(str::to_string);
-    let event = match PipelineEvent::new(&hook, outcome, channel, idempotency_key, notify) {
+    let event = match PipelineEvent::new(
+        &hook,
+        outcome,
+        channel,
+        idempotency_key,
+        notify,
+        slack_user.as_deref(),
+    ) {
         Ok(ev) => ev,
         Err(e) => {
             tracing::error!(
@@ -117,12 +146,14 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             return StatusCode::INTERNAL_SERVER_ERROR;
         }
     };
+    let (project, git_ref) = (event.project_id, event.git_ref.clone());
     // Neither the payload nor the request's span is needed while waiting for the commit.
     drop(hook);
     drop(body);
     drop(guard);
     match app.ingest.submit(event).await {
         Ok(applied) => {
+            app.broken_refs.record(project, &git_ref, applied);
             tracing::info!(result = applied.label(), "pipeline event applied");
             match applied.label() {
                 l @ ("opened" | "still_failing" | "fixed") => {

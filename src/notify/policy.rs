@@ -131,6 +131,7 @@ mod tests {
                 ref_pattern: Some(Regex::new("-ee$").expect("regex")),
                 channel: "C_EE".into(),
             }],
+            users: Default::default(),
         }
     }
 

@@ -1,9 +1,11 @@
 //! What `armbot render` prints: the decision the webhook would take on a payload and the
-//! messages it would send, offline (no store, no Slack).
+//! messages it would send, offline (no store, no Slack: the pipeline's user is mentioned only
+//! when `[notify.users]` maps them).
 
 use chrono::Utc;
 
 use super::{
+    mention,
     policy::{Decision, Outcome, decide},
     render::{self, RootStatus},
     settings::NotifySettings,
@@ -14,7 +16,7 @@ use crate::{gitlab::PipelineHook, slack::blocks::Message};
 ///
 /// By default: `no message: <why>`, or `channel: <id>` then the failure notice's body (or the
 /// "fixed" reply, which is sent only if the ref has an open incident). With `thread`: a JSON
-/// list of the messages as posted (what `slack_look.py` draws as a thread).
+/// list of the messages as posted, root first (what `slack_look.py` draws as a thread).
 pub fn preview(
     hook: &PipelineHook,
     s: &NotifySettings,
@@ -37,7 +39,12 @@ pub fn preview(
                 latest_pipeline: a.id,
                 latest_url: render::pipeline_url(hook),
             };
-            let messages = vec![render::root_message(&body, &status)];
+            let slack_user = match mention::who(hook, s) {
+                mention::Who::Mapped(id) => Some(id),
+                _ => None,
+            };
+            let mut messages = vec![render::root_message(&body, &status)];
+            messages.extend(mention::first_reply(hook, slack_user));
             (body, messages)
         }
         Outcome::Succeeded => {
