@@ -101,7 +101,7 @@ async fn a_mapped_user_is_mentioned_in_the_first_reply_only() {
         .as_str()
         .expect("section");
     assert!(
-        text.starts_with(":wave: <@U0ROOT> pipeline <https://gitlab.example.com/gitlab-org/gitlab-test/-/pipelines/100|#100> that you started broke branch `master`"),
+        text.starts_with(":wave: <@U0ROOT> your pipeline <https://gitlab.example.com/gitlab-org/gitlab-test/-/pipelines/100|#100> broke branch `master`. Could you have a look?"),
         "{text}"
     );
     // The mention is the first reply: before the "still failing" one.

@@ -98,7 +98,7 @@ fn thread_shows_the_mention_of_a_mapped_user() {
     assert!(
         messages[1]
             .to_string()
-            .contains(":wave: <@U0ROOT> pipeline")
+            .contains(":wave: <@U0ROOT> your pipeline")
     );
 }
 

@@ -60,19 +60,20 @@ pub fn first_reply(hook: &PipelineHook, slack_user: Option<&str>) -> Option<Mess
     let a = &hook.object_attributes;
     let kind = if a.tag { "tag" } else { "branch" };
     let pipeline = link(&pipeline_url(hook), &format!("#{}", a.id));
-    let started = if a.source.as_deref() == Some("schedule") {
-        "that your schedule started"
+    // The pipeline's user started it: pushed, clicked, called the API, or owns the schedule.
+    let yours = if a.source.as_deref() == Some("schedule") {
+        "your scheduled pipeline"
     } else {
-        "that you started"
+        "your pipeline"
     };
     Some(Message::new(
         format!(
-            "<@{id}> pipeline #{} {started} broke {kind} {}",
+            "<@{id}> {yours} #{} broke {kind} {}",
             a.id,
             name(&a.git_ref, MAX_REF)
         ),
         vec![section(&format!(
-            ":wave: <@{id}> pipeline {pipeline} {started} broke {kind} {}. Could you have a look?",
+            ":wave: <@{id}> {yours} {pipeline} broke {kind} {}. Could you have a look?",
             code(&truncate(&a.git_ref, MAX_REF))
         ))],
     ))
@@ -128,12 +129,16 @@ mod tests {
         let m = first_reply(&h, Some("U0JDOE")).expect("reply");
         let text = serde_json::to_string(&m).expect("json");
         assert!(
-            text.contains(":wave: <@U0JDOE> pipeline <https://gl.example/g/p/-/pipelines/31|#31> that you started broke branch `master`"),
+            text.contains(":wave: <@U0JDOE> your pipeline <https://gl.example/g/p/-/pipelines/31|#31> broke branch `master`. Could you have a look?"),
             "{text}"
         );
         assert!(!text.contains("here"), "{text}");
         assert!(m.problems().is_empty(), "{:?}", m.problems());
         assert!(first_reply(&h, None).is_none());
+        let mut scheduled = h.clone();
+        scheduled.object_attributes.source = Some("schedule".into());
+        let m = first_reply(&scheduled, Some("U0JDOE")).expect("reply");
+        assert!(m.text.starts_with("<@U0JDOE> your scheduled pipeline #31 broke branch master"));
         // An id that is not one is never written into a mention.
         assert!(first_reply(&h, Some("U1> <!channel")).is_none());
     }
