@@ -138,7 +138,10 @@ mod tests {
         let mut scheduled = h.clone();
         scheduled.object_attributes.source = Some("schedule".into());
         let m = first_reply(&scheduled, Some("U0JDOE")).expect("reply");
-        assert!(m.text.starts_with("<@U0JDOE> your scheduled pipeline #31 broke branch master"));
+        assert!(
+            m.text
+                .starts_with("<@U0JDOE> your scheduled pipeline #31 broke branch master")
+        );
         // An id that is not one is never written into a mention.
         assert!(first_reply(&h, Some("U1> <!channel")).is_none());
     }

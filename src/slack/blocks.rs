@@ -247,7 +247,7 @@ mod tests {
         );
         // Emoji count twice, as Slack counts them.
         let emoji = "😀".repeat(2000);
-        let f = fields(&[emoji.clone()]);
+        let f = fields(std::slice::from_ref(&emoji));
         assert_eq!(
             f["fields"][0]["text"].as_str().map(len),
             Some(MAX_FIELD_CHARS - 1)
