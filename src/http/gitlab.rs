@@ -108,22 +108,22 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
     };
     // Who broke it: only a failure that opens an incident says so, and only an unmapped user
     // with a public email needs Slack, asked for a bounded time (see `SlackUsers::find`).
-    let ask_slack = match (outcome, mention::who(&hook, notify)) {
-        (Outcome::Failed, Who::Mapped(id)) => Err(Some(id.to_string())),
+    let slack_user = match (outcome, mention::who(&hook, notify)) {
+        (Outcome::Failed, Who::Mapped(id)) => SlackUser::Known(Some(id.to_string())),
         (Outcome::Failed, Who::Email(email))
             if !app.broken_refs.known_broken(
                 hook.project.key().unwrap_or_default(),
                 &hook.object_attributes.git_ref,
             ) =>
         {
-            Ok(email.to_string())
+            SlackUser::AskByEmail(email.to_string())
         }
-        _ => Err(None),
+        _ => SlackUser::Known(None),
     };
     drop(guard);
-    let slack_user = match ask_slack {
-        Ok(email) => app.slack_users.find(&email).instrument(span.clone()).await,
-        Err(known) => known,
+    let slack_user = match slack_user {
+        SlackUser::AskByEmail(email) => app.slack_users.find(&email).instrument(span.clone()).await,
+        SlackUser::Known(id) => id,
     };
     let guard = span.enter();
     let idempotency_key = header(&headers, "idempotency-key")
@@ -169,6 +169,12 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             StatusCode::SERVICE_UNAVAILABLE
         }
     }
+}
+
+/// The pipeline user's Slack account, or the email to ask Slack about.
+enum SlackUser {
+    Known(Option<String>),
+    AskByEmail(String),
 }
 
 fn malformed(m: &Metrics, e: &serde_json::Error) -> StatusCode {
