@@ -123,6 +123,7 @@ fn notify_settings() -> NotifySettings {
             ref_pattern: Some(regex::Regex::new("-ee$").expect("a valid pattern")),
             channel: "C_EE".into(),
         }],
+        users: Default::default(),
     }
 }
 

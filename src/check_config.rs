@@ -114,6 +114,10 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
         ),
         ("notify routes".into(), s.notify.routes.len().to_string()),
         (
+            "notify users".into(),
+            format!("{} mapped", s.notify.users.len()),
+        ),
+        (
             "GITLAB_WEBHOOK_TOKEN".into(),
             format!("{} token(s)", s.gitlab.tokens.len()),
         ),

@@ -71,21 +71,15 @@ impl Settings {
     /// Reads settings through `env`; the file is named by `ARMBOT_CONFIG` or is
     /// `armbot.toml` in the working directory when that exists.
     pub fn load(env: EnvLookup<'_>) -> anyhow::Result<Self> {
-        let (file, config_path) = match env("ARMBOT_CONFIG") {
-            Some(path) => {
-                let path = PathBuf::from(path);
-                (read_file(&path)?, Some(path))
-            }
-            None => {
-                let path = PathBuf::from("armbot.toml");
-                if path.exists() {
-                    (read_file(&path)?, Some(path))
-                } else {
-                    (FileSettings::default(), None)
-                }
-            }
-        };
+        let (file, config_path) = settings_file(env)?;
         Self::from_parts(file, env, config_path)
+    }
+
+    /// What `armbot render` needs, which works offline: the `[notify]` settings, with no
+    /// secret required and the channel optional (as in console mode).
+    pub fn for_render(env: EnvLookup<'_>) -> anyhow::Result<NotifySettings> {
+        let (file, _) = settings_file(env)?;
+        NotifySettings::load(file.notify, env, true)
     }
 
     pub fn from_parts(
@@ -141,6 +135,24 @@ impl Settings {
     pub fn console_mode(&self) -> bool {
         self.slack.console_mode()
     }
+}
+
+/// The settings file named by `ARMBOT_CONFIG`, else `armbot.toml` when it exists, else none.
+fn settings_file(env: EnvLookup<'_>) -> anyhow::Result<(FileSettings, Option<PathBuf>)> {
+    Ok(match env("ARMBOT_CONFIG") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            (read_file(&path)?, Some(path))
+        }
+        None => {
+            let path = PathBuf::from("armbot.toml");
+            if path.exists() {
+                (read_file(&path)?, Some(path))
+            } else {
+                (FileSettings::default(), None)
+            }
+        }
+    })
 }
 
 fn read_file(path: &std::path::Path) -> anyhow::Result<FileSettings> {

@@ -1,6 +1,6 @@
 //! The `armbot` command: serve | check-config | render.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -8,11 +8,9 @@ use clap::{Parser, Subcommand};
 use armbot::{
     check_config,
     config::Settings,
+    gitlab::payload,
     metrics::Metrics,
-    notify::{
-        policy::{Decision, Outcome},
-        render,
-    },
+    notify::preview,
     server,
     state::{AppState, system_clock},
     store::{DatabaseUrl, Store},
@@ -35,6 +33,10 @@ enum Command {
     Render {
         /// A Pipeline Hook JSON file.
         payload: PathBuf,
+        /// Print every message as posted (the root with its status line, then its first
+        /// reply), as one JSON list.
+        #[arg(long)]
+        thread: bool,
     },
     /// Copy every table of one store into another, empty one (e.g. SQLite to PostgreSQL when
     /// moving to replicas). Stop the bot first.
@@ -54,7 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(),
         Command::CheckConfig => check_settings(),
-        Command::Render { payload } => render_payload(&payload),
+        Command::Render { payload, thread } => render_payload(&payload, thread),
         Command::MigrateStore { from, to } => migrate_store(&from, &to),
     };
     match result {
@@ -128,7 +130,7 @@ fn check_settings() -> anyhow::Result<ExitCode> {
         }
     };
     let (report, ok) = check_config::report(&settings);
-    print!("{report}");
+    print_quietly(&report)?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -136,30 +138,33 @@ fn check_settings() -> anyhow::Result<ExitCode> {
     })
 }
 
-fn render_payload(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let settings = Settings::from_env()?;
+fn render_payload(path: &std::path::Path, thread: bool) -> anyhow::Result<ExitCode> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let notify = Settings::for_render(&env)?;
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let hook: armbot::gitlab::PipelineHook = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a pipeline payload", path.display()))?;
-    match armbot::notify::policy::classify(&hook.head(), &settings.notify) {
-        Decision::Ignore(reason) => {
-            println!("no message: {reason}");
-        }
-        Decision::Track { outcome, channel } => {
-            let message = match outcome {
-                Outcome::Failed => render::failure_message(&hook, &settings.notify),
-                Outcome::Succeeded => {
-                    println!(
-                        "no message unless {channel} has an open incident for this ref; then:"
-                    );
-                    render::fixed(&hook, 0)
-                }
-            };
-            println!("channel: {channel}");
-            println!("{}", serde_json::to_string_pretty(&message)?);
-        }
+    let hook = payload::parse_pipeline(&text, |_| true)
+        .with_context(|| format!("{} is not a pipeline payload", path.display()))?
+        .hook;
+    let (out, problems) = preview::preview(&hook, &notify, thread)?;
+    for p in &problems {
+        eprintln!("armbot: {p}");
     }
+    print_quietly(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints to stdout; a reader that stops early (`armbot render … | head`) is not an error.
+fn print_quietly(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn migrate_store(from: &str, to: &str) -> anyhow::Result<ExitCode> {

@@ -10,11 +10,13 @@ use crate::{
     faq::KnowledgeBase,
     fleet::{FleetContext, NotConfigured},
     metrics::Metrics,
+    notify::incident::BrokenRefs,
     reap::SlotReleaser,
     slack::{
         api::{Identity, SlackClient},
         transport::{Console, Transport},
         usergroups::{MEMBERS_TTL, Usergroups},
+        users::SlackUsers,
     },
     store::Store,
 };
@@ -64,6 +66,10 @@ pub struct Shared {
     pub identity: OnceLock<Identity>,
     /// Members of `[reap] allowed_usergroup`, asked of Slack.
     pub usergroups: Usergroups,
+    /// Pipeline users' Slack accounts found by email, for "who broke it".
+    pub slack_users: Arc<SlackUsers>,
+    /// Which refs this process last saw broken (only an opening failure asks for the user).
+    pub broken_refs: BrokenRefs,
 }
 
 impl AppState {
@@ -99,6 +105,7 @@ impl AppState {
         )
         .map(|ctx| ctx.with_metrics(metrics.clone()));
         let usergroups = Usergroups::new(slack.clone(), metrics.clone(), MEMBERS_TTL);
+        let slack_users = Arc::new(SlackUsers::new(slack.clone(), metrics.clone()));
         let outbox = Outbox::new(store.clone());
         let ingest = Ingestor::spawn(store.clone(), outbox.clone());
         Ok(Self(Arc::new(Shared {
@@ -115,6 +122,8 @@ impl AppState {
             fleet,
             identity: OnceLock::new(),
             usergroups,
+            slack_users,
+            broken_refs: BrokenRefs::default(),
         })))
     }
 

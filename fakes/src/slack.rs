@@ -120,9 +120,13 @@ struct Scripted {
 struct State {
     token: Option<String>,
     latency: Duration,
+    /// Latency of one method, over `latency`.
+    method_latency: BTreeMap<String, Duration>,
     calls: Vec<SlackCall>,
     messages: Vec<Stored>,
     usergroups: BTreeMap<String, Vec<String>>,
+    /// Email → user id, for `users.lookupByEmail`.
+    users: BTreeMap<String, String>,
     script: Vec<Scripted>,
     /// The last `ts` given, in microseconds.
     last_ts: u128,
@@ -193,9 +197,11 @@ impl FakeSlack {
         let state = Arc::new(Mutex::new(State {
             token: Some(DEFAULT_TOKEN.to_owned()),
             latency: Duration::ZERO,
+            method_latency: BTreeMap::new(),
             calls: Vec::new(),
             messages: Vec::new(),
             usergroups: BTreeMap::new(),
+            users: BTreeMap::new(),
             script: Vec::new(),
             last_ts: 0,
         }));
@@ -247,12 +253,26 @@ impl FakeSlack {
         lock(&self.state).latency = latency;
     }
 
+    /// Every later answer to `method` waits this long (a slow Slack for one call).
+    pub fn set_method_latency(&self, method: &str, latency: Duration) {
+        lock(&self.state)
+            .method_latency
+            .insert(method.to_owned(), latency);
+    }
+
     /// A user group `usergroups.users.list` knows, with its members.
     pub fn set_usergroup(&self, id: &str, users: &[&str]) {
         lock(&self.state).usergroups.insert(
             id.to_owned(),
             users.iter().map(|u| (*u).to_owned()).collect(),
         );
+    }
+
+    /// A workspace member `users.lookupByEmail` finds by `email`.
+    pub fn set_user(&self, email: &str, user_id: &str) {
+        lock(&self.state)
+            .users
+            .insert(email.to_lowercase(), user_id.to_owned());
     }
 
     /// The next `times` calls of `method` ([`RESPONSE_URL`] for `response_url` posts) fail.
@@ -344,8 +364,13 @@ impl Respond for Responder {
             let answer = state.answer(&mut call, request);
             call.status = answer.status;
             call.ok = answer.ok;
+            let delay = state
+                .method_latency
+                .get(&call.method)
+                .copied()
+                .unwrap_or(state.latency);
             state.calls.push(call);
-            answer.template.set_delay(state.latency)
+            answer.template.set_delay(delay)
         };
         self.notify.notify_waiters();
         template
@@ -475,6 +500,13 @@ impl State {
                 Some(group) => match self.usergroups.get(&group) {
                     Some(users) => Answer::ok(json!({"ok": true, "users": users})),
                     None => Answer::error("no_such_subteam"),
+                },
+            },
+            "users.lookupByEmail" => match arg(call, "email") {
+                None => Answer::error("invalid_arguments"),
+                Some(email) => match self.users.get(&email.to_lowercase()) {
+                    Some(id) => Answer::ok(json!({"ok": true, "user": {"id": id, "name": "user"}})),
+                    None => Answer::error("users_not_found"),
                 },
             },
             _ => Answer::error("unknown_method"),

@@ -294,7 +294,10 @@ fn decide<'e>(
         (
             Step::Open,
             Notice::Failed {
-                body, body_json, ..
+                body,
+                body_json,
+                first_reply_json,
+                ..
             },
         ) => {
             let id = IncidentId::New(writes.new_incidents.len());
@@ -331,6 +334,18 @@ fn decide<'e>(
                 failures: 1,
                 root_body: body.clone(),
             });
+            if let Some(reply) = first_reply_json {
+                writes.rows.push((
+                    Some(id),
+                    QueuedRow {
+                        channel: ev.channel.clone(),
+                        kind: OutboxKind::Reply,
+                        incident_id: None,
+                        target_ts: None,
+                        payload: reply.clone(),
+                    },
+                ));
+            }
             Outcome::Opened(id)
         }
         (Step::StillFailing, Notice::Failed { reply_json, .. }) => {

@@ -12,7 +12,11 @@ use tokio::sync::{Notify, watch};
 
 use crate::{
     metrics::Metrics,
-    slack::{api::SlackError, transport::Transport},
+    slack::{
+        Message,
+        api::{Posted, SlackError},
+        transport::Transport,
+    },
     store::{OutboxKind, OutboxRow, Store, now_ms, outbox::RootRef},
 };
 
@@ -159,33 +163,20 @@ impl Worker {
         };
         self.store.outbox_attempting(row.id, now_ms()).await?;
         self.last_call.insert(row.channel.clone(), Instant::now());
-        let (method, result) = match row.kind {
-            OutboxKind::Post | OutboxKind::Reply => (
-                "chat.postMessage",
-                self.transport
-                    .post(
-                        &target.channel,
-                        target.ts.as_deref(),
-                        &row.message,
-                        Some(row.id),
-                    )
-                    .await,
-            ),
-            OutboxKind::Update => {
-                let ts = target.ts.clone().unwrap_or_default();
-                let r = self
-                    .transport
-                    .update(&target.channel, &ts, &row.message)
-                    .await;
-                (
-                    "chat.update",
-                    r.map(|()| crate::slack::api::Posted {
-                        channel: target.channel.clone(),
-                        ts,
-                    }),
-                )
+        let (method, mut result) = self.send(&row, &target, &row.message).await;
+        // Slack refuses the whole message for one bad block: say it in plain text instead.
+        if let Err(SlackError::Permanent(msg)) = &result {
+            if refused_blocks(msg) && !row.message.blocks.is_empty() {
+                self.metrics.slack_call(method, "invalid_blocks");
+                tracing::warn!(
+                    outbox_id = row.id,
+                    channel = %row.channel,
+                    error = %msg,
+                    "Slack refused the message's blocks; sending it as plain text"
+                );
+                result = self.send(&row, &target, &row.message.text_only()).await.1;
             }
-        };
+        }
         match result {
             Ok(posted) => {
                 self.metrics.slack_call(method, "ok");
@@ -194,6 +185,34 @@ impl Worker {
                     .await
             }
             Err(e) => self.failed_call(&row, method, e).await,
+        }
+    }
+
+    /// One Slack call for the row: a post (or thread reply), or an update of its target.
+    async fn send(
+        &self,
+        row: &OutboxRow,
+        target: &Dest,
+        message: &Message,
+    ) -> (&'static str, Result<Posted, SlackError>) {
+        match row.kind {
+            OutboxKind::Post | OutboxKind::Reply => (
+                "chat.postMessage",
+                self.transport
+                    .post(&target.channel, target.ts.as_deref(), message, Some(row.id))
+                    .await,
+            ),
+            OutboxKind::Update => {
+                let ts = target.ts.clone().unwrap_or_default();
+                let r = self.transport.update(&target.channel, &ts, message).await;
+                (
+                    "chat.update",
+                    r.map(|()| Posted {
+                        channel: target.channel.clone(),
+                        ts,
+                    }),
+                )
+            }
         }
     }
 
@@ -336,6 +355,15 @@ impl Worker {
             None => Target::Never("a reply or update without a target message"),
         })
     }
+}
+
+/// Slack's answers for a message whose blocks it will not take, whatever the retry.
+fn refused_blocks(error: &str) -> bool {
+    let code = error.rsplit(": ").next().unwrap_or_default();
+    matches!(
+        code,
+        "invalid_blocks" | "invalid_blocks_format" | "msg_blocks_too_long"
+    )
 }
 
 struct Dest {

@@ -5,6 +5,12 @@
 //! fields borrow from the body: a payload can list thousands of jobs.
 //! [`parse_pipeline`] reads a payload in one pass and skips the job list of
 //! events the policy ignores (most of them).
+//!
+//! Real payloads differ by GitLab version and by the tools that relay them: before 2017
+//! `project.id` was not sent, relays trim fields, hand-written ones leave out `object_kind`.
+//! So only what identifies a pipeline event is required (`object_attributes` with `id`, `ref`
+//! and `status`); every other field reads as absent when it is missing, null or of another
+//! type, and the policy decides whether an event can do without it.
 
 use std::{borrow::Cow, fmt};
 
@@ -16,84 +22,153 @@ use serde::{
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PipelineHook<'a> {
+    /// Hand-written and relayed payloads may leave it out: the request said it is a pipeline.
+    #[serde(default = "pipeline_kind")]
     pub object_kind: String,
     pub object_attributes: PipelineAttributes,
     /// Only whether it is there matters.
     #[serde(default)]
     pub merge_request: Option<IgnoredAny>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub user: Option<User>,
+    #[serde(default, deserialize_with = "lenient_or_default")]
     pub project: Project,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub commit: Option<Commit>,
     #[serde(default, borrow, deserialize_with = "null_as_default")]
     pub builds: Vec<Build<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub source_pipeline: Option<SourcePipeline>,
+}
+
+fn pipeline_kind() -> String {
+    "pipeline".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PipelineAttributes {
     pub id: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub name: Option<String>,
     #[serde(rename = "ref")]
     pub git_ref: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_or_default")]
     pub tag: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub source: Option<String>,
     pub status: String,
+    /// GitLab's label for the status (`canceled` while a `failed` pipeline is being canceled).
+    #[serde(default, deserialize_with = "lenient")]
+    pub detailed_status: Option<String>,
     #[serde(default, deserialize_with = "lenient_time")]
     pub finished_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub duration: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct User {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_or_default")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_or_default")]
     pub username: String,
+    /// The user's public email, `[REDACTED]` or empty when they have none.
+    #[serde(default, deserialize_with = "lenient")]
+    pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Project {
-    pub id: u64,
-    #[serde(default)]
+    /// Not sent by GitLab before 2017.
+    #[serde(default, deserialize_with = "lenient")]
+    pub id: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_or_default")]
     pub web_url: String,
-    pub path_with_namespace: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    pub path_with_namespace: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     pub default_branch: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl Project {
+    /// `path_with_namespace`, else the path of `web_url`, else empty.
+    pub fn path(&self) -> &str {
+        match self.path_with_namespace.as_deref() {
+            Some(p) if !p.is_empty() => p,
+            _ => path_of_url(&self.web_url),
+        }
+    }
+
+    /// What identifies the project in the store: its `id`, else a number derived from its
+    /// path (see [`Project::path`]); `None` when the payload names the project in no way.
+    pub fn key(&self) -> Option<u64> {
+        if let Some(id) = self.id {
+            return Some(id);
+        }
+        let path = self.path();
+        (!path.is_empty()).then(|| derived_key(path))
+    }
+}
+
+/// `group/project` from `https://host/group/project`.
+fn path_of_url(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split_once('/')
+        .map_or("", |(_, path)| path.trim_matches('/'))
+}
+
+/// A stable number for a project known only by its path: FNV-1a, with bit 62 set so it never
+/// meets a real project id, and bit 63 clear so the store's signed integers hold it.
+pub fn derived_key(path: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h | 1 << 62) & !(1 << 63)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Commit {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_or_default")]
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub url: Option<String>,
+}
+
+impl Commit {
+    /// The commit's title: `title`, else the first line of `message` (older GitLab sends no
+    /// `title`).
+    pub fn title(&self) -> &str {
+        match self.title.as_deref() {
+            Some(t) if !t.trim().is_empty() => t,
+            _ => self
+                .message
+                .as_deref()
+                .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Build<'a> {
     pub id: u64,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_or_empty")]
     pub stage: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_or_empty")]
     pub name: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_or_empty")]
     pub status: Cow<'a, str>,
     #[serde(default, borrow, deserialize_with = "borrowed_option")]
     pub failure_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub allow_failure: bool,
     #[serde(default, borrow)]
     pub runner: Option<Runner<'a>>,
@@ -111,7 +186,7 @@ pub struct Runner<'a> {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SourcePipeline {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub pipeline_id: Option<u64>,
 }
 
@@ -119,7 +194,9 @@ pub struct SourcePipeline {
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineHead<'a> {
     pub object_kind: &'a str,
-    pub project_id: u64,
+    /// See [`Project::key`].
+    pub project_key: Option<u64>,
+    /// See [`Project::path`].
     pub project_path: &'a str,
     pub default_branch: Option<&'a str>,
     pub pipeline_id: u64,
@@ -127,6 +204,7 @@ pub struct PipelineHead<'a> {
     pub tag: bool,
     pub source: Option<&'a str>,
     pub status: &'a str,
+    pub detailed_status: Option<&'a str>,
     pub merge_request: bool,
     source_pipeline_id: Option<u64>,
 }
@@ -141,14 +219,15 @@ impl<'a> PipelineHead<'a> {
     ) -> Self {
         Self {
             object_kind,
-            project_id: project.id,
-            project_path: &project.path_with_namespace,
+            project_key: project.key(),
+            project_path: project.path(),
             default_branch: project.default_branch.as_deref(),
             pipeline_id: a.id,
             git_ref: &a.git_ref,
             tag: a.tag,
             source: a.source.as_deref(),
             status: &a.status,
+            detailed_status: a.detailed_status.as_deref(),
             merge_request,
             source_pipeline_id: source_pipeline.and_then(|s| s.pipeline_id),
         }
@@ -253,7 +332,7 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
         let mut attributes: Option<PipelineAttributes> = None;
         let mut merge_request: Option<Option<IgnoredAny>> = None;
         let mut user: Option<Option<User>> = None;
-        let mut project: Option<Project> = None;
+        let mut project: Option<Option<Project>> = None;
         let mut commit: Option<Option<Commit>> = None;
         let mut builds: Option<Option<Vec<Build<'de>>>> = None;
         let mut source_pipeline: Option<Option<SourcePipeline>> = None;
@@ -263,22 +342,27 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
                 Field::ObjectKind => once(&mut map, &mut object_kind, "object_kind")?,
                 Field::ObjectAttributes => once(&mut map, &mut attributes, "object_attributes")?,
                 Field::MergeRequest => once(&mut map, &mut merge_request, "merge_request")?,
-                Field::User => once(&mut map, &mut user, "user")?,
-                Field::Project => once(&mut map, &mut project, "project")?,
-                Field::Commit => once(&mut map, &mut commit, "commit")?,
-                Field::SourcePipeline => once(&mut map, &mut source_pipeline, "source_pipeline")?,
+                Field::User => once_lenient(&mut map, &mut user, "user")?,
+                Field::Project => once_lenient(&mut map, &mut project, "project")?,
+                Field::Commit => once_lenient(&mut map, &mut commit, "commit")?,
+                Field::SourcePipeline => {
+                    once_lenient(&mut map, &mut source_pipeline, "source_pipeline")?
+                }
                 Field::Builds => {
                     if builds.is_some() || !jobs_read {
                         return Err(de::Error::duplicate_field("builds"));
                     }
                     jobs_read = match (&object_kind, &attributes, &project) {
-                        (Some(kind), Some(a), Some(p)) => (self.0)(&PipelineHead::new(
-                            kind,
-                            a,
-                            merge_request.flatten().is_some(),
-                            p,
-                            source_pipeline.as_ref().and_then(Option::as_ref),
-                        )),
+                        (Some(kind), Some(a), Some(p)) => {
+                            let unnamed = Project::default();
+                            (self.0)(&PipelineHead::new(
+                                kind,
+                                a,
+                                merge_request.flatten().is_some(),
+                                p.as_ref().unwrap_or(&unnamed),
+                                source_pipeline.as_ref().and_then(Option::as_ref),
+                            ))
+                        }
                         _ => true,
                     };
                     if jobs_read {
@@ -294,12 +378,12 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
         }
         Ok(Parsed {
             hook: PipelineHook {
-                object_kind: object_kind.ok_or_else(|| de::Error::missing_field("object_kind"))?,
+                object_kind: object_kind.unwrap_or_else(pipeline_kind),
                 object_attributes: attributes
                     .ok_or_else(|| de::Error::missing_field("object_attributes"))?,
                 merge_request: merge_request.flatten(),
                 user: user.flatten(),
-                project: project.ok_or_else(|| de::Error::missing_field("project"))?,
+                project: project.flatten().unwrap_or_default(),
                 commit: commit.flatten(),
                 builds: builds.flatten().unwrap_or_default(),
                 source_pipeline: source_pipeline.flatten(),
@@ -307,6 +391,63 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
             jobs_read,
         })
     }
+}
+
+/// [`once`] for a field read leniently (see [`lenient`]).
+fn once_lenient<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    slot: &mut Option<Option<T>>,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value_seed(Lenient(std::marker::PhantomData))?);
+    Ok(())
+}
+
+struct Lenient<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Lenient<T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        lenient(d)
+    }
+}
+
+/// A field the bot can do without: null, or a value of another shape, reads as absent instead
+/// of failing the whole payload (malformed JSON still fails).
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OrAny<T> {
+        Value(T),
+        Other(IgnoredAny),
+    }
+    Ok(match Option::<OrAny<T>>::deserialize(d)? {
+        Some(OrAny::Value(v)) => Some(v),
+        Some(OrAny::Other(_)) | None => None,
+    })
+}
+
+fn lenient_or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(lenient(d)?.unwrap_or_default())
+}
+
+fn borrowed_or_empty<'de: 'a, 'a, D>(d: D) -> Result<Cow<'a, str>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(borrowed_option(d)?.unwrap_or_default())
 }
 
 /// Serde borrows a `Cow<str>` field only when it is the field's whole type;
@@ -442,8 +583,10 @@ mod tests {
     fn strict_like_the_derived_parser() {
         let cases = [
             r#"{"object_kind":"pipeline","object_kind":"pipeline"}"#,
-            r#"{"object_kind":"pipeline","object_attributes":{"id":1,"ref":"m","status":"failed"}}"#,
             r#"{"object_kind":"pipeline","project":{"id":1,"path_with_namespace":"g/p"}}"#,
+            r#"{"object_attributes":{"id":1,"ref":"m","status":"failed"},"user":{},"user":{}}"#,
+            r#"{"object_attributes":{"id":"1","ref":"m","status":"failed"}}"#,
+            r#"{"object_attributes":{"id":1,"ref":"m"}}"#,
             r#"[]"#,
         ];
         for body in cases {
@@ -457,6 +600,55 @@ mod tests {
             "object_attributes":{"id":1,"ref":"m","status":"failed"},"project":{"id":1,"path_with_namespace":"g/p"}}"#;
         let p = parse_pipeline(null_jobs.as_bytes(), |h| !h.merge_request).expect("null jobs");
         assert!(p.jobs_read && p.hook.builds.is_empty());
+    }
+
+    #[test]
+    fn fields_the_bot_can_do_without_never_fail_a_payload() {
+        // GitLab before 2017: no project id; relays: no object_kind, odd types, nulls.
+        let bodies = [
+            r#"{"object_kind":"pipeline","object_attributes":{"id":1,"ref":"m","status":"failed"},
+                "project":{"path_with_namespace":"g/p","web_url":"https://gl/g/p"}}"#,
+            r#"{"object_attributes":{"id":1,"ref":"m","status":"failed","tag":null,"name":5,
+                "duration":"long","url":null,"detailed_status":{"x":1},"source":[]},
+                "project":{"id":"7","web_url":null,"path_with_namespace":3,"default_branch":false},
+                "user":{"name":null,"username":7,"email":{}},
+                "commit":{"id":null,"title":null,"message":1},
+                "source_pipeline":"x","merge_request":null,"builds":[{"id":1,"name":null,"stage":null,
+                "status":null,"allow_failure":null,"failure_reason":null,"runner":null}]}"#,
+            r#"{"object_kind":"pipeline","object_attributes":{"id":1,"ref":"m","status":"running"},
+                "project":"gone","user":"someone","commit":[1]}"#,
+        ];
+        for body in bodies {
+            let one = parse_pipeline(body.as_bytes(), |_| true).expect(body);
+            let derived: PipelineHook = serde_json::from_str(body).expect(body);
+            assert_eq!(format!("{:?}", one.hook), format!("{derived:?}"));
+        }
+        let p = parse_pipeline(bodies[1].as_bytes(), |_| true)
+            .expect("odd")
+            .hook;
+        assert_eq!(p.object_kind, "pipeline");
+        assert!(!p.object_attributes.tag && p.object_attributes.name.is_none());
+        assert_eq!(p.project.key(), None);
+        assert_eq!(p.builds[0].name, "");
+        let p = parse_pipeline(bodies[0].as_bytes(), |_| true)
+            .expect("old")
+            .hook;
+        assert_eq!(p.project.key(), Some(derived_key("g/p")));
+        assert_eq!(p.head().project_path, "g/p");
+    }
+
+    #[test]
+    fn commit_titles_fall_back_to_the_message() {
+        let c = |title: Option<&str>, message: Option<&str>| Commit {
+            id: "abc".into(),
+            title: title.map(str::to_string),
+            message: message.map(str::to_string),
+            url: None,
+        };
+        assert_eq!(c(Some("T"), Some("M")).title(), "T");
+        assert_eq!(c(None, Some("\nfirst line\nsecond")).title(), "first line");
+        assert_eq!(c(Some(" "), Some("m")).title(), "m");
+        assert_eq!(c(None, None).title(), "");
     }
 
     #[test]

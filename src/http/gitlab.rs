@@ -6,6 +6,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use serde::de::IgnoredAny;
+use tracing::Instrument;
 
 use crate::{
     gitlab::{
@@ -14,8 +15,11 @@ use crate::{
         payload::{self, PipelineHead},
     },
     metrics::Metrics,
-    notify::event::PipelineEvent,
-    notify::policy::{Decision, classify},
+    notify::{
+        event::PipelineEvent,
+        mention::{self, Who},
+        policy::{Decision, Outcome, classify, decide},
+    },
     state::AppState,
 };
 
@@ -76,16 +80,13 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         }
     };
     let head = parsed.hook.head();
-    let span = tracing::info_span!("pipeline", project = head.project_id, pipeline = head.pipeline_id, status = %head.status);
-    let _guard = span.enter();
-    let (outcome, channel) = match classify(&head, notify) {
-        Decision::Ignore(reason) => {
-            tracing::debug!(reason, "pipeline ignored");
-            Metrics::reason(&m.webhooks_ignored, reason);
-            return StatusCode::OK;
-        }
-        Decision::Track { outcome, channel } => (outcome, channel),
-    };
+    let span = tracing::info_span!("pipeline", project = head.project_key, pipeline = head.pipeline_id, status = %head.status);
+    let guard = span.enter();
+    if let Decision::Ignore(reason) = classify(&head, notify) {
+        tracing::debug!(reason, "pipeline ignored");
+        Metrics::reason(&m.webhooks_ignored, reason);
+        return StatusCode::OK;
+    }
     let hook = if parsed.jobs_read {
         parsed.hook
     } else {
@@ -96,10 +97,46 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             Err(e) => return malformed(m, &e),
         }
     };
+    // With the jobs read: a failure none of whose jobs failed may be a cancellation.
+    let (outcome, channel) = match decide(&hook, notify) {
+        Decision::Ignore(reason) => {
+            tracing::info!(reason, "pipeline ignored");
+            Metrics::reason(&m.webhooks_ignored, reason);
+            return StatusCode::OK;
+        }
+        Decision::Track { outcome, channel } => (outcome, channel),
+    };
+    // Who broke it: only a failure that opens an incident says so, and only an unmapped user
+    // with a public email needs Slack, asked for a bounded time (see `SlackUsers::find`).
+    let slack_user = match (outcome, mention::who(&hook, notify)) {
+        (Outcome::Failed, Who::Mapped(id)) => SlackUser::Known(Some(id.to_string())),
+        (Outcome::Failed, Who::Email(email))
+            if !app.broken_refs.known_broken(
+                hook.project.key().unwrap_or_default(),
+                &hook.object_attributes.git_ref,
+            ) =>
+        {
+            SlackUser::AskByEmail(email.to_string())
+        }
+        _ => SlackUser::Known(None),
+    };
+    drop(guard);
+    let slack_user = match slack_user {
+        SlackUser::AskByEmail(email) => app.slack_users.find(&email).instrument(span.clone()).await,
+        SlackUser::Known(id) => id,
+    };
+    let guard = span.enter();
     let idempotency_key = header(&headers, "idempotency-key")
         .or(auth_headers.webhook_id)
         .map(str::to_string);
-    let event = match PipelineEvent::new(&hook, outcome, channel, idempotency_key, notify) {
+    let event = match PipelineEvent::new(
+        &hook,
+        outcome,
+        channel,
+        idempotency_key,
+        notify,
+        slack_user.as_deref(),
+    ) {
         Ok(ev) => ev,
         Err(e) => {
             tracing::error!(
@@ -109,12 +146,14 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             return StatusCode::INTERNAL_SERVER_ERROR;
         }
     };
+    let (project, git_ref) = (event.project_id, event.git_ref.clone());
     // Neither the payload nor the request's span is needed while waiting for the commit.
     drop(hook);
     drop(body);
-    drop(_guard);
+    drop(guard);
     match app.ingest.submit(event).await {
         Ok(applied) => {
+            app.broken_refs.record(project, &git_ref, applied);
             tracing::info!(result = applied.label(), "pipeline event applied");
             match applied.label() {
                 l @ ("opened" | "still_failing" | "fixed") => {
@@ -130,6 +169,12 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             StatusCode::SERVICE_UNAVAILABLE
         }
     }
+}
+
+/// The pipeline user's Slack account, or the email to ask Slack about.
+enum SlackUser {
+    Known(Option<String>),
+    AskByEmail(String),
 }
 
 fn malformed(m: &Metrics, e: &serde_json::Error) -> StatusCode {

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{
+    mention,
     policy::Outcome,
     render::{self, FixedNotice},
     settings::NotifySettings,
@@ -41,18 +42,23 @@ pub enum Notice {
         body_json: String,
         /// The thread reply, should the ref already be broken.
         reply_json: String,
+        /// The first reply in the thread, should this failure open an incident: who started
+        /// the pipeline, mentioned when their Slack account is known (see [`mention`]).
+        first_reply_json: Option<String>,
     },
     Succeeded(FixedNotice),
 }
 
 impl PipelineEvent {
-    /// Renders what the event may say; runs in the request, off the writer.
+    /// Renders what the event may say; runs in the request, off the writer. `slack_user` is
+    /// the pipeline user's Slack id, when it is known, for the first reply of a new incident.
     pub fn new(
         hook: &PipelineHook,
         outcome: Outcome,
         channel: String,
         idempotency_key: Option<String>,
         settings: &NotifySettings,
+        slack_user: Option<&str>,
     ) -> anyhow::Result<Self> {
         let a = &hook.object_attributes;
         let notice = match outcome {
@@ -61,23 +67,27 @@ impl PipelineEvent {
                 Notice::Failed {
                     body_json: serde_json::to_string(&body)?,
                     reply_json: serde_json::to_string(&render::still_failing(&body))?,
+                    first_reply_json: mention::first_reply(hook, slack_user)
+                        .map(|m| serde_json::to_string(&m))
+                        .transpose()?,
                     body,
                 }
             }
             Outcome::Succeeded => Notice::Succeeded(FixedNotice::new(hook)),
         };
+        let project_id = hook
+            .project
+            .key()
+            .ok_or_else(|| anyhow::anyhow!("the payload names no project"))?;
         Ok(Self {
-            project_id: hook.project.id,
-            project_path: hook.project.path_with_namespace.clone(),
+            project_id,
+            project_path: hook.project.path().to_string(),
             git_ref: a.git_ref.clone(),
             pipeline_id: a.id,
             group_pipeline: hook.parent_pipeline_id().unwrap_or(a.id),
             status: a.status.clone(),
             finished_at: a.finished_at,
-            pipeline_url: a
-                .url
-                .clone()
-                .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id)),
+            pipeline_url: render::pipeline_url(hook),
             channel,
             idempotency_key,
             notice,

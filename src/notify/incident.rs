@@ -1,6 +1,8 @@
 //! One incident per (project, ref): pure transitions, no I/O.
 
-use super::policy::Outcome;
+use std::{collections::HashMap, sync::Mutex};
+
+use super::{event::Applied, policy::Outcome};
 
 /// What the store knows about a ref before an event is applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +55,37 @@ pub fn advance(head: &RefHead, pipeline: u64, s: Step) -> RefHead {
     }
 }
 
+/// Which refs this process last saw broken, from what applying events did: a hint for work
+/// only a failure that opens an incident needs (asking Slack who the pipeline's user is). The
+/// store decides; the hint can only be missing (after a restart, or when another replica
+/// applied the events), and then the work is done for nothing, never left undone.
+#[derive(Debug, Default)]
+pub struct BrokenRefs(Mutex<HashMap<(u64, String), bool>>);
+
+/// Refs remembered at most; the hint starts over beyond it.
+const MAX_REFS: usize = 10_000;
+
+impl BrokenRefs {
+    /// True when the last event applied here left the ref broken.
+    pub fn known_broken(&self, project: u64, git_ref: &str) -> bool {
+        let refs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        refs.get(&(project, git_ref.to_string())) == Some(&true)
+    }
+
+    pub fn record(&self, project: u64, git_ref: &str, applied: Applied) {
+        let broken = match applied {
+            Applied::Opened { .. } | Applied::StillFailing { .. } => true,
+            Applied::Fixed { .. } | Applied::StillHealthy => false,
+            Applied::Duplicate | Applied::Stale { .. } => return,
+        };
+        let mut refs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if refs.len() >= MAX_REFS {
+            refs.clear();
+        }
+        refs.insert((project, git_ref.to_string()), broken);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +116,19 @@ mod tests {
                 broken: false
             }
         );
+    }
+
+    #[test]
+    fn broken_refs_follow_what_was_applied() {
+        let refs = BrokenRefs::default();
+        assert!(!refs.known_broken(1, "master"));
+        refs.record(1, "master", Applied::Opened { incident: 7 });
+        assert!(refs.known_broken(1, "master"));
+        assert!(!refs.known_broken(2, "master"));
+        refs.record(1, "master", Applied::Duplicate);
+        refs.record(1, "master", Applied::Stale { newest: 9 });
+        assert!(refs.known_broken(1, "master"));
+        refs.record(1, "master", Applied::Fixed { incident: 7 });
+        assert!(!refs.known_broken(1, "master"));
     }
 }

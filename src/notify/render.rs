@@ -10,13 +10,25 @@ use super::settings::NotifySettings;
 use crate::{
     gitlab::{PipelineHook, payload::Build},
     slack::{
-        blocks::{Message, context, duration, fields as field_section, section},
-        mrkdwn::{escape, link, truncate},
+        blocks::{
+            MAX_TEXT_CHARS, Message, context, duration, fields as field_section, fit_lines, section,
+        },
+        mrkdwn::{code, code_link, link, name, one_line, truncate},
     },
 };
 
 const MAX_JOBS: usize = 10;
-const SECTION_LIMIT: usize = 2900;
+
+/// How much of each name from a payload a notice shows (UTF-16 units, before escaping), so
+/// that one long name cannot crowd out the rest or push a block past Slack's limits.
+pub const MAX_JOB_NAME: usize = 80;
+pub const MAX_STAGE: usize = 40;
+pub const MAX_RUNNER: usize = 60;
+pub const MAX_REASON: usize = 100;
+pub const MAX_REF: usize = 100;
+pub const MAX_PROJECT: usize = 120;
+pub const MAX_USER: usize = 80;
+pub const MAX_TITLE: usize = 150;
 
 /// Failure reasons that point at the runner or the machine, not the code.
 const INFRA_REASONS: &[&str] = &[
@@ -78,30 +90,112 @@ pub fn culprits<'b, 'a>(builds: &'b [Build<'a>]) -> Vec<&'b Build<'a>> {
     failed
 }
 
+/// A ref as URL path segments: each one percent-encoded, the slashes between them kept, as
+/// GitLab's own `/-/tree/feature/x` links are (`#`, `?`, `%` and spaces would break the link).
+pub fn ref_path(git_ref: &str) -> String {
+    git_ref
+        .split('/')
+        .map(|segment| {
+            // `.` and `..` alone would be resolved away by the browser.
+            let dots = !segment.is_empty() && segment.bytes().all(|b| b == b'.');
+            let mut out = String::with_capacity(segment.len());
+            for b in segment.bytes() {
+                if (b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && !dots {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn kind_of(hook: &PipelineHook) -> &'static str {
+    if hook.object_attributes.tag {
+        "tag"
+    } else {
+        "branch"
+    }
+}
+
+/// `branch `master`` linked to the branch (or tag) in GitLab.
 fn ref_link(hook: &PipelineHook) -> String {
     let a = &hook.object_attributes;
-    let web = &hook.project.web_url;
-    let (kind, path) = if a.tag {
-        ("tag", "tags")
-    } else {
-        ("branch", "tree")
-    };
+    let path = if a.tag { "tags" } else { "tree" };
+    let url = format!("{}/-/{path}/{}", hook.project.web_url, ref_path(&a.git_ref));
     format!(
-        "{kind} {}",
-        link(&format!("{web}/-/{path}/{}", a.git_ref), &a.git_ref)
+        "{} {}",
+        kind_of(hook),
+        code_link(&url, &truncate(&a.git_ref, MAX_REF))
     )
 }
 
-fn pipeline_url(hook: &PipelineHook, has_failed_jobs: bool) -> String {
+fn project_link(hook: &PipelineHook) -> String {
+    let path = hook.project.path();
+    let label = if path.is_empty() { "the project" } else { path };
+    link(&hook.project.web_url, &truncate(label, MAX_PROJECT))
+}
+
+/// The pipeline's page: the payload's `url`, else one made from the project's.
+pub fn pipeline_url(hook: &PipelineHook) -> String {
     let a = &hook.object_attributes;
-    let base = a
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
-    if has_failed_jobs {
-        format!("{base}/failures")
+    match a.url.as_deref() {
+        Some(u) if !u.trim().is_empty() => u.to_string(),
+        _ => format!("{}/-/pipelines/{}", hook.project.web_url, a.id),
+    }
+}
+
+fn job_url(hook: &PipelineHook, b: &Build) -> String {
+    format!("{}/-/jobs/{}", hook.project.web_url, b.id)
+}
+
+/// A job's name linked to its log, shown literally (in code).
+fn job_link(hook: &PipelineHook, b: &Build) -> String {
+    let label = if b.name.trim().is_empty() {
+        format!("job {}", b.id)
     } else {
-        base
+        truncate(&b.name, MAX_JOB_NAME)
+    };
+    code_link(&job_url(hook, b), &label)
+}
+
+fn reason_of(b: &Build, otherwise: &str) -> String {
+    let words = b
+        .failure_reason
+        .as_deref()
+        .map_or_else(|| otherwise.to_string(), reason_in_words);
+    name(&words, MAX_REASON)
+}
+
+/// The commit as `sha` (linked) and title, if the payload has one.
+fn commit_line(hook: &PipelineHook) -> Option<String> {
+    let c = hook.commit.as_ref()?;
+    let short: String = one_line(c.id.trim()).chars().take(8).collect();
+    let sha = match c.url.as_deref() {
+        Some(u) => code_link(u, &short),
+        None => code(&short),
+    };
+    let title = name(c.title(), MAX_TITLE);
+    let line = [sha, title]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!line.is_empty()).then_some(line)
+}
+
+/// The pipeline's user as `Name (username)`, if the payload names one.
+pub fn user_words(hook: &PipelineHook) -> Option<String> {
+    let u = hook.user.as_ref()?;
+    let full = name(u.name.trim(), MAX_USER);
+    let handle = name(u.username.trim(), MAX_USER);
+    match (full.is_empty(), handle.is_empty()) {
+        (false, false) if full != handle => Some(format!("{full} ({handle})")),
+        (false, _) => Some(full),
+        (true, false) => Some(handle),
+        (true, true) => None,
     }
 }
 
@@ -110,49 +204,34 @@ fn pipeline_url(hook: &PipelineHook, has_failed_jobs: bool) -> String {
 pub fn failure_body(hook: &PipelineHook, s: &NotifySettings) -> Vec<Value> {
     let a = &hook.object_attributes;
     let jobs = culprits(&hook.builds);
-    let project = link(&hook.project.web_url, &hook.project.path_with_namespace);
+    let mut url = pipeline_url(hook);
+    if !jobs.is_empty() {
+        url.push_str("/failures");
+    }
     let mut head = format!(
         ":red_circle: *Pipeline {} failed* on {} of {}",
-        link(&pipeline_url(hook, !jobs.is_empty()), &format!("#{}", a.id)),
+        link(&url, &format!("#{}", a.id)),
         ref_link(hook),
-        project
+        project_link(hook)
     );
     if let Some(parent) = hook.parent_pipeline_id() {
         head.push_str(&format!(" (child of #{parent})"));
     }
     let mut fields = Vec::new();
-    if let Some(c) = &hook.commit {
-        let short: String = c.id.chars().take(8).collect();
-        let title = c
-            .title
-            .clone()
-            .or_else(|| {
-                c.message
-                    .as_ref()
-                    .and_then(|m| m.lines().next().map(str::to_string))
-            })
-            .unwrap_or_default();
-        let sha = match &c.url {
-            Some(u) => link(u, &short),
-            None => format!("`{}`", escape(&short)),
-        };
-        fields.push(format!(
-            "*Commit*\n{sha} {}",
-            escape(&truncate(&title, 150))
-        ));
+    if let Some(commit) = commit_line(hook) {
+        fields.push(format!("*Commit*\n{commit}"));
     }
-    if let Some(u) = &hook.user {
-        fields.push(format!(
-            "*Triggered by*\n{} ({})",
-            escape(&u.name),
-            escape(&u.username)
-        ));
+    if let Some(user) = user_words(hook) {
+        fields.push(format!("*Triggered by*\n{user}"));
     }
-    if let Some(d) = a.duration {
+    if let Some(d) = a.duration.filter(|d| d.is_finite()) {
         fields.push(format!("*Duration*\n{}", duration(d as i64)));
     }
-    if let Some(name) = a.name.as_deref().filter(|n| !n.is_empty()) {
-        fields.push(format!("*Pipeline name*\n{}", escape(&truncate(name, 150))));
+    if let Some(pipeline_name) = a.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        fields.push(format!(
+            "*Pipeline name*\n{}",
+            name(pipeline_name, MAX_TITLE)
+        ));
     }
     let mut blocks = vec![section(&head)];
     if !fields.is_empty() {
@@ -165,31 +244,53 @@ pub fn failure_body(hook: &PipelineHook, s: &NotifySettings) -> Vec<Value> {
     blocks
 }
 
+fn more(n: usize) -> String {
+    format!("…and {n} more")
+}
+
 fn jobs_text(hook: &PipelineHook, jobs: &[&Build]) -> String {
     if jobs.is_empty() {
         return "No failed job is listed for this pipeline: it most likely failed on a CI configuration \
                 error or in a downstream pipeline. Open the pipeline to see why."
             .into();
     }
-    let mut out = format!("*Failed jobs* ({})", jobs.len());
-    for b in jobs.iter().take(MAX_JOBS) {
-        let url = format!("{}/-/jobs/{}", hook.project.web_url, b.id);
-        let reason = b
-            .failure_reason
-            .as_deref()
-            .map(reason_in_words)
-            .unwrap_or_else(|| "failed".into());
-        out.push_str(&format!(
-            "\n• `{}` {}: {}",
-            escape(&truncate(&b.stage, 40)),
-            link(&url, &truncate(&b.name, 80)),
-            escape(&reason)
-        ));
+    let lines: Vec<String> = jobs
+        .iter()
+        .take(MAX_JOBS)
+        .map(|b| {
+            let stage = code(&truncate(&b.stage, MAX_STAGE));
+            let sep = if stage.is_empty() { "" } else { " " };
+            format!(
+                "• {stage}{sep}{}: {}",
+                job_link(hook, b),
+                reason_of(b, "failed")
+            )
+        })
+        .collect();
+    fit_lines(
+        &format!("*Failed jobs* ({})", jobs.len()),
+        &lines,
+        jobs.len().saturating_sub(MAX_JOBS),
+        more,
+        None,
+        MAX_TEXT_CHARS,
+    )
+}
+
+/// `runner `desc` (#7)`, `runner #7`, or nothing when the payload says nothing of it.
+fn runner_words(b: &Build) -> Option<String> {
+    let r = b.runner.as_ref()?;
+    let desc = r
+        .description
+        .as_deref()
+        .map(|d| code(&truncate(d.trim(), MAX_RUNNER)))
+        .unwrap_or_default();
+    match (desc.is_empty(), r.id) {
+        (false, Some(id)) => Some(format!("runner {desc} (#{id})")),
+        (false, None) => Some(format!("runner {desc}")),
+        (true, Some(id)) => Some(format!("runner #{id}")),
+        (true, None) => None,
     }
-    if jobs.len() > MAX_JOBS {
-        out.push_str(&format!("\n…and {} more", jobs.len() - MAX_JOBS));
-    }
-    truncate(&out, SECTION_LIMIT)
 }
 
 fn infra_text(hook: &PipelineHook, jobs: &[&Build], s: &NotifySettings) -> Option<String> {
@@ -200,54 +301,51 @@ fn infra_text(hook: &PipelineHook, jobs: &[&Build], s: &NotifySettings) -> Optio
     if infra.is_empty() {
         return None;
     }
-    let mut out = String::from(":warning: *Infrastructure failure*, not the code:");
-    let mut on_arm = false;
-    for b in infra.iter().take(MAX_JOBS) {
-        let runner = match &b.runner {
-            Some(r) => {
-                on_arm |= r
-                    .tags
-                    .iter()
-                    .any(|t| s.arm_runner_tags.iter().any(|a| a.eq_ignore_ascii_case(t)));
-                let desc = r.description.clone().unwrap_or_default();
-                match r.id {
-                    Some(id) => format!("runner `{}` (#{id})", escape(&desc)),
-                    None => format!("runner `{}`", escape(&desc)),
-                }
-            }
-            None => "no runner".into(),
-        };
-        let reason = b
-            .failure_reason
-            .as_deref()
-            .map(reason_in_words)
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "\n• {} on {runner}: {}",
-            link(
-                &format!("{}/-/jobs/{}", hook.project.web_url, b.id),
-                &b.name
-            ),
-            escape(&reason)
-        ));
-    }
-    if on_arm {
-        out.push_str(
-            "\nThese ran on ARM builders: `/arm status` shows whether machines are stuck.",
-        );
-    }
-    Some(truncate(&out, SECTION_LIMIT))
+    let on_arm = infra.iter().any(|b| {
+        b.runner.as_ref().is_some_and(|r| {
+            r.tags
+                .iter()
+                .any(|t| s.arm_runner_tags.iter().any(|a| a.eq_ignore_ascii_case(t)))
+        })
+    });
+    let lines: Vec<String> = infra
+        .iter()
+        .take(MAX_JOBS)
+        .map(|b| {
+            let on = runner_words(b)
+                .map(|r| format!(" on {r}"))
+                .unwrap_or_default();
+            format!("• {}{on}: {}", job_link(hook, b), reason_of(b, ""))
+        })
+        .collect();
+    let tail = on_arm
+        .then_some("These ran on ARM builders: `/arm status` shows whether machines are stuck.");
+    Some(fit_lines(
+        ":warning: *Infrastructure failure*, not the code:",
+        &lines,
+        infra.len().saturating_sub(MAX_JOBS),
+        more,
+        tail,
+        MAX_TEXT_CHARS,
+    ))
+}
+
+/// `branch master of group/project`, plain, for notification texts.
+fn ref_of_project(hook: &PipelineHook) -> String {
+    format!(
+        "{} {} of {}",
+        kind_of(hook),
+        name(&hook.object_attributes.git_ref, MAX_REF),
+        name(hook.project.path(), MAX_PROJECT)
+    )
 }
 
 /// The fallback text of a notice.
 pub fn failure_text(hook: &PipelineHook) -> String {
-    let a = &hook.object_attributes;
     format!(
-        "Pipeline #{} failed on {} {} of {}",
-        a.id,
-        if a.tag { "tag" } else { "branch" },
-        escape(&a.git_ref),
-        escape(&hook.project.path_with_namespace)
+        "Pipeline #{} failed on {}",
+        hook.object_attributes.id,
+        ref_of_project(hook)
     )
 }
 
@@ -330,31 +428,27 @@ pub struct FixedNotice {
 impl FixedNotice {
     pub fn new(hook: &PipelineHook) -> Self {
         let a = &hook.object_attributes;
-        let url = a
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("{}/-/pipelines/{}", hook.project.web_url, a.id));
         let mut details = String::new();
-        if let Some(c) = &hook.commit {
-            let short: String = c.id.chars().take(8).collect();
-            let title = c.title.clone().unwrap_or_default();
-            details.push_str(&format!(
-                " · `{}` {}",
-                escape(&short),
-                escape(&truncate(&title, 150))
-            ));
+        if let Some(commit) = commit_line(hook) {
+            details.push_str(&format!(" · {commit}"));
         }
         if let Some(u) = &hook.user {
-            details.push_str(&format!(" · by {}", escape(&u.name)));
+            let who = if u.name.trim().is_empty() {
+                &u.username
+            } else {
+                &u.name
+            };
+            let who = name(who.trim(), MAX_USER);
+            if !who.is_empty() {
+                details.push_str(&format!(" · by {who}"));
+            }
         }
         Self {
-            pipeline_link: link(&url, &format!("#{}", a.id)),
+            pipeline_link: link(&pipeline_url(hook), &format!("#{}", a.id)),
             details,
             text: format!(
-                "Fixed: {} {} of {} is green again (pipeline #{})",
-                if a.tag { "tag" } else { "branch" },
-                escape(&a.git_ref),
-                escape(&hook.project.path_with_namespace),
+                "Fixed: {} is green again (pipeline #{})",
+                ref_of_project(hook),
                 a.id
             ),
         }

@@ -1,5 +1,7 @@
 //! `[notify]` in the settings file: which refs notify, and in which channel.
 
+use std::collections::{BTreeMap, HashMap};
+
 use anyhow::{Context, bail};
 use regex::Regex;
 use serde::Deserialize;
@@ -22,6 +24,9 @@ pub struct NotifyFile {
     pub arm_runner_tags: Option<Vec<String>>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+    /// `[notify.users]`: GitLab username = Slack user id, for the "who broke it" reply.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +55,18 @@ pub struct NotifySettings {
     pub projects: Vec<String>,
     pub arm_runner_tags: Vec<String>,
     pub routes: Vec<Route>,
+    /// GitLab username, lowercased (GitLab usernames are case-insensitive) → Slack user id.
+    pub users: HashMap<String, String>,
+}
+
+/// A Slack user id as Slack writes them: `U…` or `W…` (Enterprise Grid), then capitals and
+/// digits.
+pub fn is_slack_user_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('U' | 'W'))
+        && id.len() >= 3
+        && id.len() <= 32
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 impl NotifySettings {
@@ -89,6 +106,22 @@ impl NotifySettings {
                 channel: r.channel,
             });
         }
+        let mut users = HashMap::with_capacity(file.users.len());
+        for (username, id) in file.users {
+            let id = id.trim();
+            if !is_slack_user_id(id) {
+                bail!(
+                    "[notify.users] {username} = \"{id}\" is not a Slack user id (U… or W…: \
+                     Slack profile → ⋮ → Copy member ID)"
+                );
+            }
+            if users
+                .insert(username.trim().to_lowercase(), id.to_string())
+                .is_some()
+            {
+                bail!("[notify.users] lists {username} twice (usernames are case-insensitive)");
+            }
+        }
         Ok(Self {
             channel,
             extra_branches: file
@@ -100,6 +133,7 @@ impl NotifySettings {
                 .arm_runner_tags
                 .unwrap_or_else(|| vec!["arm64".into(), "arm".into(), "aarch64".into()]),
             routes,
+            users,
         })
     }
 

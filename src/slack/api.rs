@@ -21,6 +21,7 @@ pub const METHODS: &[&str] = &[
     "conversations.history",
     "conversations.replies",
     "usergroups.users.list",
+    "users.lookupByEmail",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,6 +189,37 @@ impl SlackClient {
         serde_json::from_value::<Members>(v)
             .map(|m| m.users)
             .map_err(|e| SlackError::Permanent(format!("usergroups.users.list: {e}")))
+    }
+
+    /// `users.lookupByEmail`: the id of the Slack user with this email, `None` when the
+    /// workspace has none (or only a deactivated one). Needs `users:read.email`.
+    pub async fn lookup_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
+        #[derive(Deserialize)]
+        struct Found {
+            user: FoundUser,
+        }
+        #[derive(Deserialize)]
+        struct FoundUser {
+            id: String,
+            #[serde(default)]
+            deleted: bool,
+        }
+        let v = match self
+            .get("users.lookupByEmail", &[("email", email.to_string())])
+            .await
+        {
+            Ok(v) => v,
+            // Slack's documentation names the code both ways.
+            Err(SlackError::Permanent(m))
+                if m.ends_with(": users_not_found") || m.ends_with(": user_not_found") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let found = serde_json::from_value::<Found>(v)
+            .map_err(|e| SlackError::Permanent(format!("users.lookupByEmail: {e}")))?;
+        Ok((!found.user.deleted).then_some(found.user.id))
     }
 
     /// Looks for a message this bot posted for outbox row `outbox_id` since

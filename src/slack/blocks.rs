@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::mrkdwn::truncate;
+use super::mrkdwn::{clip, len, problem};
 
 /// A message as the outbox stores it and Slack receives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,30 +29,150 @@ impl Message {
             blocks,
         }
     }
+
+    /// The same message as text alone, for when Slack refuses its blocks (`invalid_blocks`):
+    /// the blocks' texts one after another, within Slack's limit for `text`.
+    pub fn text_only(&self) -> Self {
+        let mut parts = Vec::new();
+        for b in &self.blocks {
+            if let Some(t) = b["text"]["text"].as_str() {
+                parts.push(t.to_string());
+            }
+            for key in ["fields", "elements"] {
+                if let Some(items) = b[key].as_array() {
+                    let texts: Vec<&str> =
+                        items.iter().filter_map(|f| f["text"].as_str()).collect();
+                    if !texts.is_empty() {
+                        parts.push(texts.join(if key == "fields" { "\n" } else { " " }));
+                    }
+                }
+            }
+        }
+        let text = if parts.is_empty() {
+            self.text.clone()
+        } else {
+            parts.join("\n")
+        };
+        Self::plain(clip(&text, MAX_MESSAGE_TEXT))
+    }
+
+    /// Why Slack would refuse or garble this message, if it would: Block Kit's limits (counted
+    /// in UTF-16 units) and mrkdwn that is not well formed (see [`problem`]).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |what: String, text: &str, max: usize| {
+            let n = len(text);
+            if n == 0 || n > max {
+                out.push(format!("{what} is {n} long (1 to {max})"));
+            }
+            if let Some(p) = problem(text) {
+                out.push(format!("{what}: {p}"));
+            }
+        };
+        check("text".into(), &self.text, MAX_MESSAGE_TEXT);
+        for (i, b) in self.blocks.iter().enumerate() {
+            if let Some(t) = b["text"]["text"].as_str() {
+                check(format!("block {i} text"), t, MAX_TEXT_CHARS);
+            }
+            for (key, max) in [("fields", MAX_FIELD_CHARS), ("elements", MAX_TEXT_CHARS)] {
+                let Some(items) = b[key].as_array() else {
+                    continue;
+                };
+                if items.len() > MAX_FIELDS {
+                    check(format!("block {i} has {} {key}", items.len()), "", 0);
+                }
+                for (j, item) in items.iter().enumerate() {
+                    if let Some(t) = item["text"].as_str() {
+                        check(format!("block {i} {key} {j}"), t, max);
+                    }
+                }
+            }
+        }
+        if self.blocks.len() > MAX_BLOCKS {
+            out.push(format!(
+                "{} blocks (at most {MAX_BLOCKS})",
+                self.blocks.len()
+            ));
+        }
+        out
+    }
 }
 
 /// Block Kit: a section's text, and a context element's, is at most 3,000 characters.
 pub const MAX_TEXT_CHARS: usize = 3000;
+/// Block Kit: a section field is at most 2,000 characters.
+pub const MAX_FIELD_CHARS: usize = 2000;
+/// Block Kit: at most 10 fields in a section, 10 elements in a context block.
+pub const MAX_FIELDS: usize = 10;
 /// Block Kit: at most 50 blocks per message.
 pub const MAX_BLOCKS: usize = 50;
+/// Slack: a message's `text` should stay within 4,000 characters.
+pub const MAX_MESSAGE_TEXT: usize = 4000;
 
-/// A section of mrkdwn text, clipped to Slack's limit.
+/// A section of mrkdwn text, clipped to Slack's limit without cutting a link or an entity.
 pub fn section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_TEXT_CHARS)}})
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_TEXT_CHARS)}})
 }
 
-/// A section of two-column mrkdwn fields.
+/// A section of two-column mrkdwn fields (the first ten).
 pub fn fields(texts: &[String]) -> Value {
     let fields: Vec<Value> = texts
         .iter()
-        .map(|t| json!({"type": "mrkdwn", "text": truncate(t, MAX_TEXT_CHARS)}))
+        .take(MAX_FIELDS)
+        .map(|t| json!({"type": "mrkdwn", "text": clip(t, MAX_FIELD_CHARS)}))
         .collect();
     json!({"type": "section", "fields": fields})
 }
 
 /// A context block: one line of small grey mrkdwn.
 pub fn context(text: &str) -> Value {
-    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_TEXT_CHARS)}]})
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_TEXT_CHARS)}]})
+}
+
+/// `head`, then as many whole `lines` as fit in `max` UTF-16 units, then `tail` if any. When
+/// lines are left out (`omitted` already were, before the list was built) a `more(n)` line
+/// says how many, and it is always kept: a list is cut between lines, never inside one, so no
+/// link or entity is left open and the count of what is missing is never lost.
+pub fn fit_lines(
+    head: &str,
+    lines: &[String],
+    omitted: usize,
+    more: impl Fn(usize) -> String,
+    tail: Option<&str>,
+    max: usize,
+) -> String {
+    let join = |shown: usize, left_out: usize| {
+        let mut out = head.to_string();
+        for l in &lines[..shown] {
+            out.push('\n');
+            out.push_str(l);
+        }
+        if left_out > 0 {
+            out.push('\n');
+            out.push_str(&more(left_out));
+        }
+        if let Some(t) = tail {
+            out.push('\n');
+            out.push_str(t);
+        }
+        out
+    };
+    let all = join(lines.len(), omitted);
+    if omitted == 0 && len(&all) <= max {
+        return all;
+    }
+    // Room for the closing lines at their longest, then whole lines while they fit.
+    let mut used = len(&join(0, omitted + lines.len()));
+    let mut shown = 0;
+    for l in lines {
+        let n = len(l) + 1;
+        if used + n > max {
+            break;
+        }
+        used += n;
+        shown += 1;
+    }
+    clip(&join(shown, omitted + lines.len() - shown), max)
 }
 
 pub fn divider() -> Value {
@@ -125,7 +245,87 @@ mod tests {
             s["text"]["text"].as_str().map(|t| t.chars().count()),
             Some(MAX_TEXT_CHARS)
         );
+        // Emoji count twice, as Slack counts them.
+        let emoji = "😀".repeat(2000);
+        let f = fields(std::slice::from_ref(&emoji));
+        assert_eq!(
+            f["fields"][0]["text"].as_str().map(len),
+            Some(MAX_FIELD_CHARS - 1)
+        );
+        let c = context(&emoji);
+        assert!(c["elements"][0]["text"].as_str().map(len) <= Some(MAX_TEXT_CHARS));
         assert!(button("a", "Go", "v", None).get("style").is_none());
         assert_eq!(button("a", "Go", "v", Some("danger"))["style"], "danger");
+    }
+
+    fn lines(n: usize, width: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("• <https://x/{i}|{}> &amp;", "n".repeat(width)))
+            .collect()
+    }
+
+    #[test]
+    fn lists_are_cut_by_whole_lines_and_keep_their_count() {
+        let more = |n: usize| format!("…and {n} more");
+        let short = lines(3, 5);
+        let all = fit_lines("*Jobs*", &short, 0, more, None, 3000);
+        assert_eq!(all.lines().count(), 4);
+        assert!(!all.contains("more"));
+        let with_omitted = fit_lines("*Jobs*", &short, 7, more, Some("tail"), 3000);
+        assert!(
+            with_omitted.ends_with("\n…and 7 more\ntail"),
+            "{with_omitted}"
+        );
+        for max in [60, 100, 200, 500, 3000] {
+            let out = fit_lines("*Jobs*", &lines(40, 30), 5, more, Some("_tail_"), max);
+            assert!(len(&out) <= max, "{max}: {}", len(&out));
+            assert_eq!(problem(&out), None, "{max}: {out}");
+            let shown = out.lines().filter(|l| l.starts_with('•')).count();
+            if max >= 100 {
+                assert!(
+                    out.contains(&format!("…and {} more", 45 - shown)),
+                    "{max}: {out}"
+                );
+                assert!(out.ends_with("_tail_"), "{max}: {out}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_without_its_blocks_keeps_their_text() {
+        let m = Message::new(
+            "fallback",
+            vec![
+                context("status"),
+                section("head"),
+                fields(&["*A*\n1".into(), "*B*\n2".into()]),
+            ],
+        );
+        let t = m.text_only();
+        assert!(t.blocks.is_empty());
+        assert_eq!(t.text, "status\nhead\n*A*\n1\n*B*\n2");
+        assert!(Message::plain("x").text_only().text == "x");
+        let huge = Message::new("f", vec![section(&"y".repeat(3000)); 3]);
+        assert!(len(&huge.text_only().text) <= MAX_MESSAGE_TEXT);
+    }
+
+    #[test]
+    fn problems_name_what_slack_would_refuse() {
+        assert!(
+            Message::new("ok", vec![section("fine")])
+                .problems()
+                .is_empty()
+        );
+        let bad = Message::new(
+            "ok",
+            vec![
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": "x".repeat(3001)}}),
+                json!({"type": "section", "fields": [{"type": "mrkdwn", "text": "<https://x|open"}]}),
+            ],
+        );
+        let p = bad.problems();
+        assert_eq!(p.len(), 2, "{p:?}");
+        let many = Message::new("ok", vec![divider(); 51]);
+        assert_eq!(many.problems().len(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! Slack: the Web API client, request verification, typed request payloads and replies,
-//! Block Kit and mrkdwn, the delivery transport, user groups, and the `[slack]` settings.
+//! Block Kit and mrkdwn, the delivery transport, user groups, users found by email, and the
+//! `[slack]` settings.
 pub mod api;
 pub mod blocks;
 pub mod mrkdwn;
@@ -8,6 +9,7 @@ pub mod reply;
 pub mod settings;
 pub mod transport;
 pub mod usergroups;
+pub mod users;
 pub mod verify;
 
 pub use blocks::Message;

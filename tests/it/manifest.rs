@@ -89,6 +89,9 @@ fn scopes_are_exactly_what_the_code_uses() {
                 &["channels:history", "groups:history", "im:history"]
             }
             "usergroups.users.list" => &["usergroups:read"],
+            // Optional: without them the pipeline's user is named, not mentioned. Slack grants
+            // users:read.email only together with users:read.
+            "users.lookupByEmail" => &["users:read", "users:read.email"],
             other => panic!("no scope mapping for {other}: add it here and to the manifest"),
         };
         needed.extend(for_method);
