@@ -2,4 +2,6 @@
 //! process control. The fake Slack and Scaleway they run against are `armbot-fakes`.
 pub mod load;
 pub mod payloads;
+pub mod pg;
 pub mod process;
+pub mod slack;

@@ -84,6 +84,17 @@ impl Bot {
         self.child.id()
     }
 
+    /// Whether this replica holds the lease (`armbot_leader 1` in its metrics).
+    pub async fn leads(&self) -> bool {
+        leads(&self.url).await
+    }
+
+    /// SIGKILL: no shutdown hook runs, as in a crash.
+    pub async fn kill9(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
     /// `VmRSS` and `VmHWM` (peak) in KiB.
     pub fn memory_kib(&self) -> anyhow::Result<(u64, u64)> {
         let pid = self.pid().context("the process has exited")?;
@@ -94,6 +105,16 @@ impl Bot {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+}
+
+/// Whether the bot at `url` says it holds the lease.
+pub async fn leads(url: &str) -> bool {
+    let Ok(r) = reqwest::get(format!("{url}/metrics")).await else {
+        return false;
+    };
+    r.text()
+        .await
+        .is_ok_and(|m| m.lines().any(|l| l == "armbot_leader 1"))
 }
 
 pub fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {

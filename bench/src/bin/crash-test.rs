@@ -2,6 +2,11 @@
 //! killed with SIGKILL at random moments and restarted, then a check that the
 //! fake Slack received exactly the notices the events call for.
 //!
+//! With `--postgres URL`, two replicas share one PostgreSQL database behind a
+//! round-robin "load balancer": each kill takes down the replica that delivers,
+//! the time until the other takes over is measured, and at the end a reap plan is
+//! confirmed on both replicas at once (each server must be deleted once).
+//!
 //! Run with `bench/crash-test` (builds in release mode first).
 
 use std::{
@@ -13,7 +18,12 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use armbot_fakes::FakeSlack;
+use armbot_bench::{
+    pg::Schema,
+    process::leads,
+    slack::{SIGNING_SECRET, click_body, find_confirm, post as slack_post, slash_body},
+};
+use armbot_fakes::{FakeScaleway, FakeSlack, ScwOp, ScwServer};
 use clap::Parser;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
@@ -40,6 +50,13 @@ struct Args {
     lanes: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// A PostgreSQL server: run two replicas on a schema of their own instead of one bot on
+    /// SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Replicas in PostgreSQL mode.
+    #[arg(long, default_value_t = 2)]
+    replicas: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +195,10 @@ struct Trial {
     unexpected: usize,
     kills: usize,
     seconds: f64,
+    /// Seconds from each kill of the delivering replica until another delivered.
+    takeovers: Vec<f64>,
+    /// Servers a double Confirm deleted more or less than once.
+    reap_wrong: usize,
 }
 
 async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
@@ -199,36 +220,66 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
 
     let fake = FakeSlack::start().await;
     fake.set_token(Some("xoxb-crash-test"));
+    let scw = FakeScaleway::start().await;
+    scw.require_key("scw-crash");
     let dir = std::env::temp_dir().join(format!("armbot-crash-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("armbot.toml"), "[slack]\nmin_interval_ms = 0\n")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let bot = Arc::new(Mutex::new(Bot {
-        args: vec![
-            ("ARMBOT_LISTEN".into(), format!("127.0.0.1:{port}")),
-            (
-                "ARMBOT_CONFIG".into(),
-                dir.join("armbot.toml").display().to_string(),
-            ),
-            (
-                "ARMBOT_DATABASE_URL".into(),
-                format!("sqlite://{}", dir.join("armbot.db").display()),
-            ),
-            ("ARMBOT_NOTIFY_CHANNEL".into(), "C0CRASH".into()),
-            ("GITLAB_WEBHOOK_TOKEN".into(), "crash-token".into()),
-            ("SLACK_BOT_TOKEN".into(), "xoxb-crash-test".into()),
-            ("SLACK_API_URL".into(), fake.api_url()),
-            ("RUST_LOG".into(), "error".into()),
-        ],
-        bin: args.armbot.clone(),
-        child: None,
-        base: base.clone(),
-    }));
-    bot.lock().await.start().await?;
+    std::fs::write(
+        dir.join("armbot.toml"),
+        "[slack]\nmin_interval_ms = 0\n[reap]\nname_prefix = \"runner-crash-\"\nallowed_users = [\"U0REAPER\"]\n",
+    )?;
+    let schema = match &args.postgres {
+        Some(base) => Some(Schema::create(base).await?),
+        None => None,
+    };
+    let database = match &schema {
+        Some(s) => s.url.clone(),
+        None => format!("sqlite://{}", dir.join("armbot.db").display()),
+    };
+    let replicas = if schema.is_some() {
+        args.replicas.max(1)
+    } else {
+        1
+    };
+    let mut bots = Vec::new();
+    for _ in 0..replicas {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut bot = Bot {
+            args: vec![
+                ("ARMBOT_LISTEN".into(), format!("127.0.0.1:{port}")),
+                (
+                    "ARMBOT_CONFIG".into(),
+                    dir.join("armbot.toml").display().to_string(),
+                ),
+                ("ARMBOT_DATABASE_URL".into(), database.clone()),
+                ("ARMBOT_NOTIFY_CHANNEL".into(), "C0CRASH".into()),
+                ("GITLAB_WEBHOOK_TOKEN".into(), "crash-token".into()),
+                ("SLACK_BOT_TOKEN".into(), "xoxb-crash-test".into()),
+                ("SLACK_API_URL".into(), fake.api_url()),
+                ("SLACK_SIGNING_SECRET".into(), SIGNING_SECRET.into()),
+                ("SCW_SECRET_KEY".into(), "scw-crash".into()),
+                ("SCW_DEFAULT_PROJECT_ID".into(), "proj-crash".into()),
+                ("SCW_DEFAULT_ZONE".into(), "fr-par-1".into()),
+                ("SCW_API_URL".into(), scw.uri()),
+                ("RUST_LOG".into(), "error".into()),
+            ],
+            bin: args.armbot.clone(),
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        bot.start().await?;
+        bots.push(Arc::new(Mutex::new(bot)));
+    }
+    let bases: Vec<String> = {
+        let mut v = Vec::new();
+        for b in &bots {
+            v.push(b.lock().await.base.clone());
+        }
+        v
+    };
 
     // Senders: lane i owns refs i, i+lanes, …, so each ref's events stay in order.
     let client = reqwest::Client::builder()
@@ -242,14 +293,21 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
             .cloned()
             .collect();
         let client = client.clone();
-        let url = format!("{base}/gitlab/webhook");
+        let urls: Vec<String> = bases
+            .iter()
+            .map(|b| format!("{b}/gitlab/webhook"))
+            .collect();
         lanes.push(tokio::spawn(async move {
             for e in mine {
                 let body = payload(&e).to_string();
-                // Retried until accepted, with the same key, as GitLab's resend would.
+                // Round robin over the replicas, as a load balancer would; retried until
+                // accepted, with the same key, as GitLab's resend would.
+                let mut attempt = e.id as usize;
                 loop {
+                    let url = &urls[attempt % urls.len()];
+                    attempt += 1;
                     let r = client
-                        .post(&url)
+                        .post(url)
                         .header("x-gitlab-token", "crash-token")
                         .header("x-gitlab-event", "Pipeline Hook")
                         .header("idempotency-key", format!("evt-{}", e.id))
@@ -265,22 +323,51 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
             }
         }));
     }
-    let killer_bot = bot.clone();
+    let killer_bots = bots.clone();
     let kills = args.kills;
     let mut krng = StdRng::seed_from_u64(args.seed * 7919 + n as u64);
     let killer = tokio::spawn(async move {
+        let mut takeovers = Vec::new();
         for _ in 0..kills {
             tokio::time::sleep(Duration::from_millis(krng.random_range(100..1200))).await;
-            let mut b = killer_bot.lock().await;
-            b.kill9().await?;
-            b.start().await?;
+            // The replica that delivers, when one says so; any one otherwise.
+            let mut victim = krng.random_range(0..killer_bots.len());
+            for (i, b) in killer_bots.iter().enumerate() {
+                if leads(&b.lock().await.base).await {
+                    victim = i;
+                }
+            }
+            let was_leader = leads(&killer_bots[victim].lock().await.base).await;
+            killer_bots[victim].lock().await.kill9().await?;
+            let killed_at = Instant::now();
+            if was_leader && killer_bots.len() > 1 {
+                let others: Vec<String> = {
+                    let mut v = Vec::new();
+                    for (i, b) in killer_bots.iter().enumerate() {
+                        if i != victim {
+                            v.push(b.lock().await.base.clone());
+                        }
+                    }
+                    v
+                };
+                'wait: while killed_at.elapsed() < Duration::from_secs(60) {
+                    for o in &others {
+                        if leads(o).await {
+                            takeovers.push(killed_at.elapsed().as_secs_f64());
+                            break 'wait;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            killer_bots[victim].lock().await.start().await?;
         }
-        anyhow::Ok(())
+        anyhow::Ok(takeovers)
     });
     for l in lanes {
         l.await?;
     }
-    killer.await??;
+    let takeovers = killer.await??;
 
     // Drain: wait until the bot's outbox is empty and nothing new arrives.
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -290,7 +377,7 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
             .is_err();
         if quiet {
             let m = client
-                .get(format!("{base}/metrics"))
+                .get(format!("{}/metrics", bases[0]))
                 .send()
                 .await?
                 .text()
@@ -303,8 +390,7 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
             bail!("the outbox did not drain");
         }
     }
-    bot.lock().await.kill9().await?;
-
+    // The notices, before the reap adds its own summary to the channel.
     let mut got: BTreeMap<NoticeKey, usize> = BTreeMap::new();
     let mut unexpected = 0;
     for r in fake
@@ -317,6 +403,18 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
             None => unexpected += 1,
         }
     }
+    let reap_wrong = if replicas > 1 {
+        double_confirm(&client, &bases, &fake, &scw).await?
+    } else {
+        0
+    };
+    for b in &bots {
+        b.lock().await.kill9().await?;
+    }
+    if let Some(schema) = schema {
+        schema.drop_it().await?;
+    }
+
     let mut t = Trial {
         events: events.len(),
         expected: want.len(),
@@ -333,22 +431,124 @@ async fn trial(args: &Args, n: usize) -> anyhow::Result<Trial> {
     t.unexpected = unexpected + got.keys().filter(|k| !want.contains(k)).count();
     t.received = got.values().sum();
     t.seconds = started.elapsed().as_secs_f64();
+    t.takeovers = takeovers;
+    t.reap_wrong = reap_wrong;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(t)
+}
+
+/// A reap plan for stuck builders, confirmed on every replica at once: returns how many
+/// servers were deleted other than exactly once.
+async fn double_confirm(
+    client: &reqwest::Client,
+    bases: &[String],
+    fake: &FakeSlack,
+    scw: &FakeScaleway,
+) -> anyhow::Result<usize> {
+    let servers: Vec<ScwServer> = (0..3)
+        .map(|i| {
+            ScwServer::numbered("fr-par-1", i, "runner-crash-")
+                .project("proj-crash")
+                .state("stopped")
+                .modified_minutes_ago(120)
+        })
+        .collect();
+    scw.set_zone("fr-par-1", &servers);
+    let plan_url = fake.response_url("crash-plan");
+    let (status, _, _) = slack_post(
+        client,
+        &format!("{}/slack/commands", bases[0]),
+        slash_body("reap", "U0REAPER", &plan_url),
+    )
+    .await?;
+    if status != 200 {
+        bail!("/arm reap answered {status}");
+    }
+    let plan = fake
+        .wait_for_message(Duration::from_secs(60), |m| {
+            m.method == "response_url" && m.channel == "crash-plan"
+        })
+        .await
+        .context("no reap plan")?;
+    let plan_id = find_confirm(&plan.body).context("no Confirm button in the plan")?;
+    let urls: Vec<String> = bases
+        .iter()
+        .map(|b| format!("{b}/slack/interactions"))
+        .collect();
+    let clicks = urls.iter().enumerate().map(|(i, url)| {
+        let body = click_body(
+            "reap_confirm",
+            &plan_id,
+            "U0REAPER",
+            "C0CRASH",
+            &fake.response_url(&format!("crash-click-{i}")),
+        );
+        slack_post(client, url, body)
+    });
+    for r in futures::future::join_all(clicks).await {
+        let (status, _, _) = r?;
+        if status != 200 {
+            bail!("Confirm answered {status}");
+        }
+    }
+    // Every click gets its answer: one report, the others "already running" or "done".
+    for i in 0..bases.len() {
+        let key = format!("crash-click-{i}");
+        fake.wait_for_message(Duration::from_secs(60), |m| {
+            m.method == "response_url" && m.channel == key
+        })
+        .await
+        .context("a Confirm went unanswered")?;
+    }
+    let deleted = scw.deleted(ScwOp::DeleteServer);
+    let mut wrong = 0;
+    for s in &servers {
+        let id = s.json()["id"].as_str().unwrap_or_default().to_string();
+        if deleted.iter().filter(|d| **d == id).count() != 1 {
+            wrong += 1;
+        }
+    }
+    Ok(wrong + deleted.len().saturating_sub(servers.len()))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mode = match &args.postgres {
+        Some(_) => format!("{} replicas on PostgreSQL", args.replicas),
+        None => "one bot on SQLite".to_string(),
+    };
+    println!("{mode}");
     println!(
-        "| trial | events | notices expected | received | lost | duplicated | unexpected | kill -9 | seconds |"
+        "| trial | events | notices expected | received | lost | duplicated | unexpected | kill -9 | takeover (s) | double Confirm | seconds |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     for n in 0..args.trials {
         let t = trial(&args, n).await?;
+        let takeover = if t.takeovers.is_empty() {
+            "—".to_string()
+        } else {
+            let mut v = t.takeovers.clone();
+            v.sort_by(f64::total_cmp);
+            format!(
+                "{:.2}–{:.2} (median {:.2})",
+                v[0],
+                v[v.len() - 1],
+                v[v.len() / 2]
+            )
+        };
+        let reap = if args.postgres.is_some() {
+            if t.reap_wrong == 0 {
+                "each server deleted once".to_string()
+            } else {
+                format!("{} servers wrong", t.reap_wrong)
+            }
+        } else {
+            "—".to_string()
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {takeover} | {reap} | {:.1} |",
             n + 1,
             t.events,
             t.expected,
@@ -359,7 +559,7 @@ async fn main() -> anyhow::Result<()> {
             t.kills,
             t.seconds
         );
-        failed |= t.lost + t.duplicated + t.unexpected > 0;
+        failed |= t.lost + t.duplicated + t.unexpected + t.reap_wrong > 0;
     }
     if failed {
         bail!("notices were lost or duplicated");

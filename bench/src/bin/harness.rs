@@ -12,13 +12,12 @@ use anyhow::{Context, bail};
 use armbot_bench::{
     load::{self, Body, Hit, percentile_ms},
     payloads::Payloads,
+    pg::Schema,
     process::{Bot, Reference, release_binary},
+    slack::{SIGNING_SECRET, click_body, find_confirm, post as slack_post, slash_body},
 };
 use armbot_fakes::{FakeScaleway, FakeSlack, ScwCall, ScwOp, ScwServer, scaleway::fake_id};
 use clap::Parser;
-use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
-use sha2::Sha256;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -38,12 +37,14 @@ struct Args {
     /// A markdown table from `bench/micro` whose rows join this table.
     #[arg(long)]
     micro: Option<PathBuf>,
-    /// Run only these sections (ingest, e2e, slash, status, reap, memory).
+    /// Run only these sections (ingest, e2e, slash, status, reap, memory, takeover).
     #[arg(long = "only")]
     only: Vec<String>,
+    /// A PostgreSQL server: ingestion is also measured on it, and the replica takeover.
+    #[arg(long, env = "ARMBOT_TEST_POSTGRES_URL")]
+    postgres: Option<String>,
 }
 
-const SIGNING_SECRET: &str = "bench-signing-secret";
 const SLACK_TOKEN: &str = "xoxb-bench";
 const PROJECT: &str = "b0000000-0000-4000-8000-00000000b0b0";
 const NAME_PREFIX: &str = "runner-bench-arm-";
@@ -174,7 +175,18 @@ async fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     if h.wants("ingest") {
-        h.ingest().await.context("ingestion")?;
+        h.ingest(None).await.context("ingestion")?;
+        if let Some(pg) = h.args.postgres.clone() {
+            h.ingest(Some(&pg))
+                .await
+                .context("ingestion on PostgreSQL")?;
+        }
+    }
+    if h.wants("takeover") {
+        match h.args.postgres.clone() {
+            Some(pg) => h.takeover(&pg).await.context("takeover")?,
+            None => eprintln!("harness: takeover skipped (no --postgres)"),
+        }
     }
     if h.wants("e2e") {
         h.end_to_end().await.context("end to end")?;
@@ -203,53 +215,6 @@ async fn main() -> anyhow::Result<()> {
 
 fn scale(quick: bool, full: usize, small: usize) -> usize {
     if quick { small } else { full }
-}
-
-fn sign(body: &str) -> (String, String) {
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        .to_string();
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).expect("HMAC takes any key");
-    mac.update(format!("v0:{ts}:{body}").as_bytes());
-    (
-        ts,
-        format!("v0={}", hex::encode(mac.finalize().into_bytes())),
-    )
-}
-
-/// POSTs a signed Slack request; returns the status, the body and the latency.
-async fn slack_post(
-    client: &reqwest::Client,
-    url: &str,
-    body: String,
-) -> anyhow::Result<(u16, String, Duration)> {
-    let (ts, sig) = sign(&body);
-    let t = Instant::now();
-    let r = client
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", ts)
-        .header("x-slack-signature", sig)
-        .body(body)
-        .send()
-        .await?;
-    let status = r.status().as_u16();
-    let text = r.text().await?;
-    Ok((status, text, t.elapsed()))
-}
-
-fn slash_body(text: &str, user: &str, response_url: &str) -> String {
-    serde_urlencoded::to_string([
-        ("command", "/arm"),
-        ("text", text),
-        ("user_id", user),
-        ("channel_id", CHANNEL),
-        ("response_url", response_url),
-        ("trigger_id", "1.2.3"),
-    ])
-    .unwrap_or_default()
 }
 
 /// One ARM builder as the Instance API describes it: arm64, one Block Storage volume, no
@@ -332,8 +297,9 @@ impl Harness {
         first
     }
 
-    /// Item 1: throughput and latency against the reference, per payload.
-    async fn ingest(&mut self) -> anyhow::Result<()> {
+    /// Item 1: throughput and latency against the reference, per payload; on the embedded
+    /// SQLite store, or on PostgreSQL when `postgres` names a server.
+    async fn ingest(&mut self, postgres: Option<&str>) -> anyhow::Result<()> {
         let q = self.args.quick;
         let notified = |bytes: usize, full: usize, small: usize| {
             (
@@ -356,7 +322,15 @@ impl Harness {
             notified(300_000, 1500, 60),
             notified(5_000_000, 120, 10),
         ];
-        let bot = Bot::start(&self.armbot, "", &[]).await?;
+        let schema = match postgres {
+            Some(base) => Some(Schema::create(base).await?),
+            None => None,
+        };
+        let env: Vec<(&str, String)> = schema
+            .iter()
+            .map(|s| ("ARMBOT_DATABASE_URL", s.url.clone()))
+            .collect();
+        let bot = Bot::start(&self.armbot, "", &env).await?;
         let reference = Reference::start(&self.loadgen).await?;
         let token: &'static [(String, String)] = &*GITLAB_TOKEN_HEADER;
         let mut results: Vec<(Series, Series, Series, Series, Series)> =
@@ -398,12 +372,23 @@ impl Harness {
         }
         reference.stop().await;
         bot.stop().await;
+        if let Some(schema) = schema {
+            schema.drop_it().await?;
+        }
+        let engine = if postgres.is_some() {
+            " on PostgreSQL"
+        } else {
+            ""
+        };
         for ((what, body, _, target, goal), (bt, rt, ratio, p50, p99)) in
             cases.into_iter().zip(results)
         {
             self.rows.push(Row {
                 item: "1",
-                what: format!("ingestion: {what}, {}, 16 connections", size(body.len())),
+                what: format!(
+                    "ingestion{engine}: {what}, {}, 16 connections",
+                    size(body.len())
+                ),
                 bot: format!(
                     "{}; p50 {}; p99 {}",
                     bt.show(rate),
@@ -416,6 +401,56 @@ impl Harness {
                 met: Some(ratio.median() >= goal),
             });
         }
+        Ok(())
+    }
+
+    /// Two replicas on one PostgreSQL database: the time from a SIGKILL of the one that
+    /// delivers until the other says it holds the lease.
+    async fn takeover(&mut self, base: &str) -> anyhow::Result<()> {
+        let schema = Schema::create(base).await?;
+        let env = [("ARMBOT_DATABASE_URL", schema.url.clone())];
+        let mut bots = vec![
+            Bot::start(&self.armbot, "", &env).await?,
+            Bot::start(&self.armbot, "", &env).await?,
+        ];
+        let mut times = Series::default();
+        for _ in 0..self.args.reps.max(3) {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let leader = loop {
+                if let Some(i) = leader_of(&bots).await {
+                    break i;
+                }
+                if Instant::now() > deadline {
+                    bail!("no replica took the lease");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            let killed = bots.remove(leader);
+            let standby = bots[0].url.clone();
+            let started = Instant::now();
+            killed.kill9().await;
+            while !armbot_bench::process::leads(&standby).await {
+                if started.elapsed() > Duration::from_secs(60) {
+                    bail!("the standby did not take over");
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            times.push(started.elapsed().as_secs_f64());
+            bots.push(Bot::start(&self.armbot, "", &env).await?);
+        }
+        for b in bots {
+            b.stop().await;
+        }
+        schema.drop_it().await?;
+        self.rows.push(Row {
+            item: "16",
+            what: "takeover: kill -9 of the delivering replica until the other delivers (2 replicas, PostgreSQL)".into(),
+            bot: times.show(secs),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "seconds".into(),
+            met: None,
+        });
         Ok(())
     }
 
@@ -698,14 +733,13 @@ impl Harness {
                 let plan_id = find_confirm(&plan.body)
                     .with_context(|| format!("no Confirm button in the plan: {}", plan.text))?;
                 let done_key = format!("reap-done-{k}");
-                let payload = json!({
-                    "type": "block_actions",
-                    "user": {"id": REAPER},
-                    "channel": {"id": CHANNEL},
-                    "response_url": slack.response_url(&done_key),
-                    "actions": [{"action_id": "reap_confirm", "value": plan_id}],
-                });
-                let form = serde_urlencoded::to_string([("payload", payload.to_string())])?;
+                let form = click_body(
+                    "reap_confirm",
+                    &plan_id,
+                    REAPER,
+                    CHANNEL,
+                    &slack.response_url(&done_key),
+                );
                 let t = Instant::now();
                 let (status, _, _) =
                     slack_post(&client, &format!("{}/slack/interactions", bot.url), form).await?;
@@ -852,15 +886,12 @@ impl Harness {
 }
 
 /// The plan id carried by the Confirm button of a reap plan message.
-fn find_confirm(v: &Value) -> Option<String> {
-    match v {
-        Value::Object(o) => {
-            if o.get("action_id").and_then(Value::as_str) == Some("reap_confirm") {
-                return o.get("value").and_then(Value::as_str).map(str::to_string);
-            }
-            o.values().find_map(find_confirm)
+/// Which of `bots` holds the lease, if one says so.
+async fn leader_of(bots: &[Bot]) -> Option<usize> {
+    for (i, b) in bots.iter().enumerate() {
+        if b.leads().await {
+            return Some(i);
         }
-        Value::Array(a) => a.iter().find_map(find_confirm),
-        _ => None,
     }
+    None
 }
