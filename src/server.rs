@@ -15,22 +15,36 @@ use crate::{
 /// How long shutdown waits for the worker to finish the call it is in.
 const WORKER_STOP_BOUND: Duration = Duration::from_secs(15);
 
-/// Serves until `shutdown` resolves, then stops accepting, lets in-flight
-/// requests finish, lets the worker finish its current call, and returns.
+/// Listens on `settings.listen` and serves; see [`run_on`].
 pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let settings = state.settings.clone();
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let listen = state.settings.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    run_on(listener, state, shutdown).await
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes idle
+/// connections, gives requests in progress `[http] shutdown_timeout_secs` to finish and closes
+/// the rest, lets the worker finish its current call, and returns.
+pub async fn run_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let settings = state.settings.clone();
     if settings.console_mode() {
         tracing::warn!(
             "console mode: SLACK_BOT_TOKEN is not set, so messages are printed to stdout instead of posted"
         );
     }
-    tracing::info!(listen = %settings.listen, "armbot listening");
+    let listen = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    tracing::info!(listen = %listen, "armbot listening");
 
     if let Some(client) = &state.slack {
         // Learn who we are so our own messages are never answered.
@@ -59,9 +73,9 @@ pub async fn run(
     let worker_task = tokio::spawn(worker.run(state.outbox.signal(), stop_rx.clone()));
     let pruner = tokio::spawn(prune_loop(state.clone(), stop_rx));
 
+    let metrics = state.metrics.clone();
     let app = http::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    http::serve(listener, app, settings.http.clone(), metrics, shutdown)
         .await
         .context("server error")?;
 
