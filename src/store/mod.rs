@@ -121,3 +121,11 @@ impl Store {
         Ok(keys + rows + incidents)
     }
 }
+
+impl Store {
+    /// Records one de-duplication key; false when it was already there (a replay).
+    pub async fn record_once(&self, key: &str, now_ms: i64) -> anyhow::Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        record_keys(&mut conn, &[key], now_ms).await
+    }
+}
