@@ -21,9 +21,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listen = state.settings.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = http::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     run_on(listener, state, shutdown).await
 }
 

@@ -6,7 +6,7 @@ mod ops;
 mod serve;
 mod slack;
 
-pub use serve::serve;
+pub use serve::{bind, serve};
 
 use axum::{
     Router,

@@ -47,6 +47,13 @@ const SPARE_DESCRIPTORS: usize = 64;
 const OVERFLOW_ANSWERS: usize = 64;
 /// How long a 503 answer waits for the client to finish sending before closing.
 const OVERFLOW_LINGER: Duration = Duration::from_secs(1);
+/// hyper's read buffer per connection, which a connection keeps while idle: hyper's default
+/// (about 400 KiB) let 300 idle connections that had each sent a large body hold 120 MB.
+/// Request heads must fit in it.
+const READ_BUFFER: usize = 64 * 1024;
+/// Connections the kernel queues for `accept`: room for a burst of reconnecting clients, so
+/// that a newcomer's SYN is not dropped (and retried a second later).
+pub const LISTEN_BACKLOG: u32 = 4096;
 
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\nconnection: close\r\n\r\n";
 
@@ -256,6 +263,18 @@ impl Registry {
     }
 }
 
+/// A listener on `addr` with [`LISTEN_BACKLOG`] (the kernel may lower it to `somaxconn`).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then closes idle connections,
 /// gives busy ones `settings.shutdown_timeout` and closes whatever is left.
 pub async fn serve(
@@ -395,6 +414,7 @@ async fn connection(
     });
     let served = http1::Builder::new()
         .header_read_timeout(None)
+        .max_buf_size(READ_BUFFER)
         .serve_connection(io, service);
     tokio::pin!(served);
     let mut stopping = false;
