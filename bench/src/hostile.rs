@@ -24,10 +24,13 @@ pub fn status_of(resp: &[u8]) -> u16 {
 }
 
 /// Sends `head` then `body` (as a careless client would, whatever the server answers early),
-/// reads the answer's head and hangs up; bounded by `bound`. Returns the status (0: none).
+/// reads the answer's head and hangs up; bounded by `bound`. Returns the status (0: none;
+/// 1: could not connect).
 pub async fn upload(addr: SocketAddr, head: String, body: &[u8], bound: Duration) -> u16 {
     let work = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            return Some(1);
+        };
         s.write_all(head.as_bytes()).await.ok()?;
         // The server may answer and close before the body is sent: keep reading what it said.
         let _ = s.write_all(body).await;

@@ -45,6 +45,8 @@ use crate::{config::HttpSettings, metrics::Metrics};
 const SPARE_DESCRIPTORS: usize = 64;
 /// Connections being answered 503 at once; beyond it they are closed unanswered.
 const OVERFLOW_ANSWERS: usize = 64;
+/// Bytes read this recently may be a whole request head about to be handled.
+const READ_SETTLE: Duration = Duration::from_millis(50);
 /// How long a 503 answer waits for the client to finish sending before closing.
 const OVERFLOW_LINGER: Duration = Duration::from_secs(1);
 /// hyper's read buffer per connection, which a connection keeps while idle: hyper's default
@@ -73,6 +75,9 @@ struct Conn {
     /// Wakes the connection's task: its phase changed, or it must close.
     changed: Notify,
     evicted: AtomicBool,
+    /// When bytes first arrived on it: a complete request head makes it busy as it is read,
+    /// so one that is not busy a moment later holds a partial head or is idle after a request.
+    first_read: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,6 +94,7 @@ impl Conn {
             }),
             changed: Notify::new(),
             evicted: AtomicBool::new(false),
+            first_read: Mutex::new(None),
         }
     }
 
@@ -111,6 +117,7 @@ impl Conn {
 
     /// Bytes arrived: between requests they start a request head.
     fn bytes_arrived(&self) {
+        lock(&self.first_read).get_or_insert_with(Instant::now);
         let mut phase = lock(&self.phase);
         if let Phase::Idle { first: false, .. } = *phase {
             *phase = Phase::Head {
@@ -212,8 +219,8 @@ enum Admission {
 }
 
 impl Registry {
-    /// Makes room for a connection: below `cap` it is admitted; at `cap` the oldest connection
-    /// that is not busy is told to close and this one takes its place.
+    /// Makes room for a connection: below `cap` it is admitted; at `cap` a connection that is
+    /// not busy is told to close and this one takes its place (see [`Registry::victim`]).
     fn admit(&self, cap: usize, metrics: &Metrics) -> Admission {
         let mut conns = lock(&self.conns);
         let live = if conns.len() < cap {
@@ -225,10 +232,7 @@ impl Registry {
                 .count()
         };
         if live >= cap {
-            let Some(victim) = conns
-                .values()
-                .find(|c| !c.evicted.load(Ordering::Relaxed) && !c.busy())
-            else {
+            let Some(victim) = Self::victim(&conns) else {
                 return Admission::Full;
             };
             victim.evict();
@@ -241,13 +245,24 @@ impl Registry {
         Admission::Admitted(id, conn)
     }
 
-    /// Closes the oldest connection that is not busy, to free a descriptor.
+    /// The connection to close for room: the oldest one holding a partial request head or
+    /// idle after a request; else the oldest that sent nothing yet. A newcomer whose request
+    /// has arrived but was not read yet is thus closed last (under a flood of reconnecting
+    /// clients the oldest connection may be only milliseconds old).
+    fn victim(conns: &BTreeMap<u64, Arc<Conn>>) -> Option<&Arc<Conn>> {
+        let open = |c: &&Arc<Conn>| !c.evicted.load(Ordering::Relaxed) && !c.busy();
+        let settled = Instant::now() - READ_SETTLE;
+        conns
+            .values()
+            .filter(open)
+            .find(|c| lock(&c.first_read).is_some_and(|at| at <= settled))
+            .or_else(|| conns.values().find(open))
+    }
+
+    /// Closes a connection that is not busy, to free a descriptor.
     fn evict_one(&self) -> bool {
         let conns = lock(&self.conns);
-        match conns
-            .values()
-            .find(|c| !c.evicted.load(Ordering::Relaxed) && !c.busy())
-        {
+        match Self::victim(&conns) {
             Some(victim) => {
                 victim.evict();
                 true

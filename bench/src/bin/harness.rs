@@ -877,12 +877,17 @@ impl Harness {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut latencies = Vec::new();
         let mut failed = 0;
+        let mut failures = Vec::new();
         for _ in 0..probes {
             let (status, took) = hostile::timed_get(addr, "/healthz", Duration::from_secs(5)).await;
             if status == 200 {
                 latencies.push(took);
             } else {
                 failed += 1;
+                failures.push(format!(
+                    "{status} after {}",
+                    ms(took.as_secs_f64() * 1000.0)
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -897,10 +902,15 @@ impl Harness {
                 probes as f64 / 10.0
             ),
             bot: format!(
-                "{} / {} / {}, {failed} of {probes} failed",
+                "{} / {} / {}, {failed} of {probes} failed{}",
                 ms(percentile_ms(&latencies, 0.5)),
                 ms(percentile_ms(&latencies, 0.99)),
                 ms(percentile_ms(&latencies, 1.0)),
+                if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (status 0 = closed unanswered: {})", failures.join(", "))
+                }
             ),
             reference: "—".into(),
             ratio: "—".into(),
