@@ -41,6 +41,85 @@ pub struct FileSettings {
     pub reap: ReapSettings,
     #[serde(default)]
     pub faq: FaqSettings,
+    #[serde(default)]
+    pub http: HttpFile,
+}
+
+/// `[http]` in the settings file: how long clients may take and how much they may hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub header_timeout_secs: Option<u64>,
+    pub keep_alive_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub body_grace_secs: Option<u64>,
+    pub min_body_rate_kib: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub shutdown_timeout_secs: Option<u64>,
+    pub body_budget_mib: Option<usize>,
+    pub peer_budget_mib: Option<usize>,
+}
+
+/// Connection and request-body limits: what a slow or hostile client may hold, and for how long.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// A request line and headers must arrive within this, counted from the connection's
+    /// opening (first request) or from the request's first byte (later ones).
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this.
+    pub keep_alive: Duration,
+    /// A whole request body must arrive within this.
+    pub body_timeout: Duration,
+    /// After this much of a body's time, it must average at least `min_body_rate`.
+    pub body_grace: Duration,
+    /// Bytes per second.
+    pub min_body_rate: u64,
+    /// Connections open at once; beyond it an idle one is closed to make room, or the new
+    /// one is answered 503.
+    pub max_connections: usize,
+    /// After a shutdown signal, requests in progress get this long before their connections
+    /// are closed.
+    pub shutdown_timeout: Duration,
+    /// Bytes of webhook bodies read and handled at once.
+    pub body_budget: usize,
+    /// Bytes of that budget one peer (IP address, IPv6 /64) may hold.
+    pub peer_budget: usize,
+}
+
+impl HttpSettings {
+    fn load(file: &HttpFile) -> anyhow::Result<Self> {
+        const MIB: usize = 1024 * 1024;
+        let secs = |v: Option<u64>, default: u64, key: &str| -> anyhow::Result<Duration> {
+            let v = v.unwrap_or(default);
+            if v == 0 {
+                bail!("[http] {key} must be at least 1");
+            }
+            Ok(Duration::from_secs(v))
+        };
+        let body_budget = file.body_budget_mib.unwrap_or(64) * MIB;
+        let peer_budget = file.peer_budget_mib.unwrap_or(32) * MIB;
+        let gitlab_mib = crate::gitlab::MAX_BODY.div_ceil(MIB);
+        if peer_budget < crate::gitlab::MAX_BODY || peer_budget > body_budget {
+            bail!(
+                "[http] peer_budget_mib must be at least {gitlab_mib} (GitLab's largest body) and at most body_budget_mib"
+            );
+        }
+        let max_connections = file.max_connections.unwrap_or(1000);
+        if max_connections == 0 {
+            bail!("[http] max_connections must be at least 1");
+        }
+        Ok(Self {
+            header_timeout: secs(file.header_timeout_secs, 10, "header_timeout_secs")?,
+            keep_alive: secs(file.keep_alive_secs, 75, "keep_alive_secs")?,
+            body_timeout: secs(file.body_timeout_secs, 10, "body_timeout_secs")?,
+            body_grace: secs(file.body_grace_secs, 2, "body_grace_secs")?,
+            min_body_rate: file.min_body_rate_kib.unwrap_or(64) * 1024,
+            max_connections,
+            shutdown_timeout: secs(file.shutdown_timeout_secs, 10, "shutdown_timeout_secs")?,
+            body_budget,
+            peer_budget,
+        })
+    }
 }
 
 /// Everything the service needs, validated.
@@ -58,6 +137,7 @@ pub struct Settings {
     pub scaleway_timeout: Duration,
     pub reap: ReapSettings,
     pub faq: FaqSettings,
+    pub http: HttpSettings,
     /// Where the settings file was read from, if any.
     pub config_path: Option<PathBuf>,
 }
@@ -104,6 +184,7 @@ impl Settings {
         if retention_days == 0 {
             bail!("retention_days must be at least 1");
         }
+        let http = HttpSettings::load(&file.http)?;
         let slack = SlackSettings::load(file.slack, env)?;
         let notify = NotifySettings::load(file.notify, env, slack.console_mode())?;
         let gitlab = GitlabSecrets::load(env)?;
@@ -127,6 +208,7 @@ impl Settings {
             scaleway_timeout: Duration::from_secs(10),
             reap: file.reap,
             faq: file.faq,
+            http,
             config_path,
         })
     }

@@ -90,12 +90,16 @@ fn init_logging() {
 fn serve() -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let store = Store::connect(&settings.database_url).await?;
         tracing::info!(store = %settings.database_url, "store ready");
         let state = AppState::new(settings, store, Metrics::new(), system_clock())?;
         server::run(state, shutdown_signal()).await
-    })?;
+    });
+    // Whatever still runs in the background (a reap's answer, a blocking write) must not
+    // hold the exit past the shutdown deadline.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub slack_events: Family<Reason, Counter>,
     /// 1 while this replica delivers the outbox and runs the periodic jobs.
     pub leader: Gauge,
+    pub http_connections_open: Gauge,
+    pub http_connections_closed: Family<Reason, Counter>,
+    pub http_requests_refused: Family<Reason, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -179,6 +182,26 @@ impl Metrics {
             "1 while this replica delivers the outbox and runs the periodic jobs",
             leader.clone(),
         );
+        let http_connections_open = Gauge::default();
+        r.register(
+            "http_connections_open",
+            "HTTP connections open now",
+            http_connections_open.clone(),
+        );
+        let http_connections_closed = Family::<Reason, Counter>::default();
+        r.register(
+            "http_connections_closed",
+            "HTTP connections closed by the bot rather than the client, by reason \
+             (header_timeout, idle, evicted, overloaded, shutdown, error)",
+            http_connections_closed.clone(),
+        );
+        let http_requests_refused = Family::<Reason, Counter>::default();
+        r.register(
+            "http_requests_refused",
+            "Requests refused before their body was read or while reading it, by reason \
+             (unauthorized, too_large, too_slow, busy)",
+            http_requests_refused.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -196,7 +219,14 @@ impl Metrics {
             servers_removed,
             slack_events,
             leader,
+            http_connections_open,
+            http_connections_closed,
+            http_requests_refused,
         }
+    }
+
+    pub fn connection_closed(&self, reason: &str) {
+        Self::reason(&self.http_connections_closed, reason);
     }
 
     pub fn reason(family: &Family<Reason, Counter>, reason: &str) {

@@ -8,22 +8,34 @@ use tokio::sync::watch;
 
 use crate::{http, leader, state::AppState};
 
-/// Serves until `shutdown` resolves, then stops accepting, lets in-flight
-/// requests finish, lets the worker finish its current call, and returns.
+/// Listens on `settings.listen` and serves; see [`run_on`].
 pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let listen = state.settings.listen;
+    let listener = http::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    run_on(listener, state, shutdown).await
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes idle
+/// connections, gives requests in progress `[http] shutdown_timeout_secs` to finish and closes
+/// the rest, lets the worker finish its current call, and returns.
+pub async fn run_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let settings = state.settings.clone();
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
     if settings.console_mode() {
         tracing::warn!(
             "console mode: SLACK_BOT_TOKEN is not set, so messages are printed to stdout instead of posted"
         );
     }
-    tracing::info!(listen = %settings.listen, "armbot listening");
+    let listen = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    tracing::info!(listen = %listen, "armbot listening");
 
     if let Some(client) = &state.slack {
         // Learn who we are so our own messages are never answered.
@@ -41,9 +53,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let leader = tokio::spawn(leader::run(state.clone(), stop_rx));
 
+    let metrics = state.metrics.clone();
     let app = http::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    http::serve(listener, app, settings.http.clone(), metrics, shutdown)
         .await
         .context("server error")?;
 

@@ -28,13 +28,36 @@ impl Bot {
     /// Starts `binary serve` in a fresh directory with `toml` as its settings
     /// and `env` on top, and waits until `/readyz` answers.
     pub async fn start(binary: &Path, toml: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_limited(binary, toml, env, None).await
+    }
+
+    /// As [`Bot::start`], with the process's open-file limit set to `nofile` (as under
+    /// systemd's default of 1024), through `sh -c 'ulimit -n …; exec …'`.
+    pub async fn start_limited(
+        binary: &Path,
+        toml: &str,
+        env: &[(&str, String)],
+        nofile: Option<u64>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let config = dir.path().join("armbot.toml");
         std::fs::write(&config, toml)?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("serve")
-            .current_dir(dir.path())
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" serve"))
+                    .arg(binary);
+                c
+            }
+            None => {
+                let mut c = Command::new(binary);
+                c.arg("serve");
+                c
+            }
+        };
+        cmd.current_dir(dir.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("ARMBOT_CONFIG", &config)
@@ -80,6 +103,11 @@ impl Bot {
         bail!("{} did not become ready in 15 s", self.url)
     }
 
+    /// The socket address the bot listens on.
+    pub fn addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        Ok(self.url.trim_start_matches("http://").parse()?)
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
@@ -104,6 +132,24 @@ impl Bot {
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+
+    /// Sends SIGTERM and waits (at most `bound`) for the process to exit: how long it took
+    /// and whether it exited 0.
+    pub async fn terminate(mut self, bound: Duration) -> anyhow::Result<(Duration, bool)> {
+        let pid = self.pid().context("the process has exited")?;
+        let started = std::time::Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await?;
+        if !sent.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        let status = tokio::time::timeout(bound, self.child.wait())
+            .await
+            .with_context(|| format!("still running {bound:?} after SIGTERM"))??;
+        Ok((started.elapsed(), status.success()))
     }
 }
 

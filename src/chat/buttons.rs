@@ -1,18 +1,38 @@
 //! Button clicks (`block_actions`): sharing an FAQ answer, confirming or cancelling a reap.
+//!
+//! Every click acts once: a request replayed within Slack's signature window carries the same
+//! `action_ts`, user and message, and changes nothing (no second message, no second audit row).
 
 use super::{Responder, faq, reap::Click};
 use crate::{
     reap,
-    slack::{Reply, payload::BlockActions},
+    slack::{
+        Reply,
+        payload::{Action, BlockActions},
+    },
     state::AppState,
-    store::{NewMessage, OutboxKind},
+    store::{NewMessage, OutboxKind, now_ms},
 };
+
+/// The de-duplication key of one click: who clicked which button on which message, when.
+/// `None` without an `action_ts` (Slack always sends one; such a request cannot be told from
+/// a new click).
+fn click_key(click: &BlockActions, action: &Action) -> Option<String> {
+    let ts = action.action_ts.as_deref().filter(|t| !t.is_empty())?;
+    Some(format!(
+        "slack-click:{}:{}:{}:{ts}",
+        click.user.id,
+        click.message_ts().unwrap_or("-"),
+        action.action_id,
+    ))
+}
 
 /// Answers at once; a reap runs in the background and answers on `response_url`.
 pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
     let Some(action) = click.actions.first() else {
         return Reply::Nothing;
     };
+    let key = click_key(&click, action);
     let user = click.user.id.clone();
     let channel = click.channel_id().map(str::to_string);
     let response_url = click.response_url.clone().unwrap_or_default();
@@ -30,9 +50,16 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 target_ts: None,
                 message,
             };
-            if let Err(e) = app.outbox.enqueue(&m).await {
-                tracing::error!(error = format!("{e:#}"), "could not queue a shared answer");
-                return Reply::RetryLater;
+            match app.outbox.enqueue_once(key.as_slice(), &m).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(user = %user, "a replayed share click changed nothing");
+                    return Reply::Nothing;
+                }
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "could not queue a shared answer");
+                    return Reply::RetryLater;
+                }
             }
             if !response_url.is_empty() {
                 let app = app.clone();
@@ -45,6 +72,23 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
             Reply::Nothing
         }
         reap::CONFIRM_ACTION_ID | reap::CANCEL_ACTION_ID => {
+            if let Some(key) = &key {
+                match app
+                    .store
+                    .first_sighting(std::slice::from_ref(key), now_ms())
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(user = %user, "a replayed reap click changed nothing");
+                        return Reply::Nothing;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "could not record a reap click");
+                        return Reply::RetryLater;
+                    }
+                }
+            }
             let click = Click {
                 user,
                 confirm: action.action_id == reap::CONFIRM_ACTION_ID,

@@ -36,17 +36,17 @@ fn auth_headers(h: &HeaderMap) -> AuthHeaders<'_> {
     }
 }
 
-/// The part of authentication that needs no body, so a large body from a
-/// stranger is refused before it is read or takes any of the memory budget.
-pub fn headers_authentic(app: &AppState, headers: &HeaderMap) -> bool {
+/// The part of authentication that needs no body, so a stranger's body is refused (401)
+/// before any of it is read or takes any of the memory budget.
+pub fn precheck(app: &AppState, headers: &HeaderMap) -> Result<(), super::budget::Refusal> {
     match auth::verify_headers(&app.settings.gitlab, &auth_headers(headers), (app.clock)()) {
-        Ok(()) => true,
+        Ok(()) => Ok(()),
         Err(e) => {
             // The handler never sees it, so it is counted here.
             app.metrics.webhooks_received.inc();
-            tracing::warn!(reason = %e, "large webhook refused before reading it");
+            tracing::warn!(reason = %e, "webhook refused on its headers, unread");
             Metrics::reason(&app.metrics.webhooks_rejected, "unauthorized");
-            false
+            Err((StatusCode::UNAUTHORIZED, ""))
         }
     }
 }

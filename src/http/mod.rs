@@ -3,7 +3,10 @@
 mod budget;
 mod gitlab;
 mod ops;
+mod serve;
 mod slack;
+
+pub use serve::{bind, serve};
 
 use axum::{
     Router,
@@ -20,10 +23,13 @@ use tower_http::{
 use crate::state::AppState;
 
 /// GitLab's own limit for a webhook body; `builds` lists every job.
-pub const GITLAB_BODY_LIMIT: usize = 25 * 1024 * 1024;
+pub const GITLAB_BODY_LIMIT: usize = crate::gitlab::MAX_BODY;
 
-/// Megabytes of large webhook bodies read and parsed at once; see [`budget`].
-const LARGE_BODY_BUDGET_MIB: usize = 64;
+/// Slack request bodies read at once, before their signatures are checked: at 256 KiB the
+/// largest, 64 of them; at the usual few KiB, thousands.
+const SLACK_BUDGET: usize = 16 * 1024 * 1024;
+/// Of which one peer may hold this much.
+const SLACK_PEER_BUDGET: usize = 4 * 1024 * 1024;
 
 /// A random UUID from the thread's generator: `MakeRequestUuid` makes a
 /// system call for each one.
@@ -41,9 +47,25 @@ impl MakeRequestId for RequestUuid {
 }
 
 pub fn router(state: AppState) -> Router {
-    let gate = state.clone();
-    let budget = budget::BodyBudget::new(LARGE_BODY_BUDGET_MIB, GITLAB_BODY_LIMIT)
-        .with_precheck(move |headers| gitlab::headers_authentic(&gate, headers));
+    let http = &state.settings.http;
+    let pace = budget::Pace::from(http);
+    let app = state.clone();
+    let gitlab_gate = budget::BodyGate::new(
+        budget::Budget::new(http.body_budget, http.peer_budget),
+        GITLAB_BODY_LIMIT,
+        pace,
+        state.metrics.clone(),
+    )
+    .with_precheck(move |headers| gitlab::precheck(&app, headers));
+    let app = state.clone();
+    let slack_gate = budget::BodyGate::new(
+        budget::Budget::new(SLACK_BUDGET, SLACK_PEER_BUDGET),
+        slack::SLACK_BODY_LIMIT,
+        pace,
+        state.metrics.clone(),
+    )
+    .with_precheck(move |headers| slack::precheck(&app, headers));
+    let slack_body = || from_fn_with_state(slack_gate.clone(), budget::read_body);
     let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
         let id = req
             .headers()
@@ -57,11 +79,14 @@ pub fn router(state: AppState) -> Router {
             "/gitlab/webhook",
             post(gitlab::webhook)
                 .layer(DefaultBodyLimit::max(GITLAB_BODY_LIMIT))
-                .layer(from_fn_with_state(budget, budget::limit_large_bodies)),
+                .layer(from_fn_with_state(gitlab_gate, budget::read_body)),
         )
-        .route("/slack/commands", post(slack::commands))
-        .route("/slack/interactions", post(slack::interactions))
-        .route("/slack/events", post(slack::events))
+        .route("/slack/commands", post(slack::commands).layer(slack_body()))
+        .route(
+            "/slack/interactions",
+            post(slack::interactions).layer(slack_body()),
+        )
+        .route("/slack/events", post(slack::events).layer(slack_body()))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -21,8 +21,34 @@ use crate::{
     state::AppState,
 };
 
-/// Slack bodies are small; anything bigger is not from Slack.
-pub const SLACK_BODY_LIMIT: usize = 1024 * 1024;
+/// Slack's requests are a few KiB: a form with a command's text, an interaction with the
+/// clicked message (at most 50 blocks), an event with a message (at most 40,000 characters).
+/// Anything bigger is not from Slack, and is refused before it is read.
+pub const SLACK_BODY_LIMIT: usize = 256 * 1024;
+
+/// What can be checked before the body is read: the signing secret is set, and the request
+/// carries a fresh timestamp and a signature of the right form.
+pub fn precheck(app: &AppState, headers: &HeaderMap) -> Result<(), super::budget::Refusal> {
+    if app.settings.slack.signing_secret.is_none() {
+        tracing::warn!("a Slack request arrived but SLACK_SIGNING_SECRET is not set");
+        return Err(NO_SECRET);
+    }
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    verify::verify_headers(
+        h("x-slack-request-timestamp"),
+        h("x-slack-signature"),
+        (app.clock)(),
+    )
+    .map_err(|e| {
+        tracing::warn!(reason = %e, "Slack request refused on its headers, unread");
+        (StatusCode::UNAUTHORIZED, "")
+    })
+}
+
+const NO_SECRET: super::budget::Refusal = (
+    StatusCode::SERVICE_UNAVAILABLE,
+    "SLACK_SIGNING_SECRET is not set",
+);
 
 /// A request body whose Slack signature checked out.
 pub struct Verified {
@@ -35,12 +61,7 @@ impl FromRequest<AppState> for Verified {
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
         let Some(secret) = app.settings.slack.signing_secret.clone() else {
-            tracing::warn!("a Slack request arrived but SLACK_SIGNING_SECRET is not set");
-            return Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SLACK_SIGNING_SECRET is not set",
-            )
-                .into_response());
+            return Err(NO_SECRET.into_response());
         };
         let headers = req.headers().clone();
         let body = Bytes::from_request(req, app)

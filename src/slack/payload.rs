@@ -40,9 +40,22 @@ pub struct BlockActions {
     pub container: Option<Container>,
     #[serde(default)]
     pub response_url: Option<String>,
+    /// The message the button is on (absent for buttons in views).
+    #[serde(default)]
+    pub message: Option<MessageRef>,
 }
 
 impl BlockActions {
+    /// The `ts` of the message the button is on: a click's identity with `action_ts` and the
+    /// user.
+    pub fn message_ts(&self) -> Option<&str> {
+        self.container
+            .as_ref()
+            .and_then(|c| c.message_ts.as_deref())
+            .or_else(|| self.message.as_ref()?.ts.as_deref())
+            .filter(|t| !t.is_empty())
+    }
+
     /// The channel the button was clicked in.
     pub fn channel_id(&self) -> Option<&str> {
         self.channel
@@ -67,6 +80,14 @@ pub struct Channel {
 pub struct Container {
     #[serde(default)]
     pub channel_id: Option<String>,
+    #[serde(default)]
+    pub message_ts: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MessageRef {
+    #[serde(default)]
+    pub ts: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -75,6 +96,9 @@ pub struct Action {
     pub action_id: String,
     #[serde(default)]
     pub value: String,
+    /// When the button was clicked, as Slack stamps it: the same in a replayed request.
+    #[serde(default)]
+    pub action_ts: Option<String>,
 }
 
 /// An Events API request.
@@ -157,6 +181,19 @@ mod tests {
             panic!("block_actions")
         };
         assert_eq!(ba.channel_id(), Some("C1"));
+        assert_eq!(ba.message_ts(), None);
+        let ba: Interaction = serde_json::from_str(
+            r#"{"type":"block_actions","user":{"id":"U1"},"container":{"type":"message","message_ts":"1.2","channel_id":"C1"},"message":{"ts":"1.2"},"actions":[{"action_id":"a","value":"v","action_ts":"1700000000.123456"}]}"#,
+        )
+        .expect("parses");
+        let Interaction::BlockActions(ba) = ba else {
+            panic!("block_actions")
+        };
+        assert_eq!(ba.message_ts(), Some("1.2"));
+        assert_eq!(
+            ba.actions[0].action_ts.as_deref(),
+            Some("1700000000.123456")
+        );
         assert!(serde_json::from_str::<Interaction>(r#"{"type":"block_actions"}"#).is_err());
     }
 }

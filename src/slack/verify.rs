@@ -28,6 +28,32 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), VerifyError> {
+    let (ts, given) = signature_headers(timestamp, signature, now_unix)?;
+    let expected = mac(secret.expose_secret().as_bytes(), ts, body);
+    if bool::from(given.as_slice().ct_eq(&expected)) {
+        Ok(())
+    } else {
+        Err(VerifyError::BadSignature)
+    }
+}
+
+/// Everything [`verify`] checks that does not need the body: both headers present, the
+/// timestamp fresh, the signature of the right form. Lets a stranger's request be refused
+/// before its body is read.
+pub fn verify_headers(
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    now_unix: i64,
+) -> Result<(), VerifyError> {
+    signature_headers(timestamp, signature, now_unix).map(|_| ())
+}
+
+/// The timestamp and the decoded signature.
+fn signature_headers<'a>(
+    timestamp: Option<&'a str>,
+    signature: Option<&str>,
+    now_unix: i64,
+) -> Result<(&'a str, Vec<u8>), VerifyError> {
     let (Some(ts), Some(sig)) = (timestamp, signature) else {
         return Err(VerifyError::MissingHeaders);
     };
@@ -44,12 +70,7 @@ pub fn verify(
         })
         .and_then(|h| hex::decode(h).ok())
         .ok_or(VerifyError::BadSignature)?;
-    let expected = mac(secret.expose_secret().as_bytes(), ts, body);
-    if bool::from(given.as_slice().ct_eq(&expected)) {
-        Ok(())
-    } else {
-        Err(VerifyError::BadSignature)
-    }
+    Ok((ts, given))
 }
 
 /// The signature Slack would send for this body, as `v0=<hex>`.

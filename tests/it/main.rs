@@ -6,12 +6,14 @@ mod common;
 
 mod architecture;
 mod binary;
+mod click_replay;
 mod faq_kb;
 mod faq_matching;
 mod fleet_membership;
 mod fleet_runner_metrics;
 mod fleet_scaleway;
 mod fleet_status;
+mod hostile;
 mod manifest;
 mod notify_props;
 mod notify_real_traffic;

@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use armbot_bench::{
+    hostile,
     load::{self, Body, Hit, percentile_ms},
     payloads::Payloads,
     pg::Schema,
@@ -37,7 +38,7 @@ struct Args {
     /// A markdown table from `bench/micro` whose rows join this table.
     #[arg(long)]
     micro: Option<PathBuf>,
-    /// Run only these sections (ingest, e2e, slash, status, reap, memory, takeover).
+    /// Run only these sections (ingest, e2e, slash, status, reap, memory, hostile, takeover).
     #[arg(long = "only")]
     only: Vec<String>,
     /// A PostgreSQL server: ingestion is also measured on it, and the replica takeover.
@@ -202,6 +203,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if h.wants("memory") {
         h.memory().await.context("memory")?;
+    }
+    if h.wants("hostile") {
+        h.hostile().await.context("hostile clients")?;
     }
     h.micro()?;
     h.print();
@@ -832,6 +836,187 @@ impl Harness {
             ratio: "—".into(),
             target: "—".into(),
             met: None,
+        });
+        Ok(())
+    }
+
+    /// Hostile clients (issue 14): resident set after bursts of unauthenticated uploads,
+    /// `/healthz` while half-open connections are hoarded, SIGTERM with stalled connections.
+    async fn hostile(&mut self) -> anyhow::Result<()> {
+        let quick = self.args.quick;
+        let n = scale(quick, 300, 30);
+        let mib_body = vec![b'x'; 1024 * 1024 - 1024];
+        let slack_sized = vec![b'x'; 250 * 1024];
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
+        let bad_slack = |len: usize| {
+            format!(
+                "POST /slack/events HTTP/1.1\r\nHost: bench\r\nX-Slack-Request-Timestamp: {}\r\nX-Slack-Signature: v0={}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+                now(),
+                "0".repeat(64)
+            )
+        };
+        let no_token = |len: usize| {
+            format!(
+                "POST /gitlab/webhook HTTP/1.1\r\nHost: bench\r\nX-Gitlab-Event: Pipeline Hook\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+            )
+        };
+        let forged = |len: usize, i: usize| {
+            format!(
+                "POST /gitlab/webhook HTTP/1.1\r\nHost: bench\r\nwebhook-id: forged-{i}\r\nwebhook-timestamp: {}\r\nwebhook-signature: v1,AAAA\r\nContent-Length: {len}\r\n\r\n",
+                now()
+            )
+        };
+        let slack_secret = [("SLACK_SIGNING_SECRET", SIGNING_SECRET.to_string())];
+        let signing_only = [
+            ("SLACK_SIGNING_SECRET", SIGNING_SECRET.to_string()),
+            ("GITLAB_WEBHOOK_TOKEN", String::new()),
+            (
+                "GITLAB_WEBHOOK_SIGNING_TOKEN",
+                "whsec_YmVuY2gtc2lnbmluZy1rZXktMzItYnl0ZXMtbG9uZyEh".to_string(),
+            ),
+        ];
+        type Heads<'a> = Box<dyn Fn(usize) -> String + 'a>;
+        /// What a burst is, the bot's environment, each request's head, the body.
+        type Burst<'a> = (&'a str, &'a [(&'a str, String)], Heads<'a>, &'a [u8]);
+        let bursts: [Burst; 3] = [
+            (
+                "~1 MiB uploads, half GitLab without a token, half Slack with a wrong signature",
+                &slack_secret,
+                Box::new(|i| {
+                    if i % 2 == 0 {
+                        no_token(mib_body.len())
+                    } else {
+                        bad_slack(mib_body.len())
+                    }
+                }),
+                &mib_body,
+            ),
+            (
+                "250 KiB Slack requests with a wrong signature (read before they can be verified)",
+                &slack_secret,
+                Box::new(|_| bad_slack(slack_sized.len())),
+                &slack_sized,
+            ),
+            (
+                "~1 MiB GitLab uploads with forged signature headers, signing-token-only setup (read before they can be verified)",
+                &signing_only,
+                Box::new(|i| forged(mib_body.len(), i)),
+                &mib_body,
+            ),
+        ];
+        for (what, env, heads, body) in bursts {
+            let (mut idle, mut peak, mut after) =
+                (Series::default(), Series::default(), Series::default());
+            let mut answers = String::new();
+            for _ in 0..self.args.reps {
+                let bot = Bot::start(&self.armbot, "", env).await?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                idle.push(bot.memory_kib()?.0 as f64 / 1024.0);
+                let counts = hostile::burst(bot.addr()?, n, &heads, body).await;
+                peak.push(bot.memory_kib()?.1 as f64 / 1024.0);
+                // What is left once the burst is over (freed memory given back).
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                after.push(bot.memory_kib()?.0 as f64 / 1024.0);
+                answers = counts
+                    .iter()
+                    .map(|(c, k)| format!("{k}×{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                bot.stop().await;
+            }
+            let growth = after.median() - idle.median();
+            self.rows.push(Row {
+                item: "H",
+                what: format!(
+                    "hostile: {n} concurrent {what}: resident set idle / peak / after ({answers})"
+                ),
+                bot: format!(
+                    "{} / {} / {}",
+                    idle.show(mib),
+                    peak.show(mib),
+                    after.show(mib)
+                ),
+                reference: "—".into(),
+                ratio: format!("+{growth:.1} MB after"),
+                target: "after ≤ idle + 64 MB".into(),
+                met: Some(growth <= 64.0),
+            });
+        }
+
+        // /healthz while 1,100 half-open connections are hoarded, at 1,024 open files.
+        let hoarders = scale(quick, 1100, 200);
+        let probes = scale(quick, 120, 20);
+        let bot = Bot::start_limited(&self.armbot, "", &[], Some(1024)).await?;
+        let addr = bot.addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let hoard = hostile::hoard(addr, hoarders, stop_rx);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut latencies = Vec::new();
+        let mut failed = 0;
+        let mut failures = Vec::new();
+        for _ in 0..probes {
+            let (status, took) = hostile::timed_get(addr, "/healthz", Duration::from_secs(5)).await;
+            if status == 200 {
+                latencies.push(took);
+            } else {
+                failed += 1;
+                failures.push(format!(
+                    "{status} after {}",
+                    ms(took.as_secs_f64() * 1000.0)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = stop_tx.send(true);
+        let closed = hoard.await.unwrap_or(0);
+        bot.stop().await;
+        latencies.sort_unstable();
+        self.rows.push(Row {
+            item: "H",
+            what: format!(
+                "hostile: /healthz every 100 ms for {:.0} s while {hoarders} half-open connections are held (open-file limit 1,024; {closed} closed by the bot and reopened): p50 / p99 / max",
+                probes as f64 / 10.0
+            ),
+            bot: format!(
+                "{} / {} / {}, {failed} of {probes} failed{}",
+                ms(percentile_ms(&latencies, 0.5)),
+                ms(percentile_ms(&latencies, 0.99)),
+                ms(percentile_ms(&latencies, 1.0)),
+                if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (status 0 = closed unanswered: {})", failures.join(", "))
+                }
+            ),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "every probe answered".into(),
+            met: Some(failed == 0),
+        });
+
+        // SIGTERM with a half-sent request and a stalled body open.
+        let mut exits = Series::default();
+        let mut all_zero = true;
+        for _ in 0..self.args.reps {
+            let bot = Bot::start(&self.armbot, "", &[]).await?;
+            let stalled = hostile::stalled_pair(bot.addr()?, "bench-token").await?;
+            let (took, ok) = bot.terminate(Duration::from_secs(60)).await?;
+            drop(stalled);
+            exits.push(took.as_secs_f64());
+            all_zero &= ok;
+        }
+        self.rows.push(Row {
+            item: "H",
+            what: "hostile: SIGTERM to exit with a half-sent request and a stalled body open (shutdown_timeout_secs 10)".into(),
+            bot: format!("{}, exit 0: {}", exits.show(secs), if all_zero { "yes" } else { "**no**" }),
+            reference: "—".into(),
+            ratio: "—".into(),
+            target: "≤ 10 s, exit 0".into(),
+            met: Some(all_zero && exits.median() <= 10.5),
         });
         Ok(())
     }
