@@ -68,6 +68,7 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
         state.transport(),
         WorkerConfig {
             min_interval: settings.slack.min_interval,
+            blocked_for_at_most: settings.retention,
             ..WorkerConfig::default()
         },
         state.metrics.clone(),

@@ -25,6 +25,12 @@ pub struct Channel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelReason {
+    pub channel: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Command {
     pub command: String,
     pub outcome: String,
@@ -58,6 +64,8 @@ pub struct Metrics {
     pub outbox_failed: Family<Reason, Counter>,
     pub outbox_pending: Family<Channel, Gauge>,
     pub outbox_oldest_age: Family<Channel, Gauge>,
+    /// 1 for each channel whose messages wait for an operator, with Slack's reason.
+    pub outbox_blocked: Family<ChannelReason, Gauge>,
     pub commands: Family<Command, Counter>,
     pub command_seconds: Family<CommandName, Histogram>,
     pub scaleway_calls: Family<Endpoint, Counter>,
@@ -139,6 +147,12 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             outbox_oldest_age.clone(),
         );
+        let outbox_blocked = Family::<ChannelReason, Gauge>::default();
+        r.register(
+            "outbox_blocked",
+            "Channels whose messages wait for an operator (invite the bot, fix the token), by Slack's reason",
+            outbox_blocked.clone(),
+        );
         let commands = Family::<Command, Counter>::default();
         r.register(
             "commands",
@@ -212,6 +226,7 @@ impl Metrics {
             outbox_failed,
             outbox_pending,
             outbox_oldest_age,
+            outbox_blocked,
             commands,
             command_seconds,
             scaleway_calls,

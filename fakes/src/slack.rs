@@ -290,6 +290,11 @@ impl FakeSlack {
         self.fail_next(method, usize::MAX, failure);
     }
 
+    /// Forgets every scripted failure: Slack answers normally again.
+    pub fn stop_failing(&self) {
+        lock(&self.state).script.clear();
+    }
+
     /// Every request so far, in order.
     pub fn calls(&self) -> Vec<SlackCall> {
         lock(&self.state).calls.clone()

@@ -99,6 +99,9 @@ struct Incident {
 struct RefNow {
     last_pipeline: Option<u64>,
     open: Option<Incident>,
+    /// An open incident whose root could never be posted: closed by the ref's next event,
+    /// which then starts afresh rather than replying into a thread that does not exist.
+    abandoned: Option<i64>,
     touched: bool,
 }
 
@@ -119,6 +122,9 @@ enum Change {
     Fixed {
         at: i64,
         by: u64,
+    },
+    Abandoned {
+        at: i64,
     },
 }
 
@@ -167,7 +173,8 @@ pub async fn apply(
     let mut heads: HashMap<RefKey, RefNow> = stored
         .into_iter()
         .map(|(k, st)| {
-            let open = st.open.map(|o| Incident {
+            let abandoned = st.open.as_ref().filter(|o| o.root_failed).map(|o| o.id);
+            let open = st.open.filter(|o| !o.root_failed).map(|o| Incident {
                 id: IncidentId::Stored(o.id),
                 channel: o.channel,
                 opened_at: o.opened_at,
@@ -177,6 +184,7 @@ pub async fn apply(
             let now = RefNow {
                 last_pipeline: st.last_pipeline,
                 open,
+                abandoned,
                 touched: false,
             };
             (k, now)
@@ -222,6 +230,7 @@ pub async fn apply(
                 fixed_at: at,
                 fixed_by: by,
             },
+            Change::Abandoned { at } => IncidentChange::Abandoned { id, at },
         })
         .await?;
     }
@@ -284,6 +293,14 @@ fn decide<'e>(
     head.touched = true;
     let url = ev.pipeline_url.as_str();
     let event_time = ev.finished_at.unwrap_or(now);
+    if let Some(id) = head.abandoned.take() {
+        writes.changes.push((
+            IncidentId::Stored(id),
+            Change::Abandoned {
+                at: event_time.timestamp(),
+            },
+        ));
+    }
     let open = |head: &RefNow| {
         head.open
             .clone()

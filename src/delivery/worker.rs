@@ -29,6 +29,9 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// Attempts before a transient failure is given up on.
     pub max_attempts: i64,
+    /// How long a message may wait for an operator to fix its channel (invite the bot, fix
+    /// the token) before it is given up: the store's retention.
+    pub blocked_for_at_most: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -38,9 +41,16 @@ impl Default for WorkerConfig {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             max_attempts: 15,
+            blocked_for_at_most: Duration::from_secs(14 * 86_400),
         }
     }
 }
+
+/// Retries of a blocked channel: from half a minute, growing with the wait, to five minutes.
+const BLOCKED_RETRY_MIN: Duration = Duration::from_secs(30);
+const BLOCKED_RETRY_MAX: Duration = Duration::from_secs(300);
+/// The `last_error` prefix that marks a row waiting for an operator.
+pub const BLOCKED: &str = "blocked: ";
 
 /// What one pass over the outbox did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +69,8 @@ pub struct Worker {
     last_call: HashMap<String, Instant>,
     /// After a 429 Slack blocks the method workspace-wide: nothing before this.
     paused_until: Option<Instant>,
+    /// Channels waiting for an operator, with Slack's code: each is logged once.
+    blocked: HashMap<String, String>,
 }
 
 impl Worker {
@@ -70,6 +82,7 @@ impl Worker {
             metrics,
             last_call: HashMap::new(),
             paused_until: None,
+            blocked: HashMap::new(),
         }
     }
 
@@ -180,6 +193,9 @@ impl Worker {
         match result {
             Ok(posted) => {
                 self.metrics.slack_call(method, "ok");
+                if let Some(code) = self.blocked.remove(&row.channel) {
+                    tracing::info!(channel = %row.channel, was = %code, "channel unblocked; delivering what waited");
+                }
                 self.store
                     .outbox_delivered(&row, &posted.channel, &posted.ts, now_ms())
                     .await
@@ -303,6 +319,32 @@ impl Worker {
                     )
                     .await
             }
+            ref blocked if blocked.needs_operator() && !self.waited_too_long(row, now) => {
+                let code = blocked.code().unwrap_or_default().to_string();
+                if self.blocked.get(&row.channel) != Some(&code) {
+                    tracing::error!(
+                        channel = %row.channel,
+                        code = %code,
+                        "Slack refuses this channel until an operator acts (invite the bot to it, \
+                         or fix the token or its scopes); its messages wait, in order, and are \
+                         retried every few minutes"
+                    );
+                    self.blocked.insert(row.channel.clone(), code);
+                }
+                let waited = Duration::from_millis((now - row.created_at).max(0) as u64);
+                let delay = waited.clamp(BLOCKED_RETRY_MIN, BLOCKED_RETRY_MAX);
+                // A failed look-up may hide a post that landed: the row stays in doubt.
+                let in_doubt = method == "reconcile";
+                self.store
+                    .outbox_retry(
+                        row.id,
+                        now + delay.as_millis() as i64,
+                        &format!("{BLOCKED}{blocked}"),
+                        in_doubt,
+                        false,
+                    )
+                    .await
+            }
             SlackError::Transient(msg) | SlackError::Permanent(msg) => {
                 tracing::error!(
                     outbox_id = row.id,
@@ -317,6 +359,11 @@ impl Worker {
                 self.store.outbox_failed(row.id, &msg, now).await
             }
         }
+    }
+
+    /// A blocked row older than the retention period is given up on, like any old row.
+    fn waited_too_long(&self, row: &OutboxRow, now: i64) -> bool {
+        now - row.created_at > self.config.blocked_for_at_most.as_millis() as i64
     }
 
     fn backoff(&self, attempts: i64) -> Duration {

@@ -6,29 +6,49 @@ use axum::{
     response::IntoResponse,
 };
 
-use crate::{metrics::Channel, state::AppState, store::now_ms};
+use crate::{
+    delivery::worker::BLOCKED,
+    metrics::{Channel, ChannelReason},
+    state::AppState,
+    store::now_ms,
+};
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready: the store answers, is the one the service opened, and has every migration. The
+/// body adds what an operator should know while ready: channels waiting for them.
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
-    match app.store.ready().await {
-        Ok(()) => (StatusCode::OK, "ready".to_string()),
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store not ready".to_string(),
-            )
-        }
+    if let Err(e) = app.store.ready().await {
+        tracing::warn!(error = format!("{e:#}"), "not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store not ready: {e}"),
+        );
     }
+    let mut body = "ready".to_string();
+    for (channel, why) in app.store.outbox_blocked(BLOCKED).await.unwrap_or_default() {
+        body.push_str(&format!(
+            "\nchannel {channel} waits for an operator: {}",
+            why.trim_start_matches(BLOCKED)
+        ));
+    }
+    (StatusCode::OK, body)
 }
 
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     // The backlog lives in the store, so read it at scrape time.
     app.metrics.outbox_pending.clear();
     app.metrics.outbox_oldest_age.clear();
+    app.metrics.outbox_blocked.clear();
+    for (channel, why) in app.store.outbox_blocked(BLOCKED).await.unwrap_or_default() {
+        let reason = why.rsplit(": ").next().unwrap_or_default().to_string();
+        app.metrics
+            .outbox_blocked
+            .get_or_create(&ChannelReason { channel, reason })
+            .set(1);
+    }
     if let Ok(backlog) = app.store.outbox_backlog().await {
         let now = now_ms();
         for b in backlog {

@@ -37,7 +37,37 @@ pub enum SlackError {
     Permanent(String),
 }
 
+/// Errors an operator fixes (invite the bot, fix the token or its scopes): the messages wait
+/// for the fix instead of being given up.
+const OPERATOR_CODES: &[&str] = &[
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "missing_scope",
+    "no_permission",
+    "team_access_not_granted",
+];
+
 impl SlackError {
+    /// Slack's error code (`not_in_channel`), when Slack gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::RateLimited(_) => None,
+            Self::Transient(m) | Self::Permanent(m) => m.rsplit(": ").next(),
+        }
+    }
+
+    /// Whether the operator must act before the call can succeed; nothing retrying can fix.
+    pub fn needs_operator(&self) -> bool {
+        matches!(self, Self::Permanent(_))
+            && self.code().is_some_and(|c| OPERATOR_CODES.contains(&c))
+    }
+
     /// A short label for metrics.
     pub fn outcome(&self) -> &'static str {
         match self {

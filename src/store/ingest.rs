@@ -31,6 +31,8 @@ pub struct OpenIncident {
     pub failures: i64,
     /// The first failure's message, under the status line.
     pub root_body: Message,
+    /// Its root message could not be posted and never will be.
+    pub root_failed: bool,
 }
 
 /// A new incident's row.
@@ -63,6 +65,8 @@ pub enum IncidentChange {
         fixed_at: i64,
         fixed_by: u64,
     },
+    /// Its root could never be posted: closed so the ref's next failure starts a new thread.
+    Abandoned { id: i64, at: i64 },
 }
 
 /// An outbox row, its message already serialised.
@@ -187,7 +191,11 @@ impl IngestTx {
             );
             let read = format!(
                 "SELECT h.project_id, h.git_ref, h.last_pipeline, i.id, i.channel, i.opened_at,
-                        i.failures, i.root_body
+                        i.failures, i.root_body,
+                        CASE WHEN i.root_ts IS NULL AND EXISTS (
+                            SELECT 1 FROM outbox o
+                             WHERE o.incident_id = i.id AND o.kind = 'post' AND o.state = 'failed')
+                        THEN 1 ELSE 0 END AS root_failed
                    FROM ref_heads h LEFT JOIN incidents i ON i.id = h.open_incident
                   WHERE (h.project_id, h.git_ref) IN (VALUES {list})"
             );
@@ -221,6 +229,7 @@ impl IngestTx {
                                 opened_at: r.try_get("opened_at")?,
                                 failures: r.try_get("failures")?,
                                 root_body: serde_json::from_str(&body)?,
+                                root_failed: r.try_get::<i32, _>("root_failed")? != 0,
                             })
                         }
                         None => None,
@@ -277,6 +286,12 @@ impl IngestTx {
                             .bind(*id)
                             .execute(conn)
                             .await?;
+                });
+            }
+            IncidentChange::Abandoned { id, at } => {
+                let sql = "UPDATE incidents SET fixed_at = $1 WHERE id = $2 AND fixed_at IS NULL";
+                on_tx!(&mut self.tx, conn => {
+                    sqlx::query(sql).bind(*at).bind(*id).execute(conn).await?;
                 });
             }
             IncidentChange::Fixed {

@@ -98,10 +98,36 @@ pub enum Engine {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// SQLite: the file the store opened, to notice it was deleted or replaced underneath
+    /// (the open connections would go on writing to the unlinked file).
+    file: Option<Arc<StoreFile>>,
     /// PostgreSQL: where dedicated lock connections connect.
     pg_options: Option<PgConnectOptions>,
     /// SQLite: one process owns the file, so reaps are serialised in memory.
     local_reap: Arc<Mutex<()>>,
+}
+
+#[derive(Debug)]
+struct StoreFile {
+    path: std::path::PathBuf,
+    /// (device, inode) when opened.
+    id: (u64, u64),
+}
+
+impl StoreFile {
+    fn identify(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok((m.dev(), m.ino()))
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        match Self::identify(&self.path) {
+            Ok(id) if id == self.id => Ok(()),
+            Ok(_) => anyhow::bail!("the store file {} was replaced", self.path.display()),
+            Err(_) => anyhow::bail!("the store file {} is gone", self.path.display()),
+        }
+    }
 }
 
 /// Milliseconds since the epoch, the store's clock unit.
@@ -183,15 +209,24 @@ impl Store {
         let max = if url.contains(":memory:") { 1 } else { 4 };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .with_context(|| format!("cannot open the store at {url}"))?;
         SQLITE_MIGRATIONS
             .run(&pool)
             .await
             .context("cannot apply store migrations")?;
+        let file = if url.contains(":memory:") {
+            None
+        } else {
+            let path = opts.get_filename().to_path_buf();
+            let id = StoreFile::identify(&path)
+                .with_context(|| format!("cannot read the store file {}", path.display()))?;
+            Some(Arc::new(StoreFile { path, id }))
+        };
         Ok(Self {
             db: Db::Sqlite(pool),
+            file,
             pg_options: None,
             local_reap: Arc::default(),
         })
@@ -221,6 +256,7 @@ impl Store {
             .context("cannot apply store migrations")?;
         Ok(Self {
             db: Db::Postgres(pool),
+            file: None,
             pg_options: Some(opts),
             local_reap: Arc::default(),
         })
@@ -237,7 +273,12 @@ impl Store {
         &self.db
     }
 
+    /// A transaction; refused when the store's file was deleted or replaced, so nothing is
+    /// acknowledged into a file that will vanish.
     pub(crate) async fn begin(&self) -> anyhow::Result<Tx> {
+        if let Some(file) = &self.file {
+            file.check()?;
+        }
         Ok(match &self.db {
             Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
@@ -253,9 +294,17 @@ impl Store {
 
     /// Readiness: the store answers and every migration is applied.
     pub async fn ready(&self) -> anyhow::Result<()> {
+        if let Some(file) = &self.file {
+            file.check()?;
+        }
         let known = self.migrator().iter().count() as i64;
         let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = true";
-        let applied: i64 = on_db!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await?);
+        let tables = "SELECT COUNT(*) FROM ref_heads WHERE project_id = -1";
+        let applied: i64 = on_db!(&self.db, pool => {
+            // The tables answer, not only the connection.
+            let _: i64 = sqlx::query_scalar(tables).fetch_one(pool).await?;
+            sqlx::query_scalar(sql).fetch_one(pool).await?
+        });
         anyhow::ensure!(applied >= known, "{applied} of {known} migrations applied");
         Ok(())
     }

@@ -292,6 +292,21 @@ impl Store {
         })
     }
 
+    /// Channels whose oldest message waits for an operator (see the worker's blocked
+    /// channels), with the reason: (channel, error).
+    pub async fn outbox_blocked(&self, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let sql = "SELECT channel, last_error FROM outbox WHERE id IN (
+                       SELECT MIN(id) FROM outbox WHERE state IN ('pending', 'attempting') GROUP BY channel)
+                     AND last_error LIKE $1 ORDER BY channel";
+        let pattern = format!("{prefix}%");
+        on_db!(self.db(), pool => {
+            let rows = sqlx::query(sql).bind(pattern.as_str()).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("channel")?, r.try_get("last_error")?)))
+                .collect()
+        })
+    }
+
     /// Counts rows by state, for tests and metrics.
     pub async fn outbox_count(&self, state: &str) -> anyhow::Result<i64> {
         let sql = "SELECT COUNT(*) FROM outbox WHERE state = $1";

@@ -175,3 +175,26 @@ fn the_reference_parser_sees_grouped_and_nested_imports() {
     let found: Vec<String> = referenced_modules(code).into_iter().collect();
     assert_eq!(found, ["a", "c", "d", "g"]);
 }
+
+#[test]
+fn the_readme_layout_names_every_source_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).expect("README");
+    let layout = readme
+        .split("## Development")
+        .nth(1)
+        .expect("a Development section");
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let missing: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(root)
+                .expect("under the root")
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .filter(|f| !layout.contains(&format!("`{f}`")))
+        .collect();
+    assert!(missing.is_empty(), "README's layout misses {missing:?}");
+}

@@ -184,6 +184,14 @@ async fn replayed_reap_clicks_are_audited_and_answered_once() {
     let audit = app.store.audit_for(&plan_id).await.expect("audit");
     let actions: Vec<&str> = audit.iter().map(|(_, a, _)| a.as_str()).collect();
     assert_eq!(actions, ["plan", "refused", "confirm", "executed"]);
+    // The run queues its channel summary right after its answer: wait for it (bounded).
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while pending(&app).await == 0 {
+            app.state.outbox.signal().notified().await;
+        }
+    })
+    .await;
+    assert!(summary.is_ok(), "the reap summary was queued");
     assert_eq!(pending(&app).await, 1, "one reap summary for the channel");
     assert_eq!(
         scw.deleted(ScwOp::DeleteServer),

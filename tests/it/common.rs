@@ -369,6 +369,7 @@ pub fn fast_worker() -> WorkerConfig {
         base_backoff: Duration::ZERO,
         max_backoff: Duration::ZERO,
         max_attempts: 5,
+        ..WorkerConfig::default()
     }
 }
 

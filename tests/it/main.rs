@@ -6,6 +6,7 @@ mod common;
 
 mod architecture;
 mod binary;
+mod blocked;
 mod click_replay;
 mod faq_kb;
 mod faq_matching;

@@ -90,11 +90,9 @@ on_both_engines! {
     async fn permanent_errors_stop_and_are_counted(db: Db) {
         let app = app_on(db, settings(&[])).await;
         let fake = FakeSlack::start().await;
-        fake.fail_next(
-            "chat.postMessage",
-            1,
-            SlackFailure::error("channel_not_found"),
-        );
+        // A refusal retrying cannot fix (an operator's one, like `not_in_channel`, waits:
+        // tests/it/blocked.rs).
+        fake.fail_next("chat.postMessage", 1, SlackFailure::error("msg_too_long"));
         let mut worker = app.worker(slack_transport(&fake));
         app.hook(&pipeline(100, "master", "failed")).await;
         app.hook(&pipeline(101, "master", "failed")).await; // reply + update to a root that never posts
@@ -108,7 +106,7 @@ on_both_engines! {
         assert_eq!(app.store.outbox_count("pending").await.expect("count"), 0);
         let metrics = app.state.metrics.render();
         assert!(
-            metrics.contains(r#"armbot_outbox_failed_total{reason="channel_not_found"} 1"#),
+            metrics.contains(r#"armbot_outbox_failed_total{reason="msg_too_long"} 1"#),
             "{metrics}"
         );
         assert!(
