@@ -72,9 +72,14 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
             ..WorkerConfig::default()
         },
         state.metrics.clone(),
-    );
-    let worker = tokio::spawn(worker.run(state.outbox.signal(), term_rx.clone()));
-    let pruner = tokio::spawn(prune_loop(state.clone(), term_rx));
+    )
+    .watched(state.health.clone());
+    let metrics = &state.metrics;
+    let worker = tokio::spawn(metrics.caught(
+        "delivery worker",
+        worker.run(state.outbox.signal(), term_rx.clone()),
+    ));
+    let pruner = tokio::spawn(metrics.caught("pruning", prune_loop(state.clone(), term_rx)));
     let term = loop {
         tokio::select! {
             _ = stop.changed() => break Term::Stopped,

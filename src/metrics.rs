@@ -74,6 +74,8 @@ pub struct Metrics {
     pub slack_events: Family<Reason, Counter>,
     /// 1 while this replica delivers the outbox and runs the periodic jobs.
     pub leader: Gauge,
+    /// Background tasks that panicked, by task.
+    pub task_panics: Family<Reason, Counter>,
     pub http_connections_open: Gauge,
     pub http_connections_closed: Family<Reason, Counter>,
     pub http_requests_refused: Family<Reason, Counter>,
@@ -196,6 +198,12 @@ impl Metrics {
             "1 while this replica delivers the outbox and runs the periodic jobs",
             leader.clone(),
         );
+        let task_panics = Family::<Reason, Counter>::default();
+        r.register(
+            "task_panics",
+            "Background tasks that panicked, by task (the panic is logged, never silently lost)",
+            task_panics.clone(),
+        );
         let http_connections_open = Gauge::default();
         r.register(
             "http_connections_open",
@@ -234,6 +242,7 @@ impl Metrics {
             servers_removed,
             slack_events,
             leader,
+            task_panics,
             http_connections_open,
             http_connections_closed,
             http_requests_refused,
@@ -242,6 +251,27 @@ impl Metrics {
 
     pub fn connection_closed(&self, reason: &str) {
         Self::reason(&self.http_connections_closed, reason);
+    }
+
+    /// `task`, with a panic caught: logged with the task's name and counted in
+    /// `armbot_task_panics_total{reason=task}` instead of vanishing with the task.
+    pub fn caught<F>(&self, task: &'static str, fut: F) -> impl Future<Output = ()> + use<F>
+    where
+        F: Future<Output = ()>,
+    {
+        use futures::FutureExt;
+        let panics = self.task_panics.clone();
+        async move {
+            if let Err(panic) = std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(task, panic = %what, "a background task panicked");
+                Self::reason(&panics, task);
+            }
+        }
     }
 
     pub fn reason(family: &Family<Reason, Counter>, reason: &str) {

@@ -4,9 +4,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
 use crate::{
     config::Settings,
-    delivery::{Ingestor, Outbox},
+    delivery::{Health, Ingestor, Outbox},
     faq::KnowledgeBase,
     fleet::{FleetContext, NotConfigured},
     metrics::Metrics,
@@ -66,6 +68,12 @@ pub struct Shared {
     pub identity: OnceLock<Identity>,
     /// Members of `[reap] allowed_usergroup`, asked of Slack.
     pub usergroups: Usergroups,
+    /// Whether the ingest writer and the delivery worker are alive and moving.
+    pub health: Arc<Health>,
+    /// Every task spawned for a command or a click, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Cancelled when the service stops: a running reap stops between servers.
+    pub shutdown: CancellationToken,
     /// Pipeline users' Slack accounts found by email, for "who broke it".
     pub slack_users: Arc<SlackUsers>,
     /// Which refs this process last saw broken (only an opening failure asks for the user).
@@ -107,7 +115,8 @@ impl AppState {
         let usergroups = Usergroups::new(slack.clone(), metrics.clone(), MEMBERS_TTL);
         let slack_users = Arc::new(SlackUsers::new(slack.clone(), metrics.clone()));
         let outbox = Outbox::new(store.clone());
-        let ingest = Ingestor::spawn(store.clone(), outbox.clone());
+        let health = Arc::new(Health::default());
+        let ingest = Ingestor::spawn(store.clone(), outbox.clone(), health.clone(), &metrics);
         Ok(Self(Arc::new(Shared {
             releaser: SlotReleaser::from_settings(&settings.reap),
             settings: Arc::new(settings),
@@ -124,7 +133,19 @@ impl AppState {
             usergroups,
             slack_users,
             broken_refs: BrokenRefs::default(),
+            health,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
         })))
+    }
+
+    /// Runs `task` in the background, tracked (shutdown waits for it) and with a panic caught,
+    /// logged and counted rather than lost.
+    pub fn spawn<F>(&self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(self.metrics.caught(name, task));
     }
 
     /// Where the delivery worker sends: Slack, or stdout in console mode.

@@ -62,11 +62,9 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 }
             }
             if !response_url.is_empty() {
-                let app = app.clone();
-                tokio::spawn(async move {
-                    Responder::new(app, &response_url, &user)
-                        .send(Reply::DeleteOriginal)
-                        .await;
+                let responder = Responder::new(app.clone(), &response_url, &user);
+                app.spawn("faq share", async move {
+                    responder.send(Reply::DeleteOriginal).await;
                 });
             }
             Reply::Nothing
@@ -96,7 +94,7 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 channel,
                 response_url,
             };
-            tokio::spawn(super::reap::click(app.clone(), click));
+            app.spawn("reap click", super::reap::click(app.clone(), click));
             Reply::Nothing
         }
         _ => Reply::Nothing,

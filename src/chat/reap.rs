@@ -27,7 +27,7 @@ pub fn start(app: &AppState, req: &SlashRequest) -> Reply {
         }
     };
     let (app, req) = (app.clone(), req.clone());
-    tokio::spawn(async move {
+    app.clone().spawn("reap plan", async move {
         let responder = Responder::new(app.clone(), &req.response_url, &req.user_id);
         let reply = match plan(&app, &ctx, &req.user_id).await {
             Ok(plan) => Reply::InChannel(Message::new(
@@ -185,6 +185,7 @@ async fn run(app: &AppState, click: &Click) -> ClickOutcome {
         &app.settings.reap,
         &PlanContext::from(&ctx.settings),
         chrono::Utc::now,
+        &app.shutdown,
     )
     .await;
     if let Err(e) = app.store.finish_plan(&click.plan_id).await {

@@ -32,7 +32,7 @@ pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Reply {
     let zones = ctx.settings.zones.join(", ");
     let responder = Responder::new(app.clone(), &req.response_url, &req.user_id);
     let metrics = app.metrics.clone();
-    tokio::spawn(async move {
+    app.spawn("status", async move {
         let report = gather_status(&ctx, chrono::Utc::now()).await;
         let failed_zone = report.zones.iter().any(|z| z.fleet.is_err());
         let outcome = if failed_zone { "scaleway_error" } else { "ok" };

@@ -4,13 +4,17 @@
 //! incident logic of `notify` over its events in memory, and writes the outcome — incidents,
 //! messages, ref heads — with a fixed number of statements.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::outbox::Outbox;
+use super::{liveness::Health, outbox::Outbox};
 use crate::{
+    metrics::Metrics,
     notify::{
         event::{Applied, Notice, PipelineEvent},
         incident::{self, RefHead, Step},
@@ -34,9 +38,10 @@ pub struct Ingestor {
 
 impl Ingestor {
     /// Starts the writer; it stops when every `Ingestor` clone is dropped.
-    pub fn spawn(store: Store, outbox: Outbox) -> Self {
+    /// Starts the writer; `health.ingest` says whether it is alive and moving.
+    pub fn spawn(store: Store, outbox: Outbox, health: Arc<Health>, metrics: &Metrics) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(store, outbox, rx));
+        tokio::spawn(metrics.caught("ingest writer", writer(store, outbox, rx, health)));
         Self { tx }
     }
 
@@ -52,9 +57,16 @@ impl Ingestor {
     }
 }
 
-async fn writer(store: Store, outbox: Outbox, mut rx: mpsc::Receiver<(PipelineEvent, Reply)>) {
+async fn writer(
+    store: Store,
+    outbox: Outbox,
+    mut rx: mpsc::Receiver<(PipelineEvent, Reply)>,
+    health: Arc<Health>,
+) {
+    let _alive = health.ingest.alive();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let _busy = health.ingest.busy();
         let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let now = chrono::Utc::now();
         match apply(&store, &events, now).await {

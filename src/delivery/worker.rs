@@ -10,6 +10,7 @@ use std::{
 use rand::Rng;
 use tokio::sync::{Notify, watch};
 
+use super::liveness::Health;
 use crate::{
     metrics::Metrics,
     slack::{
@@ -71,6 +72,8 @@ pub struct Worker {
     paused_until: Option<Instant>,
     /// Channels waiting for an operator, with Slack's code: each is logged once.
     blocked: HashMap<String, String>,
+    /// Where the worker says it is alive and moving, when something watches.
+    health: Option<Arc<Health>>,
 }
 
 impl Worker {
@@ -83,16 +86,28 @@ impl Worker {
             last_call: HashMap::new(),
             paused_until: None,
             blocked: HashMap::new(),
+            health: None,
         }
+    }
+
+    /// Reports liveness to `health.worker` while running.
+    pub fn watched(mut self, health: Arc<Health>) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// Runs until `shutdown` turns true; a call in progress is finished first.
     pub async fn run(mut self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let health = self.health.clone();
+        let _alive = health.as_ref().map(|h| h.worker.alive());
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let tick = match self.tick(&shutdown).await {
+            let busy = health.as_ref().map(|h| h.worker.busy());
+            let tick = self.tick(&shutdown).await;
+            drop(busy);
+            let tick = match tick {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "outbox pass failed; retrying");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::escape;
 use super::machines::SlotReleaser;
@@ -202,7 +203,8 @@ impl ReapReport {
 
 /// Carry out `plan`, `settings.concurrency` servers at a time. Each server is re-read and held
 /// to the planner's rules first (with `now()` as the clock); a permission or key error stops
-/// the run: servers not yet started are left alone. Never fails: every outcome is reported.
+/// the run, and so does `halt` (the service stopping): servers not yet started are left alone,
+/// those in progress are finished. Never fails: every outcome is reported.
 #[tracing::instrument(name = "reap", skip_all, fields(plan_id = %plan.id))]
 pub async fn execute<F>(
     plan: &Plan,
@@ -211,6 +213,7 @@ pub async fn execute<F>(
     settings: &ReapSettings,
     ctx: &PlanContext,
     now: F,
+    halt: &CancellationToken,
 ) -> ReapReport
 where
     F: Fn() -> DateTime<Utc> + Sync,
@@ -223,6 +226,7 @@ where
         ctx,
         now: &now,
         stop: OnceLock::new(),
+        halt,
     };
     if plan.is_expired(started_at) {
         let _ = run.stop.set(format!(
@@ -264,6 +268,8 @@ struct Run<'a, F> {
     now: &'a F,
     /// Set once, by the first error that dooms every later call, or by plan expiry.
     stop: OnceLock<String>,
+    /// The service is stopping: start no further server.
+    halt: &'a CancellationToken,
 }
 
 impl<F> Run<'_, F>
@@ -286,6 +292,13 @@ where
         let not_attempted = || ServerOutcome::NotAttempted {
             reason: NOT_ATTEMPTED.to_owned(),
         };
+        if self.halt.is_cancelled() {
+            let _ = self.stop.set(
+                "The bot was stopping, so it finished the servers in progress and left the \
+                 rest: run `/arm reap` again for them."
+                    .to_owned(),
+            );
+        }
         if self.stop.get().is_some() {
             return ServerResult::new(planned, not_attempted());
         }

@@ -16,7 +16,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
 
+/// A run the service never asks to stop.
+fn go() -> CancellationToken {
+    CancellationToken::new()
+}
 const KEY: &str = "scw-secret-9c1f2e3d-aaaa-bbbb-cccc-123456789abc";
 /// `Driver.Token` in `tests/data/reap/machine-config.json`.
 const STORE_TOKEN: &str = "e0c4a1d7-53f2-4b9e-8c6a-7f1d2e3b4a5c";
@@ -244,7 +249,16 @@ fn make_plan(h: &Harness, settings: &ReapSettings, servers: &[Srv]) -> Plan {
 
 async fn run(h: &Harness, settings: &ReapSettings, plan: &Plan) -> ReapReport {
     let releaser = SlotReleaser::from_settings(settings).expect("store configured");
-    execute(plan, &h.client(), Some(&releaser), settings, &ctx(), later).await
+    execute(
+        plan,
+        &h.client(),
+        Some(&releaser),
+        settings,
+        &ctx(),
+        later,
+        &go(),
+    )
+    .await
 }
 
 fn assert_no_token(what: &str, text: &str) {
@@ -638,7 +652,7 @@ async fn without_a_store_the_report_says_how_the_slot_frees() {
     assert_eq!(SlotReleaser::from_settings(&settings), None);
     let plan = plan(&[srv.server()], None, &settings, &ctx(), now());
     assert!(!plan.machines_known);
-    let report = execute(&plan, &h.client(), None, &settings, &ctx(), later).await;
+    let report = execute(&plan, &h.client(), None, &settings, &ctx(), later, &go()).await;
     h.verify(&[(srv.get(), 1), (srv.delete(), 1), (ip("ip-1"), 1)]);
     assert_eq!(report.results[0].outcome, ServerOutcome::Removed);
     assert_eq!(report.results[0].slot, SlotOutcome::NoStore);
@@ -672,7 +686,7 @@ async fn the_cap_holds_even_if_settings_shrank_since_the_plan() {
         max_per_run: 1,
         ..settings
     };
-    let report = execute(&plan, &h.client(), None, &tighter, &ctx(), later).await;
+    let report = execute(&plan, &h.client(), None, &tighter, &ctx(), later, &go()).await;
     h.verify(&[
         (one.get(), 1),
         (one.delete(), 1),
@@ -700,7 +714,8 @@ fn the_run_can_be_spawned() {
     let settings = ReapSettings::default();
     let ctx = ctx();
     let plan = plan(&[], None, &settings, &ctx, now());
-    let run = execute(&plan, &client, None, &settings, &ctx, Utc::now);
+    let halt = go();
+    let run = execute(&plan, &client, None, &settings, &ctx, Utc::now, &halt);
     assert_send(&run);
 }
 
@@ -714,9 +729,15 @@ async fn an_expired_plan_does_nothing() {
         ..ReapSettings::default()
     };
     let plan = plan(&[srv.server()], None, &settings, &ctx(), now());
-    let report = execute(&plan, &h.client(), None, &settings, &ctx(), || {
-        now() + TimeDelta::minutes(11)
-    })
+    let report = execute(
+        &plan,
+        &h.client(),
+        None,
+        &settings,
+        &ctx(),
+        || now() + TimeDelta::minutes(11),
+        &go(),
+    )
     .await;
     h.verify(&[(srv.get(), 0), (srv.delete(), 0)]);
     assert!(
@@ -766,7 +787,7 @@ async fn concurrency_is_bounded() {
     };
     let all: Vec<Server> = servers.iter().map(Srv::server).collect();
     let plan = plan(&all, None, &settings, &ctx(), now());
-    let report = execute(&plan, &h.client(), None, &settings, &ctx(), later).await;
+    let report = execute(&plan, &h.client(), None, &settings, &ctx(), later, &go()).await;
     let expected: Vec<(ScwTarget, usize)> = servers
         .iter()
         .flat_map(|srv| [(srv.get(), 1), (srv.delete(), 1), (ip(&srv.ips[0].0), 1)])
