@@ -28,6 +28,7 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 kind: OutboxKind::Post,
                 incident_id: None,
                 target_ts: None,
+                target_id: None,
                 message,
             };
             if let Err(e) = app.outbox.enqueue(&m).await {

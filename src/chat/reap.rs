@@ -123,6 +123,7 @@ pub async fn click(app: AppState, click: Click) {
             kind: OutboxKind::Post,
             incident_id: None,
             target_ts: None,
+            target_id: None,
             message: Message::plain(reap::summary_text(report, user)),
         };
         if let Err(e) = app.outbox.enqueue(&m).await {

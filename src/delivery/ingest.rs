@@ -324,6 +324,7 @@ fn decide<'e>(
                     kind: OutboxKind::Post,
                     incident_id: None,
                     target_ts: None,
+                    target_id: None,
                     payload: serde_json::to_string(&render::root_message(body, &status))?,
                 },
             ));
@@ -342,6 +343,7 @@ fn decide<'e>(
                         kind: OutboxKind::Reply,
                         incident_id: None,
                         target_ts: None,
+                        target_id: None,
                         payload: reply.clone(),
                     },
                 ));
@@ -414,6 +416,7 @@ fn thread_pair(
                 kind,
                 incident_id: None,
                 target_ts: None,
+                target_id: None,
                 payload,
             },
         ));
