@@ -11,7 +11,7 @@ use crate::{
     fleet::{FleetContext, NotConfigured},
     metrics::Metrics,
     notify::incident::BrokenRefs,
-    reap::SlotReleaser,
+    reap::{Reaping, SlotReleaser},
     slack::{
         api::{Identity, SlackClient},
         transport::{Console, Transport},
@@ -125,6 +125,17 @@ impl AppState {
             slack_users,
             broken_refs: BrokenRefs::default(),
         })))
+    }
+
+    /// What a reap over `fleet` needs: `/arm reap`, its buttons and the fleet watch.
+    pub fn reaping<'a>(&'a self, fleet: &'a FleetContext) -> Reaping<'a> {
+        Reaping {
+            store: &self.store,
+            metrics: &self.metrics,
+            fleet,
+            releaser: self.releaser.as_ref(),
+            settings: &self.settings.reap,
+        }
     }
 
     /// Where the delivery worker sends: Slack, or stdout in console mode.
