@@ -66,6 +66,10 @@ pub struct Metrics {
     pub slack_events: Family<Reason, Counter>,
     /// 1 while this replica delivers the outbox and runs the periodic jobs.
     pub leader: Gauge,
+    /// Builders shut down past the grace period at the fleet watch's last look.
+    pub fleet_stuck_builders: Gauge,
+    pub watch_polls: Family<Outcome, Counter>,
+    pub watch_incidents: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -179,6 +183,24 @@ impl Metrics {
             "1 while this replica delivers the outbox and runs the periodic jobs",
             leader.clone(),
         );
+        let fleet_stuck_builders = Gauge::default();
+        r.register(
+            "fleet_stuck_builders",
+            "ARM builders shut down past the grace period, at the fleet watch's last look",
+            fleet_stuck_builders.clone(),
+        );
+        let watch_polls = Family::<Outcome, Counter>::default();
+        r.register(
+            "watch_polls",
+            "Fleet watch polls by outcome (ok, scaleway_error, store_error, conflict)",
+            watch_polls.clone(),
+        );
+        let watch_incidents = Counter::default();
+        r.register(
+            "watch_incidents",
+            "Fleet incidents the watch opened (stuck builders)",
+            watch_incidents.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -196,6 +218,9 @@ impl Metrics {
             servers_removed,
             slack_events,
             leader,
+            fleet_stuck_builders,
+            watch_polls,
+            watch_incidents,
         }
     }
 
@@ -210,6 +235,15 @@ impl Metrics {
     /// A reap that ended: `ok`, `partial` or `cancelled`.
     pub fn reap(&self, outcome: &str) {
         self.reaps
+            .get_or_create(&Outcome {
+                outcome: label(outcome),
+            })
+            .inc();
+    }
+
+    /// A fleet watch poll that ended: see `watch_polls`.
+    pub fn watch_poll(&self, outcome: &str) {
+        self.watch_polls
             .get_or_create(&Outcome {
                 outcome: label(outcome),
             })

@@ -19,6 +19,7 @@ use crate::{
         users::SlackUsers,
     },
     store::Store,
+    watch::Watcher,
 };
 
 /// Unix seconds; injectable so signature windows can be tested.
@@ -136,6 +137,23 @@ impl AppState {
             releaser: self.releaser.as_ref(),
             settings: &self.settings.reap,
         }
+    }
+
+    /// The fleet watch, when `[watch]` has it run (Scaleway and a channel configured).
+    pub fn watcher(&self) -> Option<Watcher> {
+        if !self.settings.watch.enabled {
+            return None;
+        }
+        Some(Watcher {
+            store: self.store.clone(),
+            outbox: self.outbox.clone(),
+            metrics: self.metrics.clone(),
+            fleet: self.fleet.as_ref().ok()?.clone(),
+            releaser: self.releaser.clone(),
+            reap: self.settings.reap.clone(),
+            settings: self.settings.watch.clone(),
+            clock: self.clock.clone(),
+        })
     }
 
     /// Where the delivery worker sends: Slack, or stdout in console mode.

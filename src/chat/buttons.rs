@@ -1,4 +1,5 @@
-//! Button clicks (`block_actions`): sharing an FAQ answer, confirming or cancelling a reap.
+//! Button clicks (`block_actions`): sharing an FAQ answer, confirming or cancelling a reap,
+//! planning a reap from a fleet-watch incident.
 
 use super::{Responder, faq, reap::Click};
 use crate::{
@@ -6,6 +7,7 @@ use crate::{
     slack::{Reply, payload::BlockActions},
     state::AppState,
     store::{NewMessage, OutboxKind},
+    watch,
 };
 
 /// Answers at once; a reap runs in the background and answers on `response_url`.
@@ -54,6 +56,15 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 response_url,
             };
             tokio::spawn(super::reap::click(app.clone(), click));
+            Reply::Nothing
+        }
+        // The same plan as `/arm reap`, shown to the clicker alone.
+        watch::PLAN_REAP_ACTION_ID => {
+            tokio::spawn(super::reap::plan_for_clicker(
+                app.clone(),
+                user,
+                response_url,
+            ));
             Reply::Nothing
         }
         _ => Reply::Nothing,

@@ -45,6 +45,24 @@ pub fn start(app: &AppState, req: &SlashRequest) -> Reply {
     )
 }
 
+/// The "Plan a reap" button of a fleet-watch incident: the same plan as `/arm reap`, with
+/// the same Confirm and Cancel, shown only to the person who clicked. Runs in the background.
+pub async fn plan_for_clicker(app: AppState, user: String, response_url: String) {
+    let responder = Responder::new(app.clone(), &response_url, &user);
+    let reply = match &app.fleet {
+        Err(missing) => Reply::aside(missing.to_string()),
+        Ok(ctx) => match app
+            .reaping(ctx)
+            .list_and_plan(&user, chrono::Utc::now())
+            .await
+        {
+            Ok(plan) => Reply::Aside(plan_message(&plan)),
+            Err(sentence) => Reply::aside(sentence),
+        },
+    };
+    responder.send(reply).await;
+}
+
 /// A plan as Slack shows it, with Confirm and Cancel when something is selected.
 fn plan_message(plan: &Plan) -> Message {
     Message::new(reap::plan_text(plan), reap::plan_blocks(plan, &plan.id))

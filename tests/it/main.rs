@@ -27,4 +27,5 @@ mod replicas;
 mod slack;
 mod slack_payloads;
 mod status_command;
+mod watch;
 mod webhook;
