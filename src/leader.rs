@@ -76,6 +76,9 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
     let worker = tokio::spawn(worker.run(state.outbox.signal(), term_rx.clone()));
     let pruner = tokio::spawn(prune_loop(state.clone(), term_rx.clone()));
     let watch = state.watcher().map(|w| tokio::spawn(w.run(term_rx)));
+    if let (None, Some(why)) = (&watch, &settings.watch.off) {
+        tracing::info!(why = %why, "the fleet watch is off");
+    }
     let term = loop {
         tokio::select! {
             _ = stop.changed() => break Term::Stopped,

@@ -714,3 +714,43 @@ async fn check_config_reports_the_watch() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn the_leading_replica_runs_the_watch() {
+    let scw = FakeScaleway::start().await;
+    scw.require_key("scw-key");
+    scw.set_zone(ZONE, vec![builder(1).state("stopped")]);
+    let slack = FakeSlack::start().await;
+    let file: FileSettings = toml::from_str(FLEET).expect("toml");
+    let settings = settings_with_file(
+        file,
+        &[
+            ("ARMBOT_LISTEN", "127.0.0.1:0"),
+            ("SCW_SECRET_KEY", "scw-key"),
+            ("SCW_DEFAULT_PROJECT_ID", "proj-1"),
+            ("SCW_DEFAULT_ZONE", ZONE),
+            ("SCW_API_URL", &scw.uri()),
+            ("SLACK_BOT_TOKEN", DEFAULT_TOKEN),
+            ("SLACK_API_URL", &slack.api_url()),
+        ],
+    );
+    let app = app(settings).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(armbot::server::run(app.state.clone(), async {
+        let _ = stopped.await;
+    }));
+    // No poll is driven here: the replica that leads starts the watch, whose root the
+    // delivery worker posts.
+    let root = slack
+        .wait_for_message(WAIT, |m| m.method == "chat.postMessage")
+        .await
+        .expect("the watch's root reaches Slack");
+    assert_eq!(root.channel, CHANNEL);
+    assert!(
+        body(&root).contains("1 ARM builder is stuck shut down"),
+        "{}",
+        body(&root)
+    );
+    let _ = stop.send(());
+    server.await.expect("joined").expect("clean stop");
+}
