@@ -62,6 +62,18 @@ pub fn features(s: &Settings) -> Vec<(&'static str, Result<(), String>)> {
     if s.reap.allowed_users.is_empty() && s.reap.allowed_usergroup.is_none() {
         reap_missing.push("[reap] allowed_users (nobody may confirm)".into());
     }
+    let watch = match &s.watch.off {
+        None => Ok(()),
+        Some(why) => Err(why.clone()),
+    };
+    let auto_reap = if !s.watch.auto_reap {
+        Err(
+            "`auto_reap` is false under `[watch]` (the default): a person confirms each reap"
+                .into(),
+        )
+    } else {
+        watch.clone()
+    };
     let slack = if slack_missing.is_empty() {
         Ok(())
     } else {
@@ -73,6 +85,8 @@ pub fn features(s: &Settings) -> Vec<(&'static str, Result<(), String>)> {
         ("Slack commands, buttons and events", slack),
         ("/arm status", joined(fleet_missing)),
         ("/arm reap", joined(reap_missing)),
+        ("fleet watch", watch),
+        ("fleet watch auto-reap", auto_reap),
     ]
 }
 
@@ -87,6 +101,10 @@ pub fn problems(s: &Settings) -> Vec<String> {
     out.extend(s.reap.problems(s.console_mode()));
     out.extend(s.slack.problems());
     out.extend(s.notify.problems(s.console_mode()));
+    let reap_filter = s.reap.name_prefix.as_deref().is_some_and(|p| !p.is_empty())
+        || s.reap.tags.iter().any(|t| !t.is_empty())
+        || s.reap.machine_store.is_some();
+    out.extend(s.watch.problems(s.console_mode(), reap_filter));
     out
 }
 
@@ -164,6 +182,31 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
         (
             "SCW_DEFAULT_ORGANIZATION_ID".into(),
             opt(&s.scaleway.organization_id),
+        ),
+        ("watch enabled".into(), s.watch.enabled.to_string()),
+        (
+            "watch interval_secs".into(),
+            s.watch.interval.as_secs().to_string(),
+        ),
+        (
+            "watch channel".into(),
+            if s.watch.channel.is_empty() {
+                "unset".into()
+            } else {
+                s.watch.channel.clone()
+            },
+        ),
+        ("watch auto_reap".into(), s.watch.auto_reap.to_string()),
+        (
+            "watch auto_reap_after_minutes".into(),
+            if s.watch.auto_reap_after_minutes < s.reap.grace_minutes {
+                format!(
+                    "{} (acts after {}: [reap] grace_minutes is longer)",
+                    s.watch.auto_reap_after_minutes, s.reap.grace_minutes
+                )
+            } else {
+                s.watch.auto_reap_after_minutes.to_string()
+            },
         ),
     ]
 }

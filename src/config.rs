@@ -11,12 +11,13 @@ use serde::Deserialize;
 
 use crate::{
     faq::FaqSettings,
-    fleet::{FleetSettings, ScalewayEnv},
+    fleet::{FleetSettings, ScalewayEnv, missing_settings},
     gitlab::GitlabSecrets,
-    notify::settings::{NotifyFile, NotifySettings},
+    notify::settings::{CONSOLE_CHANNEL, NotifyFile, NotifySettings},
     reap::ReapSettings,
     slack::settings::{SlackFile, SlackSettings},
     store::{DatabaseUrl, is_postgres_url},
+    watch::{WatchFile, WatchSettings},
 };
 
 /// Where a value comes from: a lookup function so tests need not touch the
@@ -43,6 +44,8 @@ pub struct FileSettings {
     pub faq: FaqSettings,
     #[serde(default)]
     pub http: HttpFile,
+    #[serde(default)]
+    pub watch: WatchFile,
 }
 
 /// `[http]` in the settings file: how long clients may take and how much they may hold.
@@ -138,6 +141,7 @@ pub struct Settings {
     pub reap: ReapSettings,
     pub faq: FaqSettings,
     pub http: HttpSettings,
+    pub watch: WatchSettings,
     /// Where the settings file was read from, if any.
     pub config_path: Option<PathBuf>,
 }
@@ -195,6 +199,16 @@ impl Settings {
         file.reap
             .inherit_membership(file.fleet.name_prefix.as_deref(), &file.fleet.tags);
         file.fleet.reap_grace_minutes = u32::try_from(file.reap.grace_minutes).unwrap_or(u32::MAX);
+        // Console mode's stand-in channel is no channel to watch in.
+        let notify_channel = (!(slack.console_mode() && notify.channel == CONSOLE_CHANNEL))
+            .then_some(notify.channel.as_str());
+        let fleet_missing = missing_settings(&scaleway, &file.fleet).map(|m| {
+            format!(
+                "Scaleway is not set up (missing {})",
+                m.missing().join(", ")
+            )
+        });
+        let watch = WatchSettings::load(file.watch, notify_channel, fleet_missing)?;
 
         Ok(Self {
             listen,
@@ -209,6 +223,7 @@ impl Settings {
             reap: file.reap,
             faq: file.faq,
             http,
+            watch,
             config_path,
         })
     }

@@ -1,4 +1,5 @@
-//! One replica at a time delivers the outbox and runs the periodic jobs (pruning): the one
+//! One replica at a time delivers the outbox and runs the periodic jobs (pruning, the fleet
+//! watch): the one
 //! holding the store's lease (see `Store::try_lead`). The others stand by and take over
 //! within about [`STANDBY_POLL`] of the lease being released — at once on a clean stop,
 //! and as soon as the database notices a killed replica's connection is gone.
@@ -79,7 +80,14 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
         "delivery worker",
         worker.run(state.outbox.signal(), term_rx.clone()),
     ));
-    let pruner = tokio::spawn(metrics.caught("pruning", prune_loop(state.clone(), term_rx)));
+    let pruner =
+        tokio::spawn(metrics.caught("pruning", prune_loop(state.clone(), term_rx.clone())));
+    let watch = state
+        .watcher()
+        .map(|w| tokio::spawn(metrics.caught("fleet watch", w.run(term_rx))));
+    if let (None, Some(why)) = (&watch, &settings.watch.off) {
+        tracing::info!(why = %why, "the fleet watch is off");
+    }
     let term = loop {
         tokio::select! {
             _ = stop.changed() => break Term::Stopped,
@@ -93,6 +101,9 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
     };
     let _ = term_tx.send(true);
     pruner.abort();
+    if let Some(watch) = watch {
+        finish_watch(watch).await;
+    }
     finish(worker).await;
     state.metrics.leader.set(0);
     drop(lease);
@@ -105,6 +116,20 @@ async fn finish(worker: JoinHandle<()>) {
         .is_err()
     {
         tracing::warn!("delivery worker did not stop in time; pending messages resume later");
+    }
+}
+
+/// The watch's poll in progress may be reaping: it may finish and record what it did, within
+/// the same bound as the worker; then it is stopped (its next poll, on whichever replica
+/// leads, starts from what was saved).
+async fn finish_watch(watch: JoinHandle<()>) {
+    let abort = watch.abort_handle();
+    if tokio::time::timeout(WORKER_STOP_BOUND, watch)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the fleet watch did not stop in time; stopping it");
+        abort.abort();
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! Layers, each depending only on those below it: `server` / `http` → `chat` → `state` →
 //! `config` / `check_config` → `delivery` → `store`, and the areas `notify`, `fleet`, `reap`,
-//! `faq`, `gitlab`, `slack`, `runner`, `metrics`.
+//! `faq`, `gitlab`, `slack`, `runner`, `metrics`; `watch` (the fleet watch) sits on `fleet`,
+//! `reap`, `delivery` and `store`, and runs from `leader`.
 mod chat;
 pub mod check_config;
 pub mod config;
@@ -24,5 +25,6 @@ pub mod server;
 pub mod slack;
 pub mod state;
 pub mod store;
+pub mod watch;
 
 pub use http::router as build_app;

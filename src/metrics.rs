@@ -79,6 +79,10 @@ pub struct Metrics {
     pub http_connections_open: Gauge,
     pub http_connections_closed: Family<Reason, Counter>,
     pub http_requests_refused: Family<Reason, Counter>,
+    /// Builders shut down past the grace period at the fleet watch's last look.
+    pub fleet_stuck_builders: Gauge,
+    pub watch_polls: Family<Outcome, Counter>,
+    pub watch_incidents: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -224,6 +228,24 @@ impl Metrics {
              (unauthorized, too_large, too_slow, busy)",
             http_requests_refused.clone(),
         );
+        let fleet_stuck_builders = Gauge::default();
+        r.register(
+            "fleet_stuck_builders",
+            "ARM builders shut down past the grace period, at the fleet watch's last look",
+            fleet_stuck_builders.clone(),
+        );
+        let watch_polls = Family::<Outcome, Counter>::default();
+        r.register(
+            "watch_polls",
+            "Fleet watch polls by outcome (ok, scaleway_error, store_error, conflict)",
+            watch_polls.clone(),
+        );
+        let watch_incidents = Counter::default();
+        r.register(
+            "watch_incidents",
+            "Fleet incidents the watch opened (stuck builders)",
+            watch_incidents.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -246,6 +268,9 @@ impl Metrics {
             http_connections_open,
             http_connections_closed,
             http_requests_refused,
+            fleet_stuck_builders,
+            watch_polls,
+            watch_incidents,
         }
     }
 
@@ -285,6 +310,15 @@ impl Metrics {
     /// A reap that ended: `ok`, `partial` or `cancelled`.
     pub fn reap(&self, outcome: &str) {
         self.reaps
+            .get_or_create(&Outcome {
+                outcome: label(outcome),
+            })
+            .inc();
+    }
+
+    /// A fleet watch poll that ended: see `watch_polls`.
+    pub fn watch_poll(&self, outcome: &str) {
+        self.watch_polls
             .get_or_create(&Outcome {
                 outcome: label(outcome),
             })

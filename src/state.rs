@@ -13,7 +13,7 @@ use crate::{
     fleet::{FleetContext, NotConfigured},
     metrics::Metrics,
     notify::incident::BrokenRefs,
-    reap::SlotReleaser,
+    reap::{Reaping, SlotReleaser},
     slack::{
         api::{Identity, SlackClient},
         transport::{Console, Transport},
@@ -21,6 +21,7 @@ use crate::{
         users::SlackUsers,
     },
     store::Store,
+    watch::Watcher,
 };
 
 /// Unix seconds; injectable so signature windows can be tested.
@@ -146,6 +147,36 @@ impl AppState {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.tasks.spawn(self.metrics.caught(name, task));
+    }
+
+    /// What a reap over `fleet` needs: `/arm reap`, its buttons and the fleet watch.
+    pub fn reaping<'a>(&'a self, fleet: &'a FleetContext) -> Reaping<'a> {
+        Reaping {
+            store: &self.store,
+            metrics: &self.metrics,
+            fleet,
+            releaser: self.releaser.as_ref(),
+            settings: &self.settings.reap,
+            halt: &self.shutdown,
+        }
+    }
+
+    /// The fleet watch, when `[watch]` has it run (Scaleway and a channel configured).
+    pub fn watcher(&self) -> Option<Watcher> {
+        if !self.settings.watch.enabled {
+            return None;
+        }
+        Some(Watcher {
+            store: self.store.clone(),
+            outbox: self.outbox.clone(),
+            metrics: self.metrics.clone(),
+            fleet: self.fleet.as_ref().ok()?.clone(),
+            releaser: self.releaser.clone(),
+            reap: self.settings.reap.clone(),
+            settings: self.settings.watch.clone(),
+            clock: self.clock.clone(),
+            halt: self.shutdown.clone(),
+        })
     }
 
     /// Where the delivery worker sends: Slack, or stdout in console mode.

@@ -1,4 +1,5 @@
-//! Button clicks (`block_actions`): sharing an FAQ answer, confirming or cancelling a reap.
+//! Button clicks (`block_actions`): sharing an FAQ answer, confirming or cancelling a reap,
+//! planning a reap from a fleet-watch incident.
 //!
 //! Every click acts once: a request replayed within Slack's signature window carries the same
 //! `action_ts`, user and message, and changes nothing (no second message, no second audit row).
@@ -12,6 +13,7 @@ use crate::{
     },
     state::AppState,
     store::{NewMessage, OutboxKind, now_ms},
+    watch,
 };
 
 /// The de-duplication key of one click: who clicked which button on which message, when.
@@ -48,6 +50,7 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 kind: OutboxKind::Post,
                 incident_id: None,
                 target_ts: None,
+                target_id: None,
                 message,
             };
             match app.outbox.enqueue_once(key.as_slice(), &m).await {
@@ -95,6 +98,15 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 response_url,
             };
             app.spawn("reap click", super::reap::click(app.clone(), click));
+            Reply::Nothing
+        }
+        // The same plan as `/arm reap`, shown to the clicker alone.
+        watch::PLAN_REAP_ACTION_ID => {
+            tokio::spawn(super::reap::plan_for_clicker(
+                app.clone(),
+                user,
+                response_url,
+            ));
             Reply::Nothing
         }
         _ => Reply::Nothing,

@@ -74,6 +74,7 @@ async fn callback(app: &AppState, cb: Callback, retry: Option<&str>) -> &'static
         kind,
         incident_id: None,
         target_ts,
+        target_id: None,
         message,
     };
     match app.outbox.enqueue_once(&keys, &m).await {

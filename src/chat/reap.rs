@@ -8,11 +8,10 @@ use serde_json::json;
 
 use super::{Responder, SlashRequest};
 use crate::{
-    fleet::FleetContext,
-    reap::{self, ClickOutcome, MachineIndex, Plan, PlanContext, Unclaimed},
+    reap::{self, ClickOutcome, Plan, Unclaimed},
     slack::{Message, Reply},
     state::AppState,
-    store::{NewMessage, OutboxKind, now_ms, reap::Claim},
+    store::{NewMessage, OutboxKind},
 };
 
 /// Anyone may ask for a plan: it changes nothing.
@@ -29,11 +28,12 @@ pub fn start(app: &AppState, req: &SlashRequest) -> Reply {
     let (app, req) = (app.clone(), req.clone());
     app.clone().spawn("reap plan", async move {
         let responder = Responder::new(app.clone(), &req.response_url, &req.user_id);
-        let reply = match plan(&app, &ctx, &req.user_id).await {
-            Ok(plan) => Reply::InChannel(Message::new(
-                reap::plan_text(&plan),
-                reap::plan_blocks(&plan, &plan.id),
-            )),
+        let reply = match app
+            .reaping(&ctx)
+            .list_and_plan(&req.user_id, chrono::Utc::now())
+            .await
+        {
+            Ok(plan) => Reply::InChannel(plan_message(&plan)),
             Err(sentence) => Reply::ephemeral(sentence),
         };
         app.metrics
@@ -45,59 +45,27 @@ pub fn start(app: &AppState, req: &SlashRequest) -> Reply {
     )
 }
 
-/// Lists the fleet, plans, and stores the plan so a click can claim it.
-async fn plan(app: &AppState, ctx: &FleetContext, user: &str) -> Result<Plan, String> {
-    let project = ctx.settings.project_id.as_deref();
-    // Zones are listed at once, as for `/arm status`.
-    let lists = futures::future::try_join_all(
-        ctx.settings
-            .zones
-            .iter()
-            .map(|zone| ctx.scaleway.list_servers(zone, project)),
-    )
-    .await
-    .map_err(|e| e.user_message(project))?;
-    let servers: Vec<_> = lists.into_iter().flatten().collect();
-    let index = match &app.settings.reap.machine_store {
-        Some(dir) => Some(MachineIndex::read(dir).map_err(|e| e.user_message())?),
-        None => None,
+/// The "Plan a reap" button of a fleet-watch incident: the same plan as `/arm reap`, with
+/// the same Confirm and Cancel, shown only to the person who clicked. Runs in the background.
+pub async fn plan_for_clicker(app: AppState, user: String, response_url: String) {
+    let responder = Responder::new(app.clone(), &response_url, &user);
+    let reply = match &app.fleet {
+        Err(missing) => Reply::aside(missing.to_string()),
+        Ok(ctx) => match app
+            .reaping(ctx)
+            .list_and_plan(&user, chrono::Utc::now())
+            .await
+        {
+            Ok(plan) => Reply::Aside(plan_message(&plan)),
+            Err(sentence) => Reply::aside(sentence),
+        },
     };
-    let pctx = PlanContext::from(&ctx.settings);
-    let plan = reap::plan(
-        &servers,
-        index.as_ref(),
-        &app.settings.reap,
-        &pctx,
-        chrono::Utc::now(),
-    );
-    let json = serde_json::to_string(&plan).map_err(|_| "could not store the plan".to_string())?;
-    let store = &app.store;
-    let selected: Vec<&str> = plan.selected.iter().map(|s| s.server_id.as_str()).collect();
-    let saved = store
-        .save_plan(
-            &plan.id,
-            &json,
-            user,
-            now_ms(),
-            plan.expires_at.timestamp_millis(),
-        )
-        .await
-        .and(
-            store
-                .audit(
-                    now_ms(),
-                    user,
-                    "plan",
-                    Some(&plan.id),
-                    &json!({"selected": selected}),
-                )
-                .await,
-        );
-    if let Err(e) = saved {
-        tracing::error!(error = format!("{e:#}"), "could not store a reap plan");
-        return Err("The plan could not be saved; try again in a moment.".into());
-    }
-    Ok(plan)
+    responder.send(reply).await;
+}
+
+/// A plan as Slack shows it, with Confirm and Cancel when something is selected.
+fn plan_message(plan: &Plan) -> Message {
+    Message::new(reap::plan_text(plan), reap::plan_blocks(plan, &plan.id))
 }
 
 /// A Confirm or Cancel click on a plan.
@@ -123,6 +91,7 @@ pub async fn click(app: AppState, click: Click) {
             kind: OutboxKind::Post,
             incident_id: None,
             target_ts: None,
+            target_id: None,
             message: Message::plain(reap::summary_text(report, user)),
         };
         if let Err(e) = app.outbox.enqueue(&m).await {
@@ -136,8 +105,8 @@ async fn run(app: &AppState, click: &Click) -> ClickOutcome {
     let via = match authorize(app, user).await {
         Ok(via) => via,
         Err(refusal) => {
-            audit(
-                app,
+            reap::run::audit(
+                &app.store,
                 user,
                 "refused",
                 &click.plan_id,
@@ -152,8 +121,9 @@ async fn run(app: &AppState, click: &Click) -> ClickOutcome {
         Ok(ctx) => ctx,
         Err(missing) => return ClickOutcome::Refused(missing.to_string()),
     };
-    // One reap at a time, fleet-wide; taken before the claim so a plan is never left
-    // claimed by a click that then could not run it.
+    let reaping = app.reaping(ctx);
+    // One reap at a time, fleet-wide (the fleet watch's auto-reap included); taken before
+    // the claim so a plan is never left claimed by a click that then could not run it.
     let _reaping = if click.confirm {
         match app.store.lock_reaps().await {
             Ok(lock) => Some(lock),
@@ -165,48 +135,17 @@ async fn run(app: &AppState, click: &Click) -> ClickOutcome {
     } else {
         None
     };
-    let plan = match claim(app, click).await {
+    let plan = match reaping.claim(&click.plan_id, user, click.confirm).await {
         Ok(plan) => plan,
         Err(why) => return ClickOutcome::NotClaimed(why),
     };
     if !click.confirm {
-        audit(app, user, "cancel", &click.plan_id, json!({"via": via})).await;
-        app.metrics.reap("cancelled");
-        return ClickOutcome::Cancelled {
-            plan,
-            user: user.clone(),
-        };
+        return reaping.cancelled(plan, user, via).await;
     }
-    audit(app, user, "confirm", &click.plan_id, json!({"via": via})).await;
-    let report = reap::execute(
-        &plan,
-        &ctx.scaleway,
-        app.releaser.as_ref(),
-        &app.settings.reap,
-        &PlanContext::from(&ctx.settings),
-        chrono::Utc::now,
-        &app.shutdown,
-    )
-    .await;
-    if let Err(e) = app.store.finish_plan(&click.plan_id).await {
-        tracing::error!(error = format!("{e:#}"), "could not mark a reap plan done");
-    }
-    let counts = report.counts();
-    let detail = json!({
-        "results": report.results.iter().map(|r| json!({"server": r.server_id, "outcome": format!("{:?}", r.outcome), "slot": format!("{:?}", r.slot)})).collect::<Vec<_>>(),
-        "stopped_early": report.stopped_early,
-    });
-    audit(app, user, "executed", &click.plan_id, detail).await;
-    app.metrics
-        .servers_removed
-        .inc_by(counts.servers_removed as u64);
-    let outcome = if report.stopped_early.is_some() || counts.failed > 0 {
-        "partial"
-    } else {
-        "ok"
-    };
-    app.metrics.reap(outcome);
-    tracing::info!(plan = %click.plan_id, user = %user, removed = counts.servers_removed, "reap finished");
+    reaping
+        .audit(user, "confirm", &click.plan_id, json!({"via": via}))
+        .await;
+    let report = reaping.run(&plan, user, chrono::Utc::now).await;
     ClickOutcome::Executed {
         plan,
         report,
@@ -250,43 +189,5 @@ async fn authorize(app: &AppState, user: &str) -> Result<&'static str, Refusal> 
                 ),
             })
         }
-    }
-}
-
-/// Takes the plan for this click, so exactly one of several concurrent clicks acts on it.
-async fn claim(app: &AppState, click: &Click) -> Result<Plan, Unclaimed> {
-    let to = if click.confirm {
-        "running"
-    } else {
-        "cancelled"
-    };
-    match app
-        .store
-        .claim_plan(&click.plan_id, &click.user, to, now_ms())
-        .await
-    {
-        Ok(Claim::Claimed(json)) => serde_json::from_str(&json).map_err(|_| Unclaimed::Unreadable),
-        Ok(Claim::Expired) => Err(Unclaimed::Expired),
-        Ok(Claim::NotFound) => Err(Unclaimed::NotFound),
-        Ok(Claim::AlreadyHandled(state)) => Err(Unclaimed::AlreadyHandled(state)),
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "could not claim a reap plan");
-            Err(Unclaimed::StoreUnavailable)
-        }
-    }
-}
-
-/// The audit log is best effort: a store hiccup must not undo a reap that happened.
-async fn audit(app: &AppState, user: &str, action: &str, plan_id: &str, detail: serde_json::Value) {
-    if let Err(e) = app
-        .store
-        .audit(now_ms(), user, action, Some(plan_id), &detail)
-        .await
-    {
-        tracing::error!(
-            error = format!("{e:#}"),
-            action,
-            "could not write the audit log"
-        );
     }
 }

@@ -79,6 +79,7 @@ impl Responder {
             kind: OutboxKind::Post,
             incident_id: None,
             target_ts: None,
+            target_id: None,
             message: message.clone(),
         };
         if let Err(e) = self.app.outbox.enqueue(&m).await {

@@ -353,6 +353,7 @@ fn decide<'e>(
                     kind: OutboxKind::Post,
                     incident_id: None,
                     target_ts: None,
+                    target_id: None,
                     payload: serde_json::to_string(&render::root_message(body, &status))?,
                 },
             ));
@@ -371,6 +372,7 @@ fn decide<'e>(
                         kind: OutboxKind::Reply,
                         incident_id: None,
                         target_ts: None,
+                        target_id: None,
                         payload: reply.clone(),
                     },
                 ));
@@ -443,6 +445,7 @@ fn thread_pair(
                 kind,
                 incident_id: None,
                 target_ts: None,
+                target_id: None,
                 payload,
             },
         ));

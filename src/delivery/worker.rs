@@ -409,6 +409,16 @@ impl Worker {
                 RootRef::Failed => Target::Never("the thread's root message was never posted"),
             });
         }
+        if let Some(target) = row.target_id {
+            return Ok(match self.store.posted_by(target).await? {
+                RootRef::Posted { channel, ts } => Target::Ready(Dest {
+                    channel,
+                    ts: Some(ts),
+                }),
+                RootRef::Pending => Target::Wait,
+                RootRef::Failed => Target::Never("the message it answers was never posted"),
+            });
+        }
         Ok(match &row.target_ts {
             Some(ts) => Target::Ready(Dest {
                 channel: row.channel.clone(),

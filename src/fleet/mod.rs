@@ -9,6 +9,6 @@ pub mod status;
 pub use model::{Deleted, Ip, Quotum, QuotumLimit, Server, ServerState, Volume, VolumeType};
 pub use scaleway::{Operation, QuotaExceededDetail, RetryPolicy, ScalewayClient, ScwError};
 pub use settings::{FleetContext, FleetSettings, NotConfigured, ScalewayEnv, missing_settings};
-pub use status::{StatusReport, gather_status};
+pub use status::{StatusReport, gather_status, list_zones};
 
 pub(crate) use crate::slack::mrkdwn::escape;

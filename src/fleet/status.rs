@@ -24,11 +24,7 @@ const MAX_NAME_CHARS: usize = 80;
 /// Query every zone concurrently, plus the runner metrics and IAM quotas when configured, and
 /// build the report. Never fails: each source's error is kept and shown in its place.
 pub async fn gather_status(ctx: &FleetContext, now: DateTime<Utc>) -> StatusReport {
-    let project = ctx.settings.project_id.as_deref();
-    let zones = futures::future::join_all(ctx.settings.zones.iter().map(|zone| async move {
-        let servers = ctx.scaleway.list_servers(zone, project).await;
-        (zone.clone(), servers)
-    }));
+    let zones = list_zones(ctx);
     let runner = async {
         match &ctx.runner {
             Some(client) => Some(client.fetch().await),
@@ -43,6 +39,18 @@ pub async fn gather_status(ctx: &FleetContext, now: DateTime<Utc>) -> StatusRepo
     };
     let (zones, runner, quotas) = futures::join!(zones, runner, quotas);
     StatusReport::build(zones, &ctx.settings, runner, quotas, now)
+}
+
+/// Every server of the project in each configured zone, the zones listed concurrently: one
+/// result per zone, in the configured order. `/arm status`, `/arm reap` and the fleet watch
+/// all look at the fleet through this.
+pub async fn list_zones(ctx: &FleetContext) -> Vec<(String, Result<Vec<Server>, ScwError>)> {
+    let project = ctx.settings.project_id.as_deref();
+    futures::future::join_all(ctx.settings.zones.iter().map(|zone| async move {
+        let servers = ctx.scaleway.list_servers(zone, project).await;
+        (zone.clone(), servers)
+    }))
+    .await
 }
 
 /// The fleet as `/arm status` shows it.
@@ -73,6 +81,8 @@ pub struct ZoneFleet {
     pub counts: StateCounts,
     /// Shut-down builders, longest first.
     pub stuck: Vec<StuckServer>,
+    /// Ids of the builders running (the fleet watch notices one that stops by itself).
+    pub running: Vec<String>,
     /// Locked builders: the state's meaning is undocumented, so a human looks.
     pub locked: Vec<String>,
     /// Builders per commercial type flagged `end_of_service` (shut down at end of life).
@@ -148,7 +158,9 @@ pub struct StuckServer {
     /// Time since `modification_date`; `None` if Scaleway gave no usable date.
     pub stuck_for: Option<TimeDelta>,
     pub protected: bool,
-    /// Shut down longer than the grace period and not protected: `/arm reap` may take it.
+    /// Shut down at least the grace period: stuck rather than perhaps on its way out.
+    pub past_grace: bool,
+    /// Past the grace period and not protected: `/arm reap` may take it.
     pub reapable: bool,
 }
 
@@ -579,8 +591,13 @@ fn zone_fleet(
     let mut fleet = ZoneFleet::default();
     for server in servers.iter().filter(|s| settings.matches(s)) {
         fleet.counts.add(&server.state);
+        if server.state == ServerState::Running {
+            fleet.running.push(server.id.clone());
+        }
         if server.state.is_shut_down() {
             let stuck_for = server.modification_date.map(|d| now - d);
+            // No date means no proof it is stable: never past the grace period.
+            let past_grace = stuck_for.is_some_and(|d| d >= grace);
             fleet.stuck.push(StuckServer {
                 id: server.id.clone(),
                 name: server.name.clone(),
@@ -588,8 +605,8 @@ fn zone_fleet(
                 state: server.state.clone(),
                 stuck_for,
                 protected: server.protected,
-                // No date means no proof it is stable: never reapable.
-                reapable: !server.protected && stuck_for.is_some_and(|d| d >= grace),
+                past_grace,
+                reapable: !server.protected && past_grace,
             });
         }
         if server.state == ServerState::Locked {

@@ -3,13 +3,14 @@
 //! [`plan()`] is pure (servers in, a [`Plan`] out); [`execute()`] carries out a confirmed
 //! plan against Scaleway and the runner manager; [`mod@render`] turns both into Slack
 //! messages. Storing plans, checking who may confirm and posting messages belong to the chat
-//! layer (`chat::reap`), which hands its typed outcome back to [`mod@render`].
+//! layer (`chat::reap`) and the fleet watch, through the steps they share in [`mod@run`].
 
 pub mod click;
 pub mod execute;
 pub mod machines;
 pub mod plan;
 pub mod render;
+pub mod run;
 pub mod settings;
 
 pub use click::{ClickOutcome, Unclaimed};
@@ -22,9 +23,10 @@ pub use plan::{
     Assessment, Plan, PlanContext, PlannedRemoval, PlannedVolume, Skipped, assess, plan,
 };
 pub use render::{
-    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, cancelled_blocks, click_reply, plan_blocks, plan_text,
-    report_blocks, summary_text,
+    CANCEL_ACTION_ID, CONFIRM_ACTION_ID, auto_report_blocks, cancelled_blocks, click_reply,
+    plan_blocks, plan_text, report_blocks, summary_text,
 };
+pub use run::Reaping;
 pub use settings::ReapSettings;
 
 /// "1 volume", "2 volumes".

@@ -97,15 +97,33 @@ pub fn plan_text(plan: &Plan) -> String {
 
 /// The plan message after a run: no buttons, each server's outcome.
 pub fn report_blocks(report: &ReapReport, plan: &Plan, confirmed_by_user_id: &str) -> Vec<Value> {
+    let who = mention(confirmed_by_user_id);
+    report_body(
+        report,
+        &format!("Reap confirmed by {who}"),
+        &format!("Plan `{}` · confirmed by {who}", escape(&plan.id)),
+    )
+}
+
+/// What the fleet watch's auto-reap did, for the incident's thread: every server's outcome,
+/// as after a confirmed reap. `after` says which builders it takes ("stuck over 1h").
+pub fn auto_report_blocks(report: &ReapReport, plan: &Plan, after: &str) -> Vec<Value> {
+    report_body(
+        report,
+        &format!("Auto-reap of the builders stuck {after}"),
+        &format!("Plan `{}` · run by the fleet watch", escape(&plan.id)),
+    )
+}
+
+fn report_body(report: &ReapReport, headline_by: &str, footer: &str) -> Vec<Value> {
     let c = report.counts();
     let mut headline = format!(
-        "{} Reap confirmed by {}: {} removed",
+        "{} {headline_by}: {} removed",
         if c.failed > 0 || report.stopped_early.is_some() {
             ":warning:"
         } else {
             ":broom:"
         },
-        mention(confirmed_by_user_id),
         count(c.servers_removed, "server", "servers"),
     );
     let quota = report.quota_freed();
@@ -157,9 +175,7 @@ pub fn report_blocks(report: &ReapReport, plan: &Plan, confirmed_by_user_id: &st
         blocks.push(context(NO_STORE_NOTE));
     }
     blocks.push(context(&format!(
-        "Plan `{}` · confirmed by {} · ran {}–{} UTC",
-        escape(&plan.id),
-        mention(confirmed_by_user_id),
+        "{footer} · ran {}–{} UTC",
         report.started_at.format("%H:%M:%S"),
         report.finished_at.format("%H:%M:%S")
     )));

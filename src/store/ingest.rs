@@ -76,6 +76,8 @@ pub struct QueuedRow {
     pub kind: OutboxKind,
     pub incident_id: Option<i64>,
     pub target_ts: Option<String>,
+    /// See [`super::NewMessage::target_id`].
+    pub target_id: Option<i64>,
     pub payload: String,
 }
 
@@ -357,17 +359,18 @@ pub(crate) async fn queue_rows(
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(MAX_ROWS) {
         let mut sql = String::from(
-            "INSERT INTO outbox (channel, kind, incident_id, target_ts, payload, next_attempt_at, created_at) VALUES ",
+            "INSERT INTO outbox (channel, kind, incident_id, target_ts, target_id, payload, next_attempt_at, created_at) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = 2 + i * 5;
+            let b = 2 + i * 6;
             sql.push_str(&format!(
-                "{}(${b}, ${}, ${}, ${}, ${}, $1, $1)",
+                "{}(${b}, ${}, ${}, ${}, ${}, ${}, $1, $1)",
                 if i == 0 { "" } else { ", " },
                 b + 1,
                 b + 2,
                 b + 3,
-                b + 4
+                b + 4,
+                b + 5
             ));
         }
         sql.push_str(" RETURNING id");
@@ -379,6 +382,7 @@ pub(crate) async fn queue_rows(
                     .bind(r.kind.as_str())
                     .bind(r.incident_id)
                     .bind(r.target_ts.as_deref())
+                    .bind(r.target_id)
                     .bind(r.payload.as_str());
             }
             q.fetch_all(conn).await?

@@ -54,6 +54,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = {
                 ("kind", Text),
                 ("incident_id", Int),
                 ("target_ts", Text),
+                ("target_id", Int),
                 ("payload", Text),
                 ("state", Text),
                 ("attempts", Int),
@@ -88,12 +89,34 @@ const TABLES: &[(&str, &[(&str, Kind)])] = {
                 ("detail", Text),
             ],
         ),
+        (
+            "watch_incidents",
+            &[
+                ("id", Int),
+                ("watch", Text),
+                ("channel", Text),
+                ("root_outbox_id", Int),
+                ("opened_at", Int),
+                ("closed_at", Int),
+            ],
+        ),
+        (
+            "watch_state",
+            &[
+                ("watch", Text),
+                ("version", Int),
+                ("memory", Text),
+                ("incident_id", Int),
+                ("warning_outbox_id", Int),
+                ("updated_at", Int),
+            ],
+        ),
     ]
 };
 
 /// Tables whose `id` the engine generates: PostgreSQL's identity must continue after the
 /// copied ids.
-const IDENTITY_TABLES: &[&str] = &["incidents", "outbox", "audit_log"];
+const IDENTITY_TABLES: &[&str] = &["incidents", "outbox", "audit_log", "watch_incidents"];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Value {

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod migrate;
 pub mod outbox;
 pub mod reap;
+pub mod watch;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -320,8 +321,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // A message is kept while a queued row still answers it, and while it is the root
+            // of an open watch incident (an incident may outlast the retention).
             let rows = sqlx::query(
-                "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND finished_at < $1",
+                "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND finished_at < $1
+                   AND id NOT IN (SELECT target_id FROM outbox
+                                   WHERE target_id IS NOT NULL AND state IN ('pending', 'attempting'))
+                   AND id NOT IN (SELECT root_outbox_id FROM watch_incidents WHERE closed_at IS NULL)
+                   AND id NOT IN (SELECT warning_outbox_id FROM watch_state
+                                   WHERE warning_outbox_id IS NOT NULL)",
             )
             .bind(cutoff)
             .execute(&mut *tx)
@@ -336,8 +344,15 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            let watch_incidents = sqlx::query(
+                "DELETE FROM watch_incidents WHERE closed_at IS NOT NULL AND closed_at < $1",
+            )
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             tx.commit().await?;
-            Ok(keys + rows + incidents)
+            Ok(keys + rows + incidents + watch_incidents)
         })
     }
 

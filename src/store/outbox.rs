@@ -48,6 +48,9 @@ pub struct NewMessage {
     pub incident_id: Option<i64>,
     /// For replies and updates outside incidents: the parent or target ts.
     pub target_ts: Option<String>,
+    /// For replies and updates outside incidents: the message that outbox row posted (its
+    /// thread, or itself). Delivery waits while that row is pending.
+    pub target_id: Option<i64>,
     pub message: Message,
 }
 
@@ -58,6 +61,7 @@ pub struct OutboxRow {
     pub kind: OutboxKind,
     pub incident_id: Option<i64>,
     pub target_ts: Option<String>,
+    pub target_id: Option<i64>,
     pub message: Message,
     pub state: String,
     pub attempts: i64,
@@ -77,6 +81,7 @@ macro_rules! outbox_row {
             kind: OutboxKind::parse(&r.try_get::<String, _>("kind")?)?,
             incident_id: r.try_get("incident_id")?,
             target_ts: r.try_get("target_ts")?,
+            target_id: r.try_get("target_id")?,
             message: serde_json::from_str(&payload).context("outbox payload is not a message")?,
             state: r.try_get("state")?,
             attempts: r.try_get("attempts")?,
@@ -115,6 +120,7 @@ impl NewMessage {
             kind: self.kind,
             incident_id: self.incident_id,
             target_ts: self.target_ts.clone(),
+            target_id: self.target_id,
             payload: serde_json::to_string(&self.message)?,
         })
     }
@@ -271,6 +277,28 @@ impl Store {
             Some((Some(channel), Some(ts))) => RootRef::Posted { channel, ts },
             Some(_) if failed > 0 => RootRef::Failed,
             Some(_) => RootRef::Pending,
+        })
+    }
+
+    /// Where the message posted by outbox row `id` stands, for a row that replies to it or
+    /// updates it (`target_id`). The channel is the one the row was queued for, so it should
+    /// be a channel id (C…): Slack's `chat.update` takes no channel name.
+    pub async fn posted_by(&self, id: i64) -> anyhow::Result<RootRef> {
+        let sql = "SELECT channel, state, ts FROM outbox WHERE id = $1";
+        type Found = Option<(String, String, Option<String>)>;
+        let found: Found = on_db!(self.db(), pool => {
+            match sqlx::query(sql).bind(id).fetch_optional(pool).await? {
+                Some(r) => Some((r.try_get("channel")?, r.try_get("state")?, r.try_get("ts")?)),
+                None => None,
+            }
+        });
+        Ok(match found {
+            Some((channel, state, Some(ts))) if state == "delivered" => {
+                RootRef::Posted { channel, ts }
+            }
+            Some((_, state, _)) if state == "pending" || state == "attempting" => RootRef::Pending,
+            // Given up on, or pruned long ago.
+            _ => RootRef::Failed,
         })
     }
 

@@ -300,7 +300,46 @@ pub async fn app_on(db: Db, settings: Settings) -> TestApp {
 
 /// The app on `db` through `store` (which may reach `db` some other way, e.g. a proxy).
 pub async fn app_with(db: Arc<TestDb>, store: Store, settings: Settings) -> TestApp {
-    let clock: Clock = Arc::new(|| NOW);
+    app_with_clock(db, store, settings, Arc::new(|| NOW)).await
+}
+
+/// A clock the test moves by hand: Unix seconds, from [`NOW`].
+#[derive(Clone)]
+pub struct TestClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    pub fn new() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicI64::new(NOW)))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn advance_minutes(&self, minutes: i64) {
+        self.0
+            .fetch_add(minutes * 60, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn clock(&self) -> Clock {
+        let at = self.0.clone();
+        Arc::new(move || at.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// The app on a fresh database of `db`'s engine, with its clock in the test's hands.
+pub async fn app_on_with_clock(db: Db, settings: Settings, clock: Clock) -> TestApp {
+    let db = Arc::new(TestDb::new(db).await);
+    let store = db.store().await;
+    app_with_clock(db, store, settings, clock).await
+}
+
+pub async fn app_with_clock(
+    db: Arc<TestDb>,
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+) -> TestApp {
     let state = AppState::new(settings, store.clone(), Metrics::new(), clock).expect("state");
     let router = build_app(state.clone());
     TestApp {
@@ -315,6 +354,11 @@ impl TestApp {
     /// Another replica on the same database, as a load balancer would have behind it.
     pub async fn replica(&self, settings: Settings) -> TestApp {
         app_with(self.db.clone(), self.db.store().await, settings).await
+    }
+
+    /// The same, with its own clock (a restart, or another replica, at the test's time).
+    pub async fn replica_with_clock(&self, settings: Settings, clock: Clock) -> TestApp {
+        app_with_clock(self.db.clone(), self.db.store().await, settings, clock).await
     }
 
     pub async fn request(&self, req: Request<Body>) -> (StatusCode, String) {

@@ -30,4 +30,5 @@ mod replicas;
 mod slack;
 mod slack_payloads;
 mod status_command;
+mod watch;
 mod webhook;

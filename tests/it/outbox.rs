@@ -203,6 +203,7 @@ on_both_engines! {
                 kind: OutboxKind::Post,
                 incident_id: None,
                 target_ts: None,
+                target_id: None,
                 message: Message::plain(format!("m{i}")),
             };
             app.store.enqueue(&m, now_ms()).await.expect("enqueue");
@@ -232,6 +233,7 @@ on_both_engines! {
                 kind: OutboxKind::Post,
                 incident_id: None,
                 target_ts: None,
+                target_id: None,
                 message: Message::plain("survives a restart"),
             };
             store.enqueue(&m, now_ms()).await.expect("enqueue");
@@ -261,6 +263,7 @@ on_both_engines! {
             kind: OutboxKind::Post,
             incident_id: None,
             target_ts: None,
+            target_id: None,
             message: Message::plain("still queued"),
         };
         app.store.enqueue(&m, 0).await.expect("enqueue");
@@ -278,5 +281,56 @@ on_both_engines! {
         // The incident is still open: a new failure is a reply, not a new root.
         app.hook(&pipeline(101, "master", "failed")).await;
         assert_eq!(app.store.outbox_count("pending").await.expect("count"), 3);
+    }
+}
+
+fn message_to(channel: &str, kind: OutboxKind, target_id: Option<i64>, text: &str) -> NewMessage {
+    NewMessage {
+        channel: channel.into(),
+        kind,
+        incident_id: None,
+        target_ts: None,
+        target_id,
+        message: Message::plain(text),
+    }
+}
+
+on_both_engines! {
+    async fn a_row_can_answer_or_update_the_message_another_row_posted(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        let mut worker = app.worker(slack_transport(&fake));
+        let outbox = &app.state.outbox;
+        let root = outbox
+            .enqueue(&message_to("C1", OutboxKind::Post, None, "root"))
+            .await
+            .expect("enqueue");
+        // Queued before the root is posted: they wait for it.
+        for (kind, text) in [(OutboxKind::Reply, "in its thread"), (OutboxKind::Update, "root, edited")] {
+            outbox
+                .enqueue(&message_to("C1", kind, Some(root), text))
+                .await
+                .expect("enqueue");
+        }
+        drain(&mut worker).await;
+        let m = fake.messages();
+        assert_eq!(m.len(), 3);
+        assert_eq!((m[1].thread_ts.as_deref(), m[1].text.as_str()), (Some(m[0].ts.as_str()), "in its thread"));
+        assert_eq!((m[2].method.as_str(), m[2].ts.as_str()), ("chat.update", m[0].ts.as_str()));
+        assert_eq!(m[2].text, "root, edited");
+
+        // A message never posted takes its answers with it.
+        fake.fail_next("chat.postMessage", 1, SlackFailure::error("msg_too_long"));
+        let gone = outbox
+            .enqueue(&message_to("C4", OutboxKind::Post, None, "refused"))
+            .await
+            .expect("enqueue");
+        outbox
+            .enqueue(&message_to("C4", OutboxKind::Reply, Some(gone), "orphan"))
+            .await
+            .expect("enqueue");
+        drain(&mut worker).await;
+        assert_eq!(app.store.outbox_count("failed").await.expect("count"), 2);
+        assert!(fake.messages().iter().all(|p| p.text != "orphan"));
     }
 }

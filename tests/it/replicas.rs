@@ -248,6 +248,7 @@ async fn a_sqlite_store_moves_to_postgres_whole() {
                 kind: OutboxKind::Post,
                 incident_id: None,
                 target_ts: None,
+                target_id: None,
                 message: Message::plain("after the move"),
             },
             now_ms(),

@@ -52,6 +52,10 @@ const NAME_PREFIX: &str = "runner-bench-arm-";
 const CHANNEL: &str = "C0BENCH";
 const REAPER: &str = "U0REAPER";
 const ZONES: [&str; 3] = ["fr-par-1", "nl-ams-1", "pl-waw-1"];
+/// The fleet watch would list the fake fleet (and post about it) beside what a section
+/// measures: sections that configure Scaleway turn it off.
+const NO_WATCH: &str = "\n[watch]\nenabled = false\n";
+
 /// The token `process::Bot` starts the bot with.
 static GITLAB_TOKEN_HEADER: std::sync::LazyLock<[(String, String); 1]> =
     std::sync::LazyLock::new(|| [("x-gitlab-token".into(), "bench-token".into())]);
@@ -523,7 +527,7 @@ impl Harness {
         );
         let slack = slack().await;
         let toml = format!(
-            "[fleet]\nzones = [\"{}\"]\nname_prefix = \"{NAME_PREFIX}\"\n",
+            "[fleet]\nzones = [\"{}\"]\nname_prefix = \"{NAME_PREFIX}\"\n{NO_WATCH}",
             ZONES[0],
         );
         let mut env = slack_env(&slack);
@@ -628,7 +632,7 @@ impl Harness {
         );
         let slack = slack().await;
         let toml = format!(
-            "[fleet]\nzones = [{}]\nname_prefix = \"{NAME_PREFIX}\"\nrunner_cap = 1200\n",
+            "[fleet]\nzones = [{}]\nname_prefix = \"{NAME_PREFIX}\"\nrunner_cap = 1200\n{NO_WATCH}",
             ZONES.map(|z| format!("\"{z}\"")).join(", "),
         );
         let mut env = slack_env(&slack);
@@ -712,7 +716,7 @@ impl Harness {
         let mut k = 0;
         for (c, conc) in concurrency.iter().enumerate() {
             let toml = format!(
-                "[fleet]\nzones = [\"{z}\"]\nname_prefix = \"{p}\"\n\n[reap]\nallowed_users = [\"{REAPER}\"]\nmax_per_run = {servers}\nconcurrency = {conc}\nname_prefix = \"{p}\"\n",
+                "[fleet]\nzones = [\"{z}\"]\nname_prefix = \"{p}\"\n\n[reap]\nallowed_users = [\"{REAPER}\"]\nmax_per_run = {servers}\nconcurrency = {conc}\nname_prefix = \"{p}\"\n{NO_WATCH}",
                 z = ZONES[0],
                 p = NAME_PREFIX,
             );
