@@ -28,6 +28,14 @@ impl Outbox {
         Ok(id)
     }
 
+    /// Queues `m` (a reply or an update) to the message outbox row `parent` posts, e.g. a
+    /// reply in the thread of an earlier warning.
+    pub async fn enqueue_reply_to(&self, parent: i64, m: &NewMessage) -> anyhow::Result<i64> {
+        let id = self.store.enqueue_reply_to(parent, m, now_ms()).await?;
+        self.wake();
+        Ok(id)
+    }
+
     /// Queues `m` unless one of `keys` was seen before (a retried event); false then.
     pub async fn enqueue_once(&self, keys: &[String], m: &NewMessage) -> anyhow::Result<bool> {
         let fresh = self.store.enqueue_once(keys, m, now_ms()).await?;

@@ -337,6 +337,16 @@ impl Worker {
                 ts: None,
             }));
         }
+        if let Some(parent) = row.reply_to_outbox {
+            return Ok(match self.store.outbox_posted(parent).await? {
+                RootRef::Posted { channel, ts } => Target::Ready(Dest {
+                    channel,
+                    ts: Some(ts),
+                }),
+                RootRef::Pending => Target::Wait,
+                RootRef::Failed => Target::Never("the message it answers was never posted"),
+            });
+        }
         if let Some(incident) = row.incident_id {
             return Ok(match self.store.incident_root(incident).await? {
                 RootRef::Posted { channel, ts } => Target::Ready(Dest {

@@ -72,6 +72,8 @@ pub struct QueuedRow {
     pub kind: OutboxKind,
     pub incident_id: Option<i64>,
     pub target_ts: Option<String>,
+    /// A reply to (or update of) the message the outbox row with this id posted.
+    pub reply_to_outbox: Option<i64>,
     pub payload: String,
 }
 
@@ -101,7 +103,7 @@ impl Store {
 }
 
 /// Bind parameters per multi-row statement, well under both engines' limits.
-const MAX_ROWS: usize = 500;
+pub(crate) const MAX_ROWS: usize = 500;
 
 /// `($a, $b, …), (…)` for `rows` rows of `width` parameters numbered from `first`.
 pub(crate) fn values_sql(rows: usize, width: usize, first: usize) -> String {
@@ -150,6 +152,10 @@ pub(crate) async fn insert_keys(
 }
 
 impl IngestTx {
+    pub(super) fn tx_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
     /// Records de-duplication keys; returns those not seen before.
     pub async fn insert_keys(
         &mut self,
@@ -342,17 +348,19 @@ pub(crate) async fn queue_rows(
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(MAX_ROWS) {
         let mut sql = String::from(
-            "INSERT INTO outbox (channel, kind, incident_id, target_ts, payload, next_attempt_at, created_at) VALUES ",
+            "INSERT INTO outbox (channel, kind, incident_id, target_ts, reply_to_outbox, payload, \
+             next_attempt_at, created_at) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = 2 + i * 5;
+            let b = 2 + i * 6;
             sql.push_str(&format!(
-                "{}(${b}, ${}, ${}, ${}, ${}, $1, $1)",
+                "{}(${b}, ${}, ${}, ${}, ${}, ${}, $1, $1)",
                 if i == 0 { "" } else { ", " },
                 b + 1,
                 b + 2,
                 b + 3,
-                b + 4
+                b + 4,
+                b + 5
             ));
         }
         sql.push_str(" RETURNING id");
@@ -364,6 +372,7 @@ pub(crate) async fn queue_rows(
                     .bind(r.kind.as_str())
                     .bind(r.incident_id)
                     .bind(r.target_ts.as_deref())
+                    .bind(r.reply_to_outbox)
                     .bind(r.payload.as_str());
             }
             q.fetch_all(conn).await?

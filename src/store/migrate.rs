@@ -63,6 +63,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = {
                 ("finished_at", Int),
                 ("ts", Text),
                 ("last_error", Text),
+                ("reply_to_outbox", Int),
             ],
         ),
         (
@@ -86,6 +87,29 @@ const TABLES: &[(&str, &[(&str, Kind)])] = {
                 ("action", Text),
                 ("plan_id", Text),
                 ("detail", Text),
+            ],
+        ),
+        (
+            "gitlab_projects",
+            &[
+                ("project_id", Int),
+                ("path", Text),
+                ("web_url", Text),
+                ("first_seen_at", Int),
+                ("caught_up_to", Int),
+                ("hook_state", Text),
+                ("hook_disabled_until", Int),
+                ("hook_checked_at", Int),
+                ("problem", Text),
+            ],
+        ),
+        (
+            "gitlab_alerts",
+            &[
+                ("key", Text),
+                ("channel", Text),
+                ("outbox_id", Int),
+                ("raised_at", Int),
             ],
         ),
     ]

@@ -6,6 +6,7 @@
 //! few engine-only statements (PostgreSQL's advisory locks and row locks) are spelled out per
 //! engine. Migrations are kept per engine under `migrations/sqlite` and `migrations/postgres`.
 
+pub mod catch_up;
 pub mod ingest;
 pub mod migrate;
 pub mod outbox;
@@ -271,8 +272,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // A message an open alert or an undelivered reply still refers to is kept: the
+            // reply needs its ts.
             let rows = sqlx::query(
-                "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND finished_at < $1",
+                "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND finished_at < $1
+                   AND id NOT IN (SELECT outbox_id FROM gitlab_alerts WHERE outbox_id IS NOT NULL)
+                   AND id NOT IN (SELECT reply_to_outbox FROM outbox
+                                   WHERE reply_to_outbox IS NOT NULL
+                                     AND state IN ('pending', 'attempting'))",
             )
             .bind(cutoff)
             .execute(&mut *tx)

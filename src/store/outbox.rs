@@ -58,6 +58,8 @@ pub struct OutboxRow {
     pub kind: OutboxKind,
     pub incident_id: Option<i64>,
     pub target_ts: Option<String>,
+    /// A reply to (or update of) the message the outbox row with this id posted.
+    pub reply_to_outbox: Option<i64>,
     pub message: Message,
     pub state: String,
     pub attempts: i64,
@@ -77,6 +79,7 @@ macro_rules! outbox_row {
             kind: OutboxKind::parse(&r.try_get::<String, _>("kind")?)?,
             incident_id: r.try_get("incident_id")?,
             target_ts: r.try_get("target_ts")?,
+            reply_to_outbox: r.try_get("reply_to_outbox")?,
             message: serde_json::from_str(&payload).context("outbox payload is not a message")?,
             state: r.try_get("state")?,
             attempts: r.try_get("attempts")?,
@@ -109,12 +112,13 @@ pub struct Backlog {
 }
 
 impl NewMessage {
-    fn row(&self) -> anyhow::Result<QueuedRow> {
+    pub(crate) fn row(&self) -> anyhow::Result<QueuedRow> {
         Ok(QueuedRow {
             channel: self.channel.clone(),
             kind: self.kind,
             incident_id: self.incident_id,
             target_ts: self.target_ts.clone(),
+            reply_to_outbox: None,
             payload: serde_json::to_string(&self.message)?,
         })
     }
@@ -129,6 +133,43 @@ impl Store {
         id.first()
             .copied()
             .ok_or_else(|| anyhow::anyhow!("the outbox insert returned no id"))
+    }
+
+    /// Queues `m` (a reply or an update) to the message that outbox row `parent` posts; the
+    /// worker waits for that one to be delivered, and gives up if it never is.
+    pub async fn enqueue_reply_to(
+        &self,
+        parent: i64,
+        m: &NewMessage,
+        now_ms: i64,
+    ) -> anyhow::Result<i64> {
+        anyhow::ensure!(m.kind != OutboxKind::Post, "a post replies to nothing");
+        let mut row = m.row()?;
+        row.reply_to_outbox = Some(parent);
+        let mut tx = self.begin().await?;
+        let id = queue_rows(&mut tx, &[row], now_ms).await?;
+        tx.commit().await?;
+        id.first()
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("the outbox insert returned no id"))
+    }
+
+    /// Where the message of outbox row `id` is, once delivered.
+    pub async fn outbox_posted(&self, id: i64) -> anyhow::Result<RootRef> {
+        let sql = "SELECT channel, state, ts FROM outbox WHERE id = $1";
+        let found: Option<(String, String, Option<String>)> = on_db!(self.db(), pool => {
+            match sqlx::query(sql).bind(id).fetch_optional(pool).await? {
+                Some(r) => Some((r.try_get("channel")?, r.try_get("state")?, r.try_get("ts")?)),
+                None => None,
+            }
+        });
+        Ok(match found {
+            Some((channel, state, Some(ts))) if state == "delivered" => {
+                RootRef::Posted { channel, ts }
+            }
+            Some((_, state, _)) if state == "pending" || state == "attempting" => RootRef::Pending,
+            _ => RootRef::Failed,
+        })
     }
 
     /// Queues `m` unless any of `keys` was seen before; both in one

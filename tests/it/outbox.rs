@@ -282,3 +282,81 @@ on_both_engines! {
         assert_eq!(app.store.outbox_count("pending").await.expect("count"), 3);
     }
 }
+
+on_both_engines! {
+    async fn a_reply_to_an_outbox_row_lands_in_that_messages_thread(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        let mut worker = app.worker(slack_transport(&fake));
+        let message = |kind, text: &str| NewMessage {
+            channel: "C1".into(),
+            kind,
+            incident_id: None,
+            target_ts: None,
+            message: Message::plain(text),
+        };
+        let parent = app
+            .state
+            .outbox
+            .enqueue(&message(OutboxKind::Post, "a warning"))
+            .await
+            .expect("enqueue");
+        // Queued before the parent is posted: it waits for the parent's ts.
+        app.state
+            .outbox
+            .enqueue_reply_to(parent, &message(OutboxKind::Reply, "it works again"))
+            .await
+            .expect("reply");
+        drain(&mut worker).await;
+        let posted = fake.messages();
+        assert_eq!(posted.len(), 2);
+        assert_eq!(posted[1].thread_ts.as_deref(), Some(posted[0].ts.as_str()));
+        assert!(
+            app.state
+                .outbox
+                .enqueue_reply_to(parent, &message(OutboxKind::Post, "x"))
+                .await
+                .is_err(),
+            "a post replies to nothing"
+        );
+
+        // A parent Slack refused: its reply is given up, not retried for ever.
+        fake.fail_next("chat.postMessage", 1, SlackFailure::error("channel_not_found"));
+        let refused = app
+            .state
+            .outbox
+            .enqueue(&message(OutboxKind::Post, "refused"))
+            .await
+            .expect("enqueue");
+        app.state
+            .outbox
+            .enqueue_reply_to(refused, &message(OutboxKind::Reply, "orphan"))
+            .await
+            .expect("reply");
+        drain(&mut worker).await;
+        assert_eq!(fake.messages().len(), 2);
+        assert_eq!(app.store.outbox_count("failed").await.expect("count"), 2);
+
+        // Pruning keeps a delivered parent while a reply to it waits.
+        let waiting = app
+            .state
+            .outbox
+            .enqueue_reply_to(parent, &message(OutboxKind::Reply, "later"))
+            .await
+            .expect("reply");
+        let far_future = now_ms() + 30 * 86_400_000;
+        app.store
+            .prune(far_future, Duration::from_secs(86_400))
+            .await
+            .expect("prune");
+        assert_eq!(
+            app.store_scalar(&format!("SELECT COUNT(*) FROM outbox WHERE id = {parent}"))
+                .await,
+            1
+        );
+        assert!(waiting > parent);
+        drain(&mut worker).await;
+        let posted = fake.messages();
+        assert_eq!(posted.last().and_then(|m| m.thread_ts.clone()), Some(posted[0].ts.clone()));
+    }
+}
