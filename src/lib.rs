@@ -4,9 +4,9 @@
 //! and the benchmarks need. The HTTP edge (`http`) and the chat layer (`chat`) are reached
 //! only through [`build_app`].
 //!
-//! Layers, each depending only on those below it: `server` / `http` → `chat` → `state` →
-//! `config` / `check_config` → `delivery` → `store`, and the areas `notify`, `fleet`, `reap`,
-//! `faq`, `gitlab`, `slack`, `runner`, `metrics`.
+//! Layers, each depending only on those below it: `server` / `http` → `chat` → `intake` →
+//! `state` → `config` / `check_config` → `delivery` → `store`, and the areas `notify`,
+//! `fleet`, `reap`, `faq`, `gitlab`, `slack`, `runner`, `metrics`.
 mod chat;
 pub mod check_config;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod faq;
 pub mod fleet;
 pub mod gitlab;
 mod http;
+mod intake;
 mod leader;
 pub mod metrics;
 pub mod notify;
