@@ -26,12 +26,15 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
     Webhook,
+    /// Read from the GitLab API by catch-up.
+    CatchUp,
 }
 
 impl Via {
     pub fn label(self) -> &'static str {
         match self {
             Self::Webhook => "webhook",
+            Self::CatchUp => "catch_up",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! One replica at a time delivers the outbox and runs the periodic jobs (pruning): the one
+//! One replica at a time delivers the outbox and runs the periodic jobs (pruning, catch-up of
+//! missed pipelines and the GitLab hook check): the one
 //! holding the store's lease (see `Store::try_lead`). The others stand by and take over
 //! within about [`STANDBY_POLL`] of the lease being released — at once on a clean stop,
 //! and as soon as the database notices a killed replica's connection is gone.
@@ -8,6 +9,7 @@ use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
+    catch_up,
     delivery::{Worker, WorkerConfig},
     state::AppState,
     store::{Engine, Lease, now_ms},
@@ -73,7 +75,14 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
         state.metrics.clone(),
     );
     let worker = tokio::spawn(worker.run(state.outbox.signal(), term_rx.clone()));
-    let pruner = tokio::spawn(prune_loop(state.clone(), term_rx));
+    let pruner = tokio::spawn(prune_loop(state.clone(), term_rx.clone()));
+    let catch_up = match &state.gitlab_api {
+        Ok(_) => Some(tokio::spawn(catch_up::run(state.clone(), term_rx))),
+        Err(missing) => {
+            tracing::info!(%missing, "catch-up of missed pipelines is off");
+            None
+        }
+    };
     let term = loop {
         tokio::select! {
             _ = stop.changed() => break Term::Stopped,
@@ -87,6 +96,10 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
     };
     let _ = term_tx.send(true);
     pruner.abort();
+    if let Some(job) = catch_up {
+        // Its writes are idempotent: a pass cut short is redone by the next leader.
+        job.abort();
+    }
     finish(worker).await;
     state.metrics.leader.set(0);
     drop(lease);

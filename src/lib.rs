@@ -4,9 +4,10 @@
 //! and the benchmarks need. The HTTP edge (`http`) and the chat layer (`chat`) are reached
 //! only through [`build_app`].
 //!
-//! Layers, each depending only on those below it: `server` / `http` → `chat` → `intake` →
-//! `state` → `config` / `check_config` → `delivery` → `store`, and the areas `notify`,
-//! `fleet`, `reap`, `faq`, `gitlab`, `slack`, `runner`, `metrics`.
+//! Layers, each depending only on those below it: `server` / `http` → `leader` → `chat` /
+//! `catch_up` → `intake` → `state` → `config` / `check_config` → `delivery` → `store`, and
+//! the areas `notify`, `fleet`, `reap`, `faq`, `gitlab`, `slack`, `runner`, `metrics`.
+pub mod catch_up;
 mod chat;
 pub mod check_config;
 pub mod config;

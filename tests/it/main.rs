@@ -6,6 +6,7 @@ mod common;
 
 mod architecture;
 mod binary;
+mod catch_up;
 mod faq_kb;
 mod faq_matching;
 mod fleet_membership;
