@@ -79,8 +79,30 @@ pub fn features(s: &Settings) -> Vec<(&'static str, Result<(), String>)> {
     } else {
         Err(format!("missing {}", slack_missing.join(", ")))
     };
+    let api = &s.gitlab_api;
+    let catch_up = api.api().map(|_| ()).map_err(|missing| {
+        format!(
+            "{missing} (a token with the read_api scope). With them, pipelines that finished \
+             while no webhook arrived (outage, network cut, disabled hook) are posted within \
+             {} minutes, up to {} hours back",
+            api.catch_up_interval.as_secs().div_ceil(60),
+            api.catch_up_max_age.as_secs() / 3600
+        )
+    });
+    let hook_check = match (&catch_up, &api.public_url) {
+        (Err(_), _) => Err("needs catch-up's settings, and ARMBOT_PUBLIC_URL".to_string()),
+        (Ok(()), None) => Err(
+            "missing ARMBOT_PUBLIC_URL (the bot's public base URL, to find its own hook). With \
+             it, a hook GitLab disables is reported once in the channel, its recovery in the \
+             thread, and /arm status shows each project's hook"
+                .to_string(),
+        ),
+        (Ok(()), Some(_)) => Ok(()),
+    };
     vec![
         ("failure notices (POST /gitlab/webhook)", Ok(())),
+        ("catch-up of missed pipelines (GitLab API)", catch_up),
+        ("webhook health (GitLab disabling the hook)", hook_check),
         ("posting to Slack", posting),
         ("Slack commands, buttons and events", slack),
         ("/arm status", joined(fleet_missing)),
@@ -142,6 +164,29 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
         (
             "GITLAB_WEBHOOK_SIGNING_TOKEN".into(),
             set(s.gitlab.signing_key.is_some()),
+        ),
+        (
+            "GITLAB_URL".into(),
+            s.gitlab_api
+                .url
+                .as_ref()
+                .map_or_else(|| "unset".into(), ToString::to_string),
+        ),
+        ("GITLAB_API_TOKEN".into(), secret(&s.gitlab_api.token)),
+        (
+            "ARMBOT_PUBLIC_URL".into(),
+            s.gitlab_api
+                .public_url
+                .as_ref()
+                .map_or_else(|| "unset".into(), ToString::to_string),
+        ),
+        (
+            "gitlab catch_up_interval_secs".into(),
+            s.gitlab_api.catch_up_interval.as_secs().to_string(),
+        ),
+        (
+            "gitlab catch_up_max_age_hours".into(),
+            (s.gitlab_api.catch_up_max_age.as_secs() / 3600).to_string(),
         ),
         ("SLACK_BOT_TOKEN".into(), secret(&s.slack.bot_token)),
         (

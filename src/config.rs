@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::{
     faq::FaqSettings,
     fleet::{FleetSettings, ScalewayEnv, missing_settings},
-    gitlab::GitlabSecrets,
+    gitlab::{GitlabApiSettings, GitlabSecrets, settings::GitlabFile},
     notify::settings::{CONSOLE_CHANNEL, NotifyFile, NotifySettings},
     reap::ReapSettings,
     slack::settings::{SlackFile, SlackSettings},
@@ -46,6 +46,8 @@ pub struct FileSettings {
     pub http: HttpFile,
     #[serde(default)]
     pub watch: WatchFile,
+    #[serde(default)]
+    pub gitlab: GitlabFile,
 }
 
 /// `[http]` in the settings file: how long clients may take and how much they may hold.
@@ -133,6 +135,8 @@ pub struct Settings {
     pub retention: Duration,
     pub notify: NotifySettings,
     pub gitlab: GitlabSecrets,
+    /// The GitLab API: catch-up of missed pipelines and the hook check.
+    pub gitlab_api: GitlabApiSettings,
     pub slack: SlackSettings,
     pub scaleway: ScalewayEnv,
     pub fleet: FleetSettings,
@@ -192,6 +196,15 @@ impl Settings {
         let slack = SlackSettings::load(file.slack, env)?;
         let notify = NotifySettings::load(file.notify, env, slack.console_mode())?;
         let gitlab = GitlabSecrets::load(env)?;
+        let gitlab_api = GitlabApiSettings::load(file.gitlab, env)?;
+        // Older de-duplication keys are pruned: replaying further back could post twice.
+        if gitlab_api.catch_up_max_age.as_secs() > u64::from(retention_days) * 86_400 {
+            bail!(
+                "[gitlab] catch_up_max_age_hours ({}) must not exceed retention_days ({retention_days} days): \
+                 older pipelines' de-duplication keys are pruned",
+                gitlab_api.catch_up_max_age.as_secs() / 3600
+            );
+        }
         let scaleway = ScalewayEnv::from_lookup(env);
         file.reap
             .validate()
@@ -216,6 +229,7 @@ impl Settings {
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             notify,
             gitlab,
+            gitlab_api,
             slack,
             scaleway,
             fleet: file.fleet,

@@ -1,5 +1,5 @@
 //! One replica at a time delivers the outbox and runs the periodic jobs (pruning, the fleet
-//! watch): the one
+//! watch, catch-up of missed pipelines and the GitLab hook check): the one
 //! holding the store's lease (see `Store::try_lead`). The others stand by and take over
 //! within about [`STANDBY_POLL`] of the lease being released — at once on a clean stop,
 //! and as soon as the database notices a killed replica's connection is gone.
@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
+    catch_up,
     delivery::{Worker, WorkerConfig},
     state::AppState,
     store::{Engine, Lease, now_ms},
@@ -84,10 +85,19 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
         tokio::spawn(metrics.caught("pruning", prune_loop(state.clone(), term_rx.clone())));
     let watch = state
         .watcher()
-        .map(|w| tokio::spawn(metrics.caught("fleet watch", w.run(term_rx))));
+        .map(|w| tokio::spawn(metrics.caught("fleet watch", w.run(term_rx.clone()))));
     if let (None, Some(why)) = (&watch, &settings.watch.off) {
         tracing::info!(why = %why, "the fleet watch is off");
     }
+    let catch_up = match &state.gitlab_api {
+        Ok(_) => Some(tokio::spawn(
+            metrics.caught("catch-up", catch_up::run(state.clone(), term_rx.clone())),
+        )),
+        Err(missing) => {
+            tracing::info!(%missing, "catch-up of missed pipelines is off");
+            None
+        }
+    };
     let term = loop {
         tokio::select! {
             _ = stop.changed() => break Term::Stopped,
@@ -101,6 +111,10 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
     };
     let _ = term_tx.send(true);
     pruner.abort();
+    if let Some(job) = catch_up {
+        // Its writes are idempotent: a pass cut short is redone by the next leader.
+        job.abort();
+    }
     if let Some(watch) = watch {
         finish_watch(watch).await;
     }

@@ -4,10 +4,11 @@
 //! and the benchmarks need. The HTTP edge (`http`) and the chat layer (`chat`) are reached
 //! only through [`build_app`].
 //!
-//! Layers, each depending only on those below it: `server` / `http` → `chat` → `state` →
-//! `config` / `check_config` → `delivery` → `store`, and the areas `notify`, `fleet`, `reap`,
-//! `faq`, `gitlab`, `slack`, `runner`, `metrics`; `watch` (the fleet watch) sits on `fleet`,
-//! `reap`, `delivery` and `store`, and runs from `leader`.
+//! Layers, each depending only on those below it: `server` / `http` → `leader` → `chat` /
+//! `catch_up` / `watch` → `intake` → `state` → `config` / `check_config` → `delivery` →
+//! `store`, and the areas `notify`, `fleet`, `reap`, `faq`, `gitlab`, `slack`, `runner`,
+//! `metrics`.
+pub mod catch_up;
 mod chat;
 pub mod check_config;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod faq;
 pub mod fleet;
 pub mod gitlab;
 mod http;
+mod intake;
 mod leader;
 pub mod metrics;
 pub mod notify;

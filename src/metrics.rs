@@ -83,6 +83,15 @@ pub struct Metrics {
     pub fleet_stuck_builders: Gauge,
     pub watch_polls: Family<Outcome, Counter>,
     pub watch_incidents: Counter,
+    pub gitlab_calls: Family<Endpoint, Counter>,
+    /// Pipelines catch-up read from the GitLab API, by what became of them.
+    pub catch_up_events: Family<Outcome, Counter>,
+    /// Catch-up passes by how they ended.
+    pub catch_up_passes: Family<Outcome, Counter>,
+    /// Unix time of the last catch-up pass that read every watched project.
+    pub catch_up_last_complete: Gauge,
+    /// Watched projects whose webhook GitLab has disabled.
+    pub hooks_disabled: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -246,6 +255,36 @@ impl Metrics {
             "Fleet incidents the watch opened (stuck builders)",
             watch_incidents.clone(),
         );
+        let gitlab_calls = Family::<Endpoint, Counter>::default();
+        r.register(
+            "gitlab_api_calls",
+            "GitLab API calls by endpoint and outcome",
+            gitlab_calls.clone(),
+        );
+        let catch_up_events = Family::<Outcome, Counter>::default();
+        r.register(
+            "catch_up_events",
+            "Finished pipelines catch-up read from the GitLab API, by outcome (opened, still_failing, fixed: a missed notice sent)",
+            catch_up_events.clone(),
+        );
+        let catch_up_passes = Family::<Outcome, Counter>::default();
+        r.register(
+            "catch_up_passes",
+            "Catch-up passes by how they ended",
+            catch_up_passes.clone(),
+        );
+        let catch_up_last_complete = Gauge::default();
+        r.register(
+            "catch_up_last_complete_timestamp",
+            "Unix time of the last catch-up pass that read every watched project",
+            catch_up_last_complete.clone(),
+        );
+        let hooks_disabled = Gauge::default();
+        r.register(
+            "gitlab_hooks_disabled",
+            "Watched projects whose webhook to the bot GitLab has disabled",
+            hooks_disabled.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -271,6 +310,11 @@ impl Metrics {
             fleet_stuck_builders,
             watch_polls,
             watch_incidents,
+            gitlab_calls,
+            catch_up_events,
+            catch_up_passes,
+            catch_up_last_complete,
+            hooks_disabled,
         }
     }
 
@@ -297,6 +341,23 @@ impl Metrics {
                 Self::reason(&panics, task);
             }
         }
+    }
+
+    pub fn gitlab_call(&self, endpoint: &str, outcome: &str) {
+        self.gitlab_calls
+            .get_or_create(&Endpoint {
+                endpoint: label(endpoint),
+                outcome: label(outcome),
+            })
+            .inc();
+    }
+
+    pub fn outcome(family: &Family<Outcome, Counter>, outcome: &str) {
+        family
+            .get_or_create(&Outcome {
+                outcome: label(outcome),
+            })
+            .inc();
     }
 
     pub fn reason(family: &Family<Reason, Counter>, reason: &str) {

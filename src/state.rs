@@ -11,6 +11,7 @@ use crate::{
     delivery::{Health, Ingestor, Outbox},
     faq::KnowledgeBase,
     fleet::{FleetContext, NotConfigured},
+    gitlab::{ApiNotConfigured, api::GitlabClient},
     metrics::Metrics,
     notify::incident::BrokenRefs,
     reap::{Reaping, SlotReleaser},
@@ -63,6 +64,8 @@ pub struct Shared {
     /// Scaleway (every call counted in the metrics) and the runner manager, or why the fleet
     /// commands cannot run.
     pub fleet: Result<FleetContext, NotConfigured>,
+    /// The GitLab API for catch-up and the hook check, or what it lacks.
+    pub gitlab_api: Result<GitlabClient, ApiNotConfigured>,
     /// Frees a reaped builder's runner slot, when `[reap] release_command` can.
     pub releaser: Option<SlotReleaser>,
     /// The bot's own ids from `auth.test`, to ignore its own messages.
@@ -113,6 +116,16 @@ impl AppState {
             settings.scaleway_timeout,
         )
         .map(|ctx| ctx.with_metrics(metrics.clone()));
+        let api = &settings.gitlab_api;
+        let gitlab_api = match api.api() {
+            Ok((url, token)) => {
+                Ok(
+                    GitlabClient::new(url, token.clone(), api.timeout, api.retry.clone())?
+                        .with_metrics(metrics.clone()),
+                )
+            }
+            Err(missing) => Err(missing),
+        };
         let usergroups = Usergroups::new(slack.clone(), metrics.clone(), MEMBERS_TTL);
         let slack_users = Arc::new(SlackUsers::new(slack.clone(), metrics.clone()));
         let outbox = Outbox::new(store.clone());
@@ -130,6 +143,7 @@ impl AppState {
             http,
             slack,
             fleet,
+            gitlab_api,
             identity: OnceLock::new(),
             usergroups,
             slack_users,

@@ -1,8 +1,9 @@
-//! Stateful fakes of the two services armbot talks to, one set for its integration tests and
+//! Stateful fakes of the services armbot talks to, one set for its integration tests and
 //! its benchmark harness: [`FakeSlack`] (the Web API methods the bot calls and `response_url`
-//! posts) and [`FakeScaleway`] (the Instance, Block and IAM calls of `/arm status` and
-//! `/arm reap`), with [`ScwServer`], the one builder of server JSON, and [`Outage`], a TCP
-//! proxy that cuts a database's line on demand.
+//! posts), [`FakeScaleway`] (the Instance, Block and IAM calls of `/arm status` and
+//! `/arm reap`), with [`ScwServer`], the one builder of server JSON, [`FakeGitLab`] (the REST
+//! API calls of catch-up and the hook check), and [`Outage`], a TCP proxy that cuts a
+//! database's line on demand.
 //!
 //! Each fake is a wiremock [`MockServer`](wiremock::MockServer) on loopback whose single
 //! responder keeps the service's state behind an `Arc<Mutex<…>>`: what was posted can be read
@@ -10,6 +11,7 @@
 //! (an HTTP status, an error body, 429 with `Retry-After`), and every answer can be delayed.
 //! Waiting for work is done on a [`tokio::sync::Notify`], under a timeout, never with a sleep.
 
+pub mod gitlab;
 pub mod proxy;
 pub mod scaleway;
 pub mod slack;
@@ -19,6 +21,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use gitlab::{
+    FakeGitLab, GlCall, GlCommit, GlFailure, GlHook, GlJob, GlOp, GlPipeline, GlProject, GlTarget,
+    GlUser,
+};
 pub use proxy::Outage;
 pub use scaleway::{
     FakeScaleway, ScwCall, ScwFailure, ScwIp, ScwOp, ScwServer, ScwTarget, ScwVolume,

@@ -23,11 +23,49 @@ use crate::{
     slack::Message,
     store::{
         OutboxKind, Store,
+        catch_up::SeenProject,
         ingest::{HeadRow, IncidentChange, NewIncident, QueuedRow, RefKey},
     },
 };
 
 const MAX_BATCH: usize = 256;
+/// Projects the writer remembers having recorded; it starts over beyond this.
+const MAX_RECORDED: usize = 10_000;
+
+/// The projects this writer recorded (id → path, page): a batch writes only the ones it
+/// names that are new or renamed, so recording costs nothing in the steady state.
+#[derive(Default)]
+struct Recorded(HashMap<u64, (String, String)>);
+
+impl Recorded {
+    /// The batch's projects not recorded yet (known by id only: catch-up needs the id).
+    fn missing(&self, events: &[PipelineEvent]) -> Vec<SeenProject> {
+        let mut out: Vec<SeenProject> = Vec::new();
+        for ev in events.iter().filter(|e| e.project_has_id) {
+            let same = self
+                .0
+                .get(&ev.project_id)
+                .is_some_and(|(path, url)| *path == ev.project_path && *url == ev.project_web_url);
+            if !same && !out.iter().any(|p| p.project_id == ev.project_id) {
+                out.push(SeenProject {
+                    project_id: ev.project_id,
+                    path: ev.project_path.clone(),
+                    web_url: ev.project_web_url.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn remember(&mut self, projects: Vec<SeenProject>) {
+        if self.0.len() + projects.len() > MAX_RECORDED {
+            self.0.clear();
+        }
+        for p in projects {
+            self.0.insert(p.project_id, (p.path, p.web_url));
+        }
+    }
+}
 
 type Reply = oneshot::Sender<anyhow::Result<Applied>>;
 
@@ -65,12 +103,15 @@ async fn writer(
 ) {
     let _alive = health.ingest.alive();
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut recorded = Recorded::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let _busy = health.ingest.busy();
         let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let now = chrono::Utc::now();
-        match apply(&store, &events, now).await {
+        let projects = recorded.missing(&events);
+        match apply(&store, &events, &projects, now).await {
             Ok(results) => {
+                recorded.remember(projects);
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(r));
                 }
@@ -78,9 +119,14 @@ async fn writer(
             // One bad event must not fail its neighbours: retry them one by one.
             Err(_) => {
                 for (ev, reply) in events.into_iter().zip(replies) {
-                    let r = apply(&store, std::slice::from_ref(&ev), now)
+                    let one = std::slice::from_ref(&ev);
+                    let projects = recorded.missing(one);
+                    let r = apply(&store, one, &projects, now)
                         .await
                         .and_then(|mut v| v.pop().ok_or_else(|| anyhow::anyhow!("no result")));
+                    if r.is_ok() {
+                        recorded.remember(projects);
+                    }
                     let _ = reply.send(r);
                 }
             }
@@ -149,15 +195,18 @@ enum Outcome {
 }
 
 /// Applies events in order in one transaction, with a fixed number of statements for the
-/// batch (plus one per newly opened incident and one per touched incident): either all of
-/// them are durable when this returns `Ok`, or none is.
+/// batch (plus one per newly opened incident, one per touched incident, and one when
+/// `projects` names projects to record for catch-up): either all of them are durable when
+/// this returns `Ok`, or none is.
 pub async fn apply(
     store: &Store,
     events: &[PipelineEvent],
+    projects: &[SeenProject],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Applied>> {
     let now_ms = now.timestamp_millis();
     let mut tx = store.begin_ingest().await?;
+    tx.record_projects(projects, now_ms).await?;
 
     let keys: Vec<Vec<String>> = events.iter().map(PipelineEvent::dedup_keys).collect();
     let all: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();

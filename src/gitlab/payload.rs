@@ -206,7 +206,8 @@ pub struct PipelineHead<'a> {
     pub status: &'a str,
     pub detailed_status: Option<&'a str>,
     pub merge_request: bool,
-    source_pipeline_id: Option<u64>,
+    /// The parent of a child pipeline (`source_pipeline.pipeline_id`).
+    pub source_pipeline_id: Option<u64>,
 }
 
 impl<'a> PipelineHead<'a> {

@@ -1,4 +1,5 @@
-//! `POST /gitlab/webhook`: authenticate the raw bytes, parse, decide, persist, 200.
+//! `POST /gitlab/webhook`: authenticate the raw bytes, then what [`crate::intake`] does
+//! (parse, decide, render, persist), then 200.
 
 use axum::{
     body::Bytes,
@@ -9,17 +10,9 @@ use serde::de::IgnoredAny;
 use tracing::Instrument;
 
 use crate::{
-    gitlab::{
-        PipelineHook,
-        auth::{self, AuthHeaders},
-        payload::{self, PipelineHead},
-    },
+    gitlab::auth::{self, AuthHeaders},
+    intake::{self, IntakeError, Via},
     metrics::Metrics,
-    notify::{
-        event::PipelineEvent,
-        mention::{self, Who},
-        policy::{Decision, Outcome, classify, decide},
-    },
     state::AppState,
 };
 
@@ -66,11 +59,12 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             return StatusCode::OK;
         }
     }
-    let notify = &app.settings.notify;
-    let tracked = |head: &PipelineHead| matches!(classify(head, notify), Decision::Track { .. });
-    let parsed = match payload::parse_pipeline(&body, tracked) {
+    let idempotency_key = header(&headers, "idempotency-key")
+        .or(auth_headers.webhook_id)
+        .map(str::to_string);
+    let prepared = match intake::prepare(&app, &body, idempotency_key, Via::Webhook).await {
         Ok(p) => p,
-        Err(e) => {
+        Err(IntakeError::Parse(e)) => {
             // Valid JSON of another shape is some other event: acknowledge it.
             if serde_json::from_slice::<IgnoredAny>(&body).is_ok() && !looks_like_pipeline(&body) {
                 Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
@@ -78,83 +72,25 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
             }
             return malformed(m, &e);
         }
-    };
-    let head = parsed.hook.head();
-    let span = tracing::info_span!("pipeline", project = head.project_key, pipeline = head.pipeline_id, status = %head.status);
-    let guard = span.enter();
-    if let Decision::Ignore(reason) = classify(&head, notify) {
-        tracing::debug!(reason, "pipeline ignored");
-        Metrics::reason(&m.webhooks_ignored, reason);
-        return StatusCode::OK;
-    }
-    let hook = if parsed.jobs_read {
-        parsed.hook
-    } else {
-        // Fields after the jobs only ever make the policy ignore an event;
-        // should that change, the jobs are read rather than silently missing.
-        match serde_json::from_slice::<PipelineHook>(&body) {
-            Ok(h) => h,
-            Err(e) => return malformed(m, &e),
-        }
-    };
-    // With the jobs read: a failure none of whose jobs failed may be a cancellation.
-    let (outcome, channel) = match decide(&hook, notify) {
-        Decision::Ignore(reason) => {
-            tracing::info!(reason, "pipeline ignored");
-            Metrics::reason(&m.webhooks_ignored, reason);
-            return StatusCode::OK;
-        }
-        Decision::Track { outcome, channel } => (outcome, channel),
-    };
-    // Who broke it: only a failure that opens an incident says so, and only an unmapped user
-    // with a public email needs Slack, asked for a bounded time (see `SlackUsers::find`).
-    let slack_user = match (outcome, mention::who(&hook, notify)) {
-        (Outcome::Failed, Who::Mapped(id)) => SlackUser::Known(Some(id.to_string())),
-        (Outcome::Failed, Who::Email(email))
-            if !app.broken_refs.known_broken(
-                hook.project.key().unwrap_or_default(),
-                &hook.object_attributes.git_ref,
-            ) =>
-        {
-            SlackUser::AskByEmail(email.to_string())
-        }
-        _ => SlackUser::Known(None),
-    };
-    drop(guard);
-    let slack_user = match slack_user {
-        SlackUser::AskByEmail(email) => app.slack_users.find(&email).instrument(span.clone()).await,
-        SlackUser::Known(id) => id,
-    };
-    let guard = span.enter();
-    let idempotency_key = header(&headers, "idempotency-key")
-        .or(auth_headers.webhook_id)
-        .map(str::to_string);
-    let event = match PipelineEvent::new(
-        &hook,
-        outcome,
-        channel,
-        idempotency_key,
-        notify,
-        slack_user.as_deref(),
-    ) {
-        Ok(ev) => ev,
-        Err(e) => {
-            tracing::error!(
-                error = format!("{e:#}"),
-                "could not render a pipeline event"
-            );
+        Err(e @ IntakeError::Render(_)) => {
+            tracing::error!(error = %e, "could not render a pipeline event");
             return StatusCode::INTERNAL_SERVER_ERROR;
         }
     };
-    let (project, git_ref) = (event.project_id, event.git_ref.clone());
-    // Neither the payload nor the request's span is needed while waiting for the commit.
-    drop(hook);
+    let event = match prepared.event {
+        Ok(event) => event,
+        Err(reason) => {
+            Metrics::reason(&m.webhooks_ignored, reason);
+            return StatusCode::OK;
+        }
+    };
+    // The payload is not needed while waiting for the commit.
     drop(body);
-    drop(guard);
-    match app.ingest.submit(event).await {
+    match intake::apply(&app, event)
+        .instrument(prepared.span.clone())
+        .await
+    {
         Ok(applied) => {
-            app.broken_refs.record(project, &git_ref, applied);
-            tracing::info!(result = applied.label(), "pipeline event applied");
             match applied.label() {
                 l @ ("opened" | "still_failing" | "fixed") => {
                     Metrics::reason(&m.webhooks_notified, l)
@@ -165,16 +101,11 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         }
         Err(e) => {
             // Not persisted, so not accepted: GitLab records a failure we can see.
+            let _guard = prepared.span.enter();
             tracing::error!(error = format!("{e:#}"), "could not store a pipeline event");
             StatusCode::SERVICE_UNAVAILABLE
         }
     }
-}
-
-/// The pipeline user's Slack account, or the email to ask Slack about.
-enum SlackUser {
-    Known(Option<String>),
-    AskByEmail(String),
 }
 
 fn malformed(m: &Metrics, e: &serde_json::Error) -> StatusCode {

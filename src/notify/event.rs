@@ -19,6 +19,11 @@ use crate::{gitlab::PipelineHook, slack::blocks::Message};
 pub struct PipelineEvent {
     pub project_id: u64,
     pub project_path: String,
+    /// The project's page; with [`PipelineEvent::project_has_id`], the store records the
+    /// project as one catch-up watches.
+    pub project_web_url: String,
+    /// The payload named the project by its GitLab id (not only by path, as before 2017).
+    pub project_has_id: bool,
     pub git_ref: String,
     pub pipeline_id: u64,
     /// Children count as part of the pipeline that started them.
@@ -82,6 +87,8 @@ impl PipelineEvent {
         Ok(Self {
             project_id,
             project_path: hook.project.path().to_string(),
+            project_web_url: hook.project.web_url.clone(),
+            project_has_id: hook.project.id.is_some(),
             git_ref: a.git_ref.clone(),
             pipeline_id: a.id,
             group_pipeline: hook.parent_pipeline_id().unwrap_or(a.id),

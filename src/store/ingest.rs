@@ -107,7 +107,7 @@ impl Store {
 }
 
 /// Bind parameters per multi-row statement, well under both engines' limits.
-const MAX_ROWS: usize = 500;
+pub(crate) const MAX_ROWS: usize = 500;
 
 /// `($a, $b, …), (…)` for `rows` rows of `width` parameters numbered from `first`.
 pub(crate) fn values_sql(rows: usize, width: usize, first: usize) -> String {
@@ -156,6 +156,10 @@ pub(crate) async fn insert_keys(
 }
 
 impl IngestTx {
+    pub(super) fn tx_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
     /// Records de-duplication keys; returns those not seen before.
     pub async fn insert_keys(
         &mut self,

@@ -111,6 +111,29 @@ const TABLES: &[(&str, &[(&str, Kind)])] = {
                 ("updated_at", Int),
             ],
         ),
+        (
+            "gitlab_projects",
+            &[
+                ("project_id", Int),
+                ("path", Text),
+                ("web_url", Text),
+                ("first_seen_at", Int),
+                ("caught_up_to", Int),
+                ("hook_state", Text),
+                ("hook_disabled_until", Int),
+                ("hook_checked_at", Int),
+                ("problem", Text),
+            ],
+        ),
+        (
+            "gitlab_alerts",
+            &[
+                ("key", Text),
+                ("channel", Text),
+                ("outbox_id", Int),
+                ("raised_at", Int),
+            ],
+        ),
     ]
 };
 

@@ -6,6 +6,7 @@
 //! few engine-only statements (PostgreSQL's advisory locks and row locks) are spelled out per
 //! engine. Migrations are kept per engine under `migrations/sqlite` and `migrations/postgres`.
 
+pub mod catch_up;
 pub mod ingest;
 pub mod migrate;
 pub mod outbox;
@@ -321,15 +322,17 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            // A message is kept while a queued row still answers it, and while it is the root
-            // of an open watch incident (an incident may outlast the retention).
+            // A message is kept while a queued row still answers it, while it is the root of
+            // an open watch incident (an incident may outlast the retention), and while an
+            // open alert still needs its thread.
             let rows = sqlx::query(
                 "DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND finished_at < $1
                    AND id NOT IN (SELECT target_id FROM outbox
                                    WHERE target_id IS NOT NULL AND state IN ('pending', 'attempting'))
                    AND id NOT IN (SELECT root_outbox_id FROM watch_incidents WHERE closed_at IS NULL)
                    AND id NOT IN (SELECT warning_outbox_id FROM watch_state
-                                   WHERE warning_outbox_id IS NOT NULL)",
+                                   WHERE warning_outbox_id IS NOT NULL)
+                   AND id NOT IN (SELECT outbox_id FROM gitlab_alerts WHERE outbox_id IS NOT NULL)",
             )
             .bind(cutoff)
             .execute(&mut *tx)

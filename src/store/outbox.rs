@@ -114,7 +114,7 @@ pub struct Backlog {
 }
 
 impl NewMessage {
-    fn row(&self) -> anyhow::Result<QueuedRow> {
+    pub(crate) fn row(&self) -> anyhow::Result<QueuedRow> {
         Ok(QueuedRow {
             channel: self.channel.clone(),
             kind: self.kind,

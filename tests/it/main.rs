@@ -7,6 +7,7 @@ mod common;
 mod architecture;
 mod binary;
 mod blocked;
+mod catch_up;
 mod click_replay;
 mod faq_kb;
 mod faq_matching;

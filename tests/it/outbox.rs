@@ -334,3 +334,51 @@ on_both_engines! {
         assert!(fake.messages().iter().all(|p| p.text != "orphan"));
     }
 }
+
+on_both_engines! {
+    async fn pruning_keeps_a_message_a_queued_reply_still_needs(db: Db) {
+        let app = app_on(db, settings(&[])).await;
+        let fake = FakeSlack::start().await;
+        let mut worker = app.worker(slack_transport(&fake));
+        let message = |kind, text: &str| message_to("C1", kind, None, text);
+        let reply_to = |parent, text: &str| message_to("C1", OutboxKind::Reply, Some(parent), text);
+        let parent = app
+            .state
+            .outbox
+            .enqueue(&message(OutboxKind::Post, "a warning"))
+            .await
+            .expect("enqueue");
+        // Queued before the parent is posted: it waits for the parent's ts.
+        app.state
+            .outbox
+            .enqueue(&reply_to(parent, "it works again"))
+            .await
+            .expect("reply");
+        drain(&mut worker).await;
+        let posted = fake.messages();
+        assert_eq!(posted.len(), 2);
+        assert_eq!(posted[1].thread_ts.as_deref(), Some(posted[0].ts.as_str()));
+
+        // Pruning keeps a delivered parent while a reply to it waits.
+        let waiting = app
+            .state
+            .outbox
+            .enqueue(&reply_to(parent, "later"))
+            .await
+            .expect("reply");
+        let far_future = now_ms() + 30 * 86_400_000;
+        app.store
+            .prune(far_future, Duration::from_secs(86_400))
+            .await
+            .expect("prune");
+        assert_eq!(
+            app.store_scalar(&format!("SELECT COUNT(*) FROM outbox WHERE id = {parent}"))
+                .await,
+            1
+        );
+        assert!(waiting > parent);
+        drain(&mut worker).await;
+        let posted = fake.messages();
+        assert_eq!(posted.last().and_then(|m| m.thread_ts.clone()), Some(posted[0].ts.clone()));
+    }
+}
