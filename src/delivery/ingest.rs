@@ -23,10 +23,11 @@ use crate::{
     slack::Message,
     store::{
         OutboxKind, Store,
-        catch_up::SeenProject,
         ingest::{HeadRow, IncidentChange, NewIncident, QueuedRow, RefKey},
     },
 };
+// On a line of its own: `catch_up` is also a top-level module, which this one must not use.
+use crate::store::catch_up::SeenProject;
 
 const MAX_BATCH: usize = 256;
 /// Projects the writer remembers having recorded; it starts over beyond this.
