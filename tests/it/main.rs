@@ -29,4 +29,5 @@ mod replicas;
 mod slack;
 mod slack_payloads;
 mod status_command;
+mod tls;
 mod webhook;
