@@ -131,6 +131,13 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
             secret(&s.slack.signing_secret),
         ),
         ("SLACK_API_URL".into(), s.slack.api_url.clone()),
+        (
+            "scw config file".into(),
+            s.scaleway
+                .config_file
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+        ),
         ("SCW_SECRET_KEY".into(), secret(&s.scaleway.secret_key)),
         (
             "SCW_API_URL".into(),

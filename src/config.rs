@@ -230,7 +230,7 @@ impl Settings {
         let slack = SlackSettings::load(file.slack, env)?;
         let notify = NotifySettings::load(file.notify, env, slack.console_mode())?;
         let gitlab = GitlabSecrets::load(env)?;
-        let scaleway = ScalewayEnv::from_lookup(env);
+        let scaleway = ScalewayEnv::load(env)?;
         file.reap
             .validate()
             .context("[reap] settings are not valid")?;

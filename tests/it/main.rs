@@ -26,6 +26,7 @@ mod reap_plan;
 mod reap_render;
 mod render_cli;
 mod replicas;
+mod scw_config;
 mod slack;
 mod slack_payloads;
 mod status_command;
