@@ -98,6 +98,11 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
     let zones = s.fleet.zones.join(", ");
     vec![
         ("listen".into(), s.listen.to_string()),
+        (
+            "metrics_listen".into(),
+            s.metrics_listen
+                .map_or_else(|| "unset (/metrics on listen)".into(), |a| a.to_string()),
+        ),
         ("database_url".into(), s.database_url.to_string()),
         (
             "retention_days".into(),

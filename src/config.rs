@@ -66,6 +66,8 @@ pub fn secret_files(env: EnvLookup<'_>) -> anyhow::Result<HashMap<&'static str, 
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub listen: Option<String>,
+    /// A second listener serving only `/metrics` (then not served on `listen`).
+    pub metrics_listen: Option<String>,
     pub database_url: Option<String>,
     /// Days to keep de-duplication keys and delivered outbox rows.
     pub retention_days: Option<u32>,
@@ -164,6 +166,8 @@ impl HttpSettings {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of on `listen`, if set (`ARMBOT_METRICS_LISTEN`).
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: DatabaseUrl,
     pub retention: Duration,
     pub notify: NotifySettings,
@@ -215,6 +219,15 @@ impl Settings {
         let listen = listen_raw.parse().with_context(|| {
             format!("ARMBOT_LISTEN `{listen_raw}` is not an address like 0.0.0.0:8080")
         })?;
+        let metrics_listen = match env("ARMBOT_METRICS_LISTEN").or(file.metrics_listen) {
+            Some(raw) => Some(raw.parse().with_context(|| {
+                format!("ARMBOT_METRICS_LISTEN `{raw}` is not an address like 127.0.0.1:9090")
+            })?),
+            None => None,
+        };
+        if metrics_listen.is_some_and(|m: SocketAddr| m == listen && m.port() != 0) {
+            bail!("ARMBOT_METRICS_LISTEN must differ from ARMBOT_LISTEN ({listen})");
+        }
         let database_url = env("ARMBOT_DATABASE_URL")
             .or(file.database_url)
             .unwrap_or_else(|| "sqlite://armbot.db".into());
@@ -240,6 +253,7 @@ impl Settings {
 
         Ok(Self {
             listen,
+            metrics_listen,
             database_url,
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             notify,

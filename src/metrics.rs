@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
     registry::Registry,
 };
 
@@ -83,6 +83,17 @@ impl Default for Metrics {
     }
 }
 
+/// `armbot_build_info`'s labels.
+fn build_labels() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("version", env!("CARGO_PKG_VERSION")),
+        (
+            "revision",
+            option_env!("ARMBOT_REVISION").unwrap_or("unknown"),
+        ),
+    ]
+}
+
 fn label(s: &str) -> String {
     s.to_string()
 }
@@ -90,6 +101,12 @@ fn label(s: &str) -> String {
 impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("armbot");
+        r.register(
+            "build",
+            "The running build: armbot's version and the git revision it was built from \
+             (ARMBOT_REVISION at build time, else unknown)",
+            Info::new(build_labels()),
+        );
         let webhooks_received = Counter::default();
         r.register(
             "webhooks_received",

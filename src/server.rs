@@ -18,11 +18,31 @@ pub async fn run(
     run_on(listener, state, shutdown).await
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes idle
-/// connections, gives requests in progress `[http] shutdown_timeout_secs` to finish and closes
-/// the rest, lets the worker finish its current call, and returns.
+/// Serves on `listener` (and `/metrics` on `ARMBOT_METRICS_LISTEN`, bound here, when set);
+/// see [`run_on_both`].
 pub async fn run_on(
     listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics_listener = match state.settings.metrics_listen {
+        Some(addr) => Some(
+            http::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (ARMBOT_METRICS_LISTEN)"))?,
+        ),
+        None => None,
+    };
+    run_on_both(listener, metrics_listener, state, shutdown).await
+}
+
+/// Serves on `listener`, and `/metrics` on `metrics_listener` if given (`/metrics` is left out
+/// of `listener`'s routes when `ARMBOT_METRICS_LISTEN` is set), until `shutdown` resolves;
+/// then stops accepting on both, closes idle connections, gives requests in progress
+/// `[http] shutdown_timeout_secs` to finish and closes the rest, lets the worker finish its
+/// current call, and returns.
+pub async fn run_on_both(
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -54,10 +74,39 @@ pub async fn run_on(
     let leader = tokio::spawn(leader::run(state.clone(), stop_rx));
 
     let metrics = state.metrics.clone();
+    // One shutdown for both listeners, also when the main one fails.
+    let (down_tx, down_rx) = watch::channel(false);
+    let metrics_server = match metrics_listener {
+        Some(l) => {
+            let addr = l
+                .local_addr()
+                .context("the metrics listener has no address")?;
+            tracing::info!(listen = %addr, "metrics listening");
+            let mut down = down_rx.clone();
+            Some(tokio::spawn(http::serve(
+                l,
+                http::metrics_router(state.clone()),
+                settings.http.clone(),
+                metrics.clone(),
+                async move {
+                    let _ = down.wait_for(|d| *d).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let app = http::router(state);
-    http::serve(listener, app, settings.http.clone(), metrics, shutdown)
-        .await
-        .context("server error")?;
+    let down = &down_tx;
+    let served = http::serve(listener, app, settings.http.clone(), metrics, async move {
+        shutdown.await;
+        let _ = down.send(true);
+    })
+    .await;
+    let _ = down_tx.send(true);
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
+    served.context("server error")?;
 
     let _ = stop_tx.send(true);
     let _ = leader.await;
