@@ -42,6 +42,11 @@ pub struct Endpoint {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlackEndpoint {
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
     pub outcome: String,
 }
@@ -69,6 +74,8 @@ pub struct Metrics {
     pub http_connections_open: Gauge,
     pub http_connections_closed: Family<Reason, Counter>,
     pub http_requests_refused: Family<Reason, Counter>,
+    /// Slack requests from another workspace than the one served, by endpoint.
+    pub slack_foreign_team: Family<SlackEndpoint, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -219,6 +226,13 @@ impl Metrics {
              (unauthorized, too_large, too_slow, busy)",
             http_requests_refused.clone(),
         );
+        let slack_foreign_team = Family::<SlackEndpoint, Counter>::default();
+        r.register(
+            "slack_foreign_team",
+            "Slack requests from another workspace than the one served, answered 200 and \
+             otherwise ignored, by endpoint (commands, interactions, events)",
+            slack_foreign_team.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -239,6 +253,7 @@ impl Metrics {
             http_connections_open,
             http_connections_closed,
             http_requests_refused,
+            slack_foreign_team,
         }
     }
 

@@ -61,13 +61,20 @@ pub async fn run_on_both(
         // Learn who we are so our own messages are never answered.
         match client.auth_test().await {
             Ok(me) => {
-                tracing::info!(bot_user = %me.user_id, "connected to Slack");
+                tracing::info!(bot_user = %me.user_id, team = %me.team_id, "connected to Slack");
                 let _ = state.identity.set(me);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "auth.test failed; bot messages are still ignored by bot_id")
             }
         }
+    }
+    let bot_team = state.identity.get().map(|me| me.team_id.as_str());
+    if settings.slack.signing_secret.is_some() && settings.slack.team.expected(bot_team).is_none() {
+        tracing::warn!(
+            "Slack requests from every workspace are served: SLACK_TEAM_ID is `any`, or the \
+             bot's own workspace is not known (no bot token, or auth.test failed)"
+        );
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -55,13 +55,16 @@ pub struct Posted {
     pub ts: String,
 }
 
-/// `auth.test`: who the bot is, to ignore its own messages.
+/// `auth.test`: who the bot is, to ignore its own messages, and the workspace it is
+/// installed in, to refuse requests from others.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Identity {
     #[serde(default)]
     pub user_id: String,
     #[serde(default)]
     pub bot_id: String,
+    #[serde(default)]
+    pub team_id: String,
 }
 
 #[derive(Clone)]

@@ -27,6 +27,7 @@ mod reap_render;
 mod render_cli;
 mod replicas;
 mod scw_config;
+mod single_workspace;
 mod slack;
 mod slack_payloads;
 mod status_command;
