@@ -9,6 +9,7 @@ use crate::{
     config::Settings,
     fleet::{missing_settings, settings::DEFAULT_API_URL},
     reap::MachineIndex,
+    slack::settings::TeamPolicy,
 };
 
 /// The whole report, and whether the settings are free of problems.
@@ -136,6 +137,14 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
             secret(&s.slack.signing_secret),
         ),
         ("SLACK_API_URL".into(), s.slack.api_url.clone()),
+        (
+            "SLACK_TEAM_ID".into(),
+            match &s.slack.team {
+                TeamPolicy::BotToken => "the bot token's workspace (auth.test)".into(),
+                TeamPolicy::Only(team) => team.clone(),
+                TeamPolicy::Any => "any workspace".into(),
+            },
+        ),
         (
             "scw config file".into(),
             s.scaleway
