@@ -132,3 +132,56 @@ fn metrics_listen_is_checked() {
         .expect_err("same address");
     assert!(err.to_string().contains("must differ"), "{err}");
 }
+
+/// `armbot probe`: the container health check, without curl.
+#[tokio::test]
+async fn the_probe_command_asks_readyz() {
+    let app = app(settings(&[])).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(armbot::server::run_on(
+        listener,
+        app.state.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let probe = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_armbot"))
+                .arg("probe")
+                .args(args)
+                .env_clear()
+                .output()
+                .expect("run")
+        })
+    };
+    let ready = probe(vec!["--addr".into(), addr.to_string()])
+        .await
+        .expect("joined");
+    assert!(ready.status.success(), "{ready:?}");
+    assert_eq!(String::from_utf8_lossy(&ready.stdout), "/readyz: 200\n");
+    let missing = probe(vec![
+        "--addr".into(),
+        addr.to_string(),
+        "--path".into(),
+        "/nope".into(),
+    ])
+    .await
+    .expect("joined");
+    assert!(!missing.status.success());
+
+    let _ = stop.send(());
+    server.await.expect("joined").expect("ran");
+    let down = probe(vec!["--addr".into(), addr.to_string()])
+        .await
+        .expect("joined");
+    assert!(!down.status.success());
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("cannot connect"),
+        "{down:?}"
+    );
+}
