@@ -80,10 +80,10 @@ pub fn features(s: &Settings) -> Vec<(&'static str, Result<(), String>)> {
 /// Problems beyond what loading already refused.
 pub fn problems(s: &Settings) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(dir) = &s.reap.machine_store {
-        if let Err(e) = MachineIndex::read(dir) {
-            out.push(format!("[reap] machine_store: {}", e.user_message()));
-        }
+    if let Some(dir) = &s.reap.machine_store
+        && let Err(e) = MachineIndex::read(dir)
+    {
+        out.push(format!("[reap] machine_store: {}", e.user_message()));
     }
     out.extend(s.reap.problems(s.console_mode()));
     out.extend(s.slack.problems());

@@ -60,11 +60,11 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         Metrics::reason(&m.webhooks_rejected, "unauthorized");
         return StatusCode::UNAUTHORIZED;
     }
-    if let Some(event) = header(&headers, "x-gitlab-event") {
-        if event != "Pipeline Hook" {
-            Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
-            return StatusCode::OK;
-        }
+    if let Some(event) = header(&headers, "x-gitlab-event")
+        && event != "Pipeline Hook"
+    {
+        Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
+        return StatusCode::OK;
     }
     let notify = &app.settings.notify;
     let tracked = |head: &PipelineHead| matches!(classify(head, notify), Decision::Track { .. });

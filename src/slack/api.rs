@@ -258,13 +258,12 @@ impl SlackClient {
                 let meta = &m["metadata"];
                 if meta["event_type"] == OUTBOX_EVENT_TYPE
                     && meta["event_payload"]["outbox_id"] == json!(outbox_id)
+                    && let Some(ts) = m["ts"].as_str()
                 {
-                    if let Some(ts) = m["ts"].as_str() {
-                        return Ok(Some(Posted {
-                            channel: channel.to_string(),
-                            ts: ts.to_string(),
-                        }));
-                    }
+                    return Ok(Some(Posted {
+                        channel: channel.to_string(),
+                        ts: ts.to_string(),
+                    }));
                 }
             }
             cursor = v["response_metadata"]["next_cursor"]

@@ -24,6 +24,10 @@ pub struct SlashCommand {
 /// The `payload` field of an interactivity request.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per request and consumed at once, never stored"
+)]
 pub enum Interaction {
     #[serde(rename = "block_actions")]
     BlockActions(BlockActions),
@@ -127,6 +131,10 @@ pub struct Action {
 /// An Events API request.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per request and consumed at once, never stored"
+)]
 pub enum Envelope {
     #[serde(rename = "url_verification")]
     UrlVerification { challenge: String },
