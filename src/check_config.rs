@@ -9,6 +9,7 @@ use crate::{
     config::Settings,
     fleet::{missing_settings, settings::DEFAULT_API_URL},
     reap::MachineIndex,
+    slack::settings::TeamPolicy,
 };
 
 /// The whole report, and whether the settings are free of problems.
@@ -115,10 +116,10 @@ pub fn features(s: &Settings) -> Vec<(&'static str, Result<(), String>)> {
 /// Problems beyond what loading already refused.
 pub fn problems(s: &Settings) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(dir) = &s.reap.machine_store {
-        if let Err(e) = MachineIndex::read(dir) {
-            out.push(format!("[reap] machine_store: {}", e.user_message()));
-        }
+    if let Some(dir) = &s.reap.machine_store
+        && let Err(e) = MachineIndex::read(dir)
+    {
+        out.push(format!("[reap] machine_store: {}", e.user_message()));
     }
     out.extend(s.reap.problems(s.console_mode()));
     out.extend(s.slack.problems());
@@ -138,6 +139,11 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
     let zones = s.fleet.zones.join(", ");
     vec![
         ("listen".into(), s.listen.to_string()),
+        (
+            "metrics_listen".into(),
+            s.metrics_listen
+                .map_or_else(|| "unset (/metrics on listen)".into(), |a| a.to_string()),
+        ),
         ("database_url".into(), s.database_url.to_string()),
         (
             "retention_days".into(),
@@ -194,6 +200,21 @@ pub fn describe(s: &Settings) -> Vec<(String, String)> {
             secret(&s.slack.signing_secret),
         ),
         ("SLACK_API_URL".into(), s.slack.api_url.clone()),
+        (
+            "SLACK_TEAM_ID".into(),
+            match &s.slack.team {
+                TeamPolicy::BotToken => "the bot token's workspace (auth.test)".into(),
+                TeamPolicy::Only(team) => team.clone(),
+                TeamPolicy::Any => "any workspace".into(),
+            },
+        ),
+        (
+            "scw config file".into(),
+            s.scaleway
+                .config_file
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+        ),
         ("SCW_SECRET_KEY".into(), secret(&s.scaleway.secret_key)),
         (
             "SCW_API_URL".into(),

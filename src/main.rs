@@ -38,6 +38,16 @@ enum Command {
         #[arg(long)]
         thread: bool,
     },
+    /// Ask a running armbot on this machine whether it is ready (`GET /readyz`): exit 0 if it
+    /// answers 200, else 1. For container health checks, without curl in the image.
+    Probe {
+        /// Where the bot listens; an unspecified address (0.0.0.0, [::]) means this machine.
+        #[arg(long, env = "ARMBOT_LISTEN", default_value = "0.0.0.0:8080")]
+        addr: std::net::SocketAddr,
+        /// The path asked.
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
     /// Copy every table of one store into another, empty one (e.g. SQLite to PostgreSQL when
     /// moving to replicas). Stop the bot first.
     MigrateStore {
@@ -58,6 +68,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_settings(),
         Command::Render { payload, thread } => render_payload(&payload, thread),
         Command::MigrateStore { from, to } => migrate_store(&from, &to),
+        Command::Probe { addr, path } => probe(addr, &path),
     };
     match result {
         Ok(code) => code,
@@ -190,4 +201,46 @@ fn migrate_store(from: &str, to: &str) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `GET path` on `addr` over plain HTTP, bounded by a few seconds: success on a 200.
+fn probe(mut addr: std::net::SocketAddr, path: &str) -> anyhow::Result<ExitCode> {
+    use std::{
+        io::Read,
+        net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream},
+        time::Duration,
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let limit = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&addr, limit)
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .context("cannot send the request")?;
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < head.len() {
+        match stream.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(e).context("no answer"),
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..read]);
+    let status = status_line.split(' ').nth(1).unwrap_or("none");
+    println!("{path}: {status}");
+    Ok(if status == "200" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
     registry::Registry,
 };
 
@@ -45,6 +45,11 @@ pub struct CommandName {
 pub struct Endpoint {
     pub endpoint: String,
     pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlackEndpoint {
+    pub endpoint: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +97,8 @@ pub struct Metrics {
     pub catch_up_last_complete: Gauge,
     /// Watched projects whose webhook GitLab has disabled.
     pub hooks_disabled: Gauge,
+    /// Slack requests from another workspace than the one served, by endpoint.
+    pub slack_foreign_team: Family<SlackEndpoint, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -106,6 +113,17 @@ impl Default for Metrics {
     }
 }
 
+/// `armbot_build_info`'s labels.
+fn build_labels() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("version", env!("CARGO_PKG_VERSION")),
+        (
+            "revision",
+            option_env!("ARMBOT_REVISION").unwrap_or("unknown"),
+        ),
+    ]
+}
+
 fn label(s: &str) -> String {
     s.to_string()
 }
@@ -113,6 +131,12 @@ fn label(s: &str) -> String {
 impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("armbot");
+        r.register(
+            "build",
+            "The running build: armbot's version and the git revision it was built from \
+             (ARMBOT_REVISION at build time, else unknown)",
+            Info::new(build_labels()),
+        );
         let webhooks_received = Counter::default();
         r.register(
             "webhooks_received",
@@ -285,6 +309,13 @@ impl Metrics {
             "Watched projects whose webhook to the bot GitLab has disabled",
             hooks_disabled.clone(),
         );
+        let slack_foreign_team = Family::<SlackEndpoint, Counter>::default();
+        r.register(
+            "slack_foreign_team",
+            "Slack requests from another workspace than the one served, answered 200 and \
+             otherwise ignored, by endpoint (commands, interactions, events)",
+            slack_foreign_team.clone(),
+        );
         Self {
             registry: Arc::new(r),
             webhooks_received,
@@ -315,6 +346,7 @@ impl Metrics {
             catch_up_passes,
             catch_up_last_complete,
             hooks_disabled,
+            slack_foreign_team,
         }
     }
 

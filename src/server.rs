@@ -18,11 +18,31 @@ pub async fn run(
     run_on(listener, state, shutdown).await
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes idle
-/// connections, gives requests in progress `[http] shutdown_timeout_secs` to finish and closes
-/// the rest, lets the worker finish its current call, and returns.
+/// Serves on `listener` (and `/metrics` on `ARMBOT_METRICS_LISTEN`, bound here, when set);
+/// see [`run_on_both`].
 pub async fn run_on(
     listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics_listener = match state.settings.metrics_listen {
+        Some(addr) => Some(
+            http::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (ARMBOT_METRICS_LISTEN)"))?,
+        ),
+        None => None,
+    };
+    run_on_both(listener, metrics_listener, state, shutdown).await
+}
+
+/// Serves on `listener`, and `/metrics` on `metrics_listener` if given (`/metrics` is left out
+/// of `listener`'s routes when `ARMBOT_METRICS_LISTEN` is set), until `shutdown` resolves;
+/// then stops accepting on both, closes idle connections, gives requests in progress
+/// `[http] shutdown_timeout_secs` to finish and closes the rest, lets the worker finish its
+/// current call, and returns.
+pub async fn run_on_both(
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -41,7 +61,7 @@ pub async fn run_on(
         // Learn who we are so our own messages are never answered.
         match client.auth_test().await {
             Ok(me) => {
-                tracing::info!(bot_user = %me.user_id, "connected to Slack");
+                tracing::info!(bot_user = %me.user_id, team = %me.team_id, "connected to Slack");
                 let _ = state.identity.set(me);
             }
             Err(e) => {
@@ -49,15 +69,51 @@ pub async fn run_on(
             }
         }
     }
+    let bot_team = state.identity.get().map(|me| me.team_id.as_str());
+    if settings.slack.signing_secret.is_some() && settings.slack.team.expected(bot_team).is_none() {
+        tracing::warn!(
+            "Slack requests from every workspace are served: SLACK_TEAM_ID is `any`, or the \
+             bot's own workspace is not known (no bot token, or auth.test failed)"
+        );
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let leader = tokio::spawn(leader::run(state.clone(), stop_rx));
 
     let metrics = state.metrics.clone();
+    // One shutdown for both listeners, also when the main one fails.
+    let (down_tx, down_rx) = watch::channel(false);
+    let metrics_server = match metrics_listener {
+        Some(l) => {
+            let addr = l
+                .local_addr()
+                .context("the metrics listener has no address")?;
+            tracing::info!(listen = %addr, "metrics listening");
+            let mut down = down_rx.clone();
+            Some(tokio::spawn(http::serve(
+                l,
+                http::metrics_router(state.clone()),
+                settings.http.clone(),
+                metrics.clone(),
+                async move {
+                    let _ = down.wait_for(|d| *d).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let app = http::router(state);
-    http::serve(listener, app, settings.http.clone(), metrics, shutdown)
-        .await
-        .context("server error")?;
+    let down = &down_tx;
+    let served = http::serve(listener, app, settings.http.clone(), metrics, async move {
+        shutdown.await;
+        let _ = down.send(true);
+    })
+    .await;
+    let _ = down_tx.send(true);
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
+    served.context("server error")?;
 
     let _ = stop_tx.send(true);
     let _ = leader.await;

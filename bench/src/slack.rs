@@ -45,11 +45,12 @@ pub async fn post(
     Ok((status, text, t.elapsed()))
 }
 
-/// A slash command's form body.
+/// A slash command's form body, from the fake Slack's workspace (the one the bot serves).
 pub fn slash_body(text: &str, user: &str, response_url: &str) -> String {
     serde_urlencoded::to_string([
         ("command", "/arm"),
         ("text", text),
+        ("team_id", armbot_fakes::slack::TEAM_ID),
         ("user_id", user),
         ("channel_id", "C0BENCH"),
         ("response_url", response_url),
@@ -58,7 +59,7 @@ pub fn slash_body(text: &str, user: &str, response_url: &str) -> String {
     .unwrap_or_default()
 }
 
-/// A button click's form body.
+/// A button click's form body, from the fake Slack's workspace.
 pub fn click_body(
     action: &str,
     value: &str,
@@ -68,6 +69,7 @@ pub fn click_body(
 ) -> String {
     let payload = json!({
         "type": "block_actions",
+        "team": {"id": armbot_fakes::slack::TEAM_ID},
         "user": {"id": user},
         "channel": {"id": channel},
         "response_url": response_url,

@@ -874,10 +874,10 @@ impl State {
         if let Some(f) = self.scripted(call) {
             return f.answer();
         }
-        if let Some(token) = &self.token {
-            if call.private_token.as_deref() != Some(token.as_str()) {
-                return GlFailure::unauthorized().answer();
-            }
+        if let Some(token) = &self.token
+            && call.private_token.as_deref() != Some(token.as_str())
+        {
+            return GlFailure::unauthorized().answer();
         }
         if call.op == GlOp::Unknown {
             return Answer::json(404, json!({"error": "404 Not Found"}));
@@ -970,10 +970,10 @@ impl State {
             .filter(|p| after.is_none_or(|t| p.updated_at > t))
             .filter(|p| before.is_none_or(|t| p.updated_at < t))
             .collect();
-        if let Some(s) = scope {
-            if !["running", "pending", "finished", "branches", "tags"].contains(&s) {
-                return Answer::json(400, json!({"error": "scope does not have a valid value"}));
-            }
+        if let Some(s) = scope
+            && !["running", "pending", "finished", "branches", "tags"].contains(&s)
+        {
+            return Answer::json(400, json!({"error": "scope does not have a valid value"}));
         }
         match call.query("order_by").unwrap_or("id") {
             "id" => list.sort_by_key(|p| p.id),
@@ -1095,12 +1095,13 @@ fn decode(segment: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

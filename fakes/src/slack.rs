@@ -30,6 +30,8 @@ use crate::{WaitTimeout, lock, wait_until};
 
 /// The bot token a fake expects unless [`FakeSlack::set_token`] says otherwise.
 pub const DEFAULT_TOKEN: &str = "xoxb-test-token";
+/// The bot's workspace, as `auth.test` answers it: the one whose requests the bot serves.
+pub const TEAM_ID: &str = "T0FAKE";
 /// `user_id` of the bot, as `auth.test` answers it.
 pub const BOT_USER_ID: &str = "UBOT";
 /// `bot_id` of the bot, as `auth.test` answers it.
@@ -491,7 +493,7 @@ impl State {
         match call.method.as_str() {
             "auth.test" => Answer::ok(json!({
                 "ok": true, "url": "https://armbot-fake.slack.com/", "team": "Fake",
-                "user": "armbot", "team_id": "T0FAKE", "user_id": BOT_USER_ID, "bot_id": BOT_ID
+                "user": "armbot", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID
             })),
             "chat.postMessage" => self.post_message(call),
             "chat.update" => self.update_message(call),

@@ -193,17 +193,18 @@ impl Worker {
         self.last_call.insert(row.channel.clone(), Instant::now());
         let (method, mut result) = self.send(&row, &target, &row.message).await;
         // Slack refuses the whole message for one bad block: say it in plain text instead.
-        if let Err(SlackError::Permanent(msg)) = &result {
-            if refused_blocks(msg) && !row.message.blocks.is_empty() {
-                self.metrics.slack_call(method, "invalid_blocks");
-                tracing::warn!(
-                    outbox_id = row.id,
-                    channel = %row.channel,
-                    error = %msg,
-                    "Slack refused the message's blocks; sending it as plain text"
-                );
-                result = self.send(&row, &target, &row.message.text_only()).await.1;
-            }
+        if let Err(SlackError::Permanent(msg)) = &result
+            && refused_blocks(msg)
+            && !row.message.blocks.is_empty()
+        {
+            self.metrics.slack_call(method, "invalid_blocks");
+            tracing::warn!(
+                outbox_id = row.id,
+                channel = %row.channel,
+                error = %msg,
+                "Slack refused the message's blocks; sending it as plain text"
+            );
+            result = self.send(&row, &target, &row.message.text_only()).await.1;
         }
         match result {
             Ok(posted) => {

@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod scaleway;
+pub mod scw_config;
 pub mod settings;
 pub mod status;
 

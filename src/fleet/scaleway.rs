@@ -497,7 +497,7 @@ impl ScalewayClient {
             // Without a total, a short page is the last one.
             let done = match body.total_count {
                 Some(total) => quota.len() as u64 >= total,
-                None => quota.len() % PAGE_SIZE != 0,
+                None => !quota.len().is_multiple_of(PAGE_SIZE),
             };
             if done {
                 break;

@@ -75,7 +75,8 @@ impl FleetSettings {
     }
 }
 
-/// The Scaleway variables, named as the `scw` CLI names them.
+/// The Scaleway settings, named as the `scw` CLI names them: its config file's profile with
+/// the `SCW_*` variables over it (see [`super::scw_config`]).
 #[derive(Clone, Default)]
 pub struct ScalewayEnv {
     pub secret_key: Option<SecretString>,
@@ -83,6 +84,8 @@ pub struct ScalewayEnv {
     pub organization_id: Option<String>,
     pub default_zone: Option<String>,
     pub api_url: Option<String>,
+    /// The `scw` config file read and the profile taken from it, if any.
+    pub config_file: Option<String>,
 }
 
 impl std::fmt::Debug for ScalewayEnv {
@@ -96,18 +99,36 @@ impl std::fmt::Debug for ScalewayEnv {
             .field("organization_id", &self.organization_id)
             .field("default_zone", &self.default_zone)
             .field("api_url", &self.api_url)
+            .field("config_file", &self.config_file)
             .finish()
     }
 }
 
 impl ScalewayEnv {
+    /// The `scw` config file's profile with the `SCW_*` variables of `env` over it, as the
+    /// `scw` CLI resolves them. An unreadable or invalid file, or a missing profile, is an
+    /// error.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let loaded = super::scw_config::load(env)?;
+        let p = loaded.profile;
+        Ok(ScalewayEnv {
+            secret_key: p.secret_key.map(SecretString::from),
+            project_id: p.default_project_id,
+            organization_id: p.default_organization_id,
+            default_zone: p.default_zone,
+            api_url: p.api_url,
+            config_file: loaded.source,
+        })
+    }
+
     /// Read `SCW_SECRET_KEY`, `SCW_DEFAULT_PROJECT_ID`, `SCW_DEFAULT_ORGANIZATION_ID`,
     /// `SCW_DEFAULT_ZONE` and `SCW_API_URL` from the process environment.
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Same, from any lookup (tests, a config layer). Blank values count as unset.
+    /// Same, from any lookup (tests, a config layer), without the config file. Blank values
+    /// count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| {
             lookup(name)
@@ -120,6 +141,7 @@ impl ScalewayEnv {
             organization_id: get("SCW_DEFAULT_ORGANIZATION_ID"),
             default_zone: get("SCW_DEFAULT_ZONE"),
             api_url: get("SCW_API_URL"),
+            config_file: None,
         }
     }
 }

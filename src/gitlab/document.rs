@@ -109,10 +109,10 @@ pub fn pipeline_hook(
     ordered.sort_by_key(|j| j.id);
     let mut stages: Vec<&str> = Vec::new();
     for j in &ordered {
-        if let Some(s) = j.stage.as_deref() {
-            if !stages.contains(&s) {
-                stages.push(s);
-            }
+        if let Some(s) = j.stage.as_deref()
+            && !stages.contains(&s)
+        {
+            stages.push(s);
         }
     }
     let commit_of = commit_of.or_else(|| ordered.iter().find_map(|j| j.commit.as_ref()));

@@ -221,11 +221,11 @@ impl BodyGate {
 /// Middleware: check the headers, take the body's share of the budget, read it under the pace,
 /// and hand the handler the bytes.
 pub async fn read_body(State(gate): State<BodyGate>, req: Request, next: Next) -> Response {
-    if let Some(check) = &gate.precheck {
-        if let Err(refusal) = check(req.headers()) {
-            Metrics::reason(&gate.metrics.http_requests_refused, "unauthorized");
-            return refusal.into_response();
-        }
+    if let Some(check) = &gate.precheck
+        && let Err(refusal) = check(req.headers())
+    {
+        Metrics::reason(&gate.metrics.http_requests_refused, "unauthorized");
+        return refusal.into_response();
     }
     // Content-Length, or the exact size of a body built in memory.
     let declared = req.body().size_hint().upper();

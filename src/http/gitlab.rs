@@ -53,11 +53,11 @@ pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Byte
         Metrics::reason(&m.webhooks_rejected, "unauthorized");
         return StatusCode::UNAUTHORIZED;
     }
-    if let Some(event) = header(&headers, "x-gitlab-event") {
-        if event != "Pipeline Hook" {
-            Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
-            return StatusCode::OK;
-        }
+    if let Some(event) = header(&headers, "x-gitlab-event")
+        && event != "Pipeline Hook"
+    {
+        Metrics::reason(&m.webhooks_ignored, "not a pipeline event");
+        return StatusCode::OK;
     }
     let idempotency_key = header(&headers, "idempotency-key")
         .or(auth_headers.webhook_id)

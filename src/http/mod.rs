@@ -46,6 +46,8 @@ impl MakeRequestId for RequestUuid {
     }
 }
 
+/// The app's routes. `/metrics` is among them unless `ARMBOT_METRICS_LISTEN` is set, which
+/// moves it to [`metrics_router`] on its own listener.
 pub fn router(state: AppState) -> Router {
     let http = &state.settings.http;
     let pace = budget::Pace::from(http);
@@ -74,7 +76,7 @@ pub fn router(state: AppState) -> Router {
             .unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
     });
-    Router::new()
+    let routes = Router::new()
         .route(
             "/gitlab/webhook",
             post(gitlab::webhook)
@@ -88,11 +90,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/slack/events", post(slack::events).layer(slack_body()))
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route("/readyz", get(ops::readyz));
+    let routes = if state.settings.metrics_listen.is_some() {
+        routes
+    } else {
+        routes.route("/metrics", get(ops::metrics))
+    };
+    routes
         .layer(DefaultBodyLimit::max(slack::SLACK_BODY_LIMIT))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestUuid))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for the listener `ARMBOT_METRICS_LISTEN` names.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
         .with_state(state)
 }

@@ -97,6 +97,31 @@ fn bad_request(why: &'static str) -> Response {
     (StatusCode::BAD_REQUEST, why).into_response()
 }
 
+/// Whether a request from workspace `team` is to be refused: the bot serves one workspace
+/// (`SLACK_TEAM_ID`, by default the bot token's). A refused request is answered 200 (Slack
+/// would retry an error, and a stranger learns nothing from it), logged and counted.
+fn foreign(app: &AppState, team: Option<&str>, endpoint: &'static str) -> bool {
+    let ours = app.identity.get().map(|me| me.team_id.as_str());
+    if !app.settings.slack.team.refuses(ours, team) {
+        return false;
+    }
+    tracing::warn!(
+        endpoint,
+        team = team.unwrap_or("none"),
+        "Slack request from another workspace ignored"
+    );
+    app.metrics
+        .slack_foreign_team
+        .get_or_create(&crate::metrics::SlackEndpoint {
+            endpoint: endpoint.to_owned(),
+        })
+        .inc();
+    true
+}
+
+/// What someone typing `/arm` in another workspace sees.
+const FOREIGN_COMMAND: &str = "This bot only serves the Slack workspace it is installed in.";
+
 pub async fn commands(State(app): State<AppState>, v: Verified) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<SlashCommand>(&v.body) else {
         return bad_request("not a slash command form");
@@ -106,6 +131,13 @@ pub async fn commands(State(app): State<AppState>, v: Verified) -> Response {
     }
     if form.user_id.is_empty() || form.response_url.is_empty() {
         return bad_request("user_id and response_url are required");
+    }
+    if foreign(
+        &app,
+        Some(form.team_id.as_str()).filter(|t| !t.is_empty()),
+        "commands",
+    ) {
+        return respond(Reply::ephemeral(FOREIGN_COMMAND));
     }
     let req = SlashRequest {
         text: form.text,
@@ -130,6 +162,9 @@ pub async fn interactions(State(app): State<AppState>, v: Verified) -> Response 
         Ok(Interaction::Other) => return StatusCode::OK.into_response(),
         Err(_) => return bad_request("payload is not an interaction"),
     };
+    if foreign(&app, click.team_id(), "interactions") {
+        return StatusCode::OK.into_response();
+    }
     respond(chat::buttons::handle(&app, click).await)
 }
 
@@ -137,6 +172,13 @@ pub async fn events(State(app): State<AppState>, v: Verified) -> Response {
     let Ok(envelope) = serde_json::from_slice::<Envelope>(&v.body) else {
         return bad_request("not an Events API request");
     };
+    let team = match &envelope {
+        Envelope::EventCallback(callback) => Some(callback.team_id.as_deref()),
+        Envelope::UrlVerification { .. } | Envelope::Other => None,
+    };
+    if team.is_some_and(|team| foreign(&app, team, "events")) {
+        return StatusCode::OK.into_response();
+    }
     let retry = v
         .headers
         .get("x-slack-retry-num")

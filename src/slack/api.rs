@@ -85,13 +85,16 @@ pub struct Posted {
     pub ts: String,
 }
 
-/// `auth.test`: who the bot is, to ignore its own messages.
+/// `auth.test`: who the bot is, to ignore its own messages, and the workspace it is
+/// installed in, to refuse requests from others.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Identity {
     #[serde(default)]
     pub user_id: String,
     #[serde(default)]
     pub bot_id: String,
+    #[serde(default)]
+    pub team_id: String,
 }
 
 #[derive(Clone)]
@@ -285,13 +288,12 @@ impl SlackClient {
                 let meta = &m["metadata"];
                 if meta["event_type"] == OUTBOX_EVENT_TYPE
                     && meta["event_payload"]["outbox_id"] == json!(outbox_id)
+                    && let Some(ts) = m["ts"].as_str()
                 {
-                    if let Some(ts) = m["ts"].as_str() {
-                        return Ok(Some(Posted {
-                            channel: channel.to_string(),
-                            ts: ts.to_string(),
-                        }));
-                    }
+                    return Ok(Some(Posted {
+                        channel: channel.to_string(),
+                        ts: ts.to_string(),
+                    }));
                 }
             }
             cursor = v["response_metadata"]["next_cursor"]

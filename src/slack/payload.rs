@@ -16,11 +16,18 @@ pub struct SlashCommand {
     pub user_id: String,
     #[serde(default)]
     pub response_url: String,
+    /// The workspace the command was typed in.
+    #[serde(default)]
+    pub team_id: String,
 }
 
 /// The `payload` field of an interactivity request.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per request and consumed at once, never stored"
+)]
 pub enum Interaction {
     #[serde(rename = "block_actions")]
     BlockActions(BlockActions),
@@ -32,6 +39,9 @@ pub enum Interaction {
 #[derive(Debug, Clone, Deserialize)]
 pub struct BlockActions {
     pub user: User,
+    /// The workspace of the click (`null` for an organisation-wide app; then the user's).
+    #[serde(default)]
+    pub team: Option<Team>,
     #[serde(default)]
     pub actions: Vec<Action>,
     #[serde(default)]
@@ -56,6 +66,15 @@ impl BlockActions {
             .filter(|t| !t.is_empty())
     }
 
+    /// The workspace the click came from.
+    pub fn team_id(&self) -> Option<&str> {
+        self.team
+            .as_ref()
+            .map(|t| t.id.as_str())
+            .or(self.user.team_id.as_deref())
+            .filter(|t| !t.is_empty())
+    }
+
     /// The channel the button was clicked in.
     pub fn channel_id(&self) -> Option<&str> {
         self.channel
@@ -68,6 +87,14 @@ impl BlockActions {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Team {
+    #[serde(default)]
     pub id: String,
 }
 
@@ -104,6 +131,10 @@ pub struct Action {
 /// An Events API request.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per request and consumed at once, never stored"
+)]
 pub enum Envelope {
     #[serde(rename = "url_verification")]
     UrlVerification { challenge: String },
@@ -118,6 +149,9 @@ pub enum Envelope {
 pub struct Callback {
     #[serde(default)]
     pub event_id: Option<String>,
+    /// The workspace the event was delivered for.
+    #[serde(default)]
+    pub team_id: Option<String>,
     pub event: Event,
 }
 

@@ -90,10 +90,10 @@ impl Usergroups {
     /// Whether `user` is in `group`. A failed lookup is not cached: the next click asks again.
     pub async fn contains(&self, group: &str, user: &str) -> Result<bool, MembershipError> {
         let mut members = self.members.lock().await;
-        if let Some(fetched) = members.get(group) {
-            if fetched.at.elapsed() < self.ttl {
-                return Ok(fetched.users.contains(user));
-            }
+        if let Some(fetched) = members.get(group)
+            && fetched.at.elapsed() < self.ttl
+        {
+            return Ok(fetched.users.contains(user));
         }
         let client = self.client.as_ref().ok_or(MembershipError::NoToken)?;
         let result = client.usergroup_members(group).await;

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use crate::common::*;
 use axum::http::StatusCode;
 
-fn manifest() -> serde_norway::Value {
+fn manifest() -> serde_json::Value {
     let text = include_str!("../../manifest/slack-app.yaml");
-    serde_norway::from_str(text).expect("manifest is YAML")
+    serde_saphyr::from_str(text).expect("manifest is YAML")
 }
 
 fn path_of(url: &str) -> String {
@@ -52,7 +52,7 @@ fn the_command_is_arm_and_events_are_the_ones_handled() {
         Some("/arm")
     );
     let events: Vec<&str> = m["settings"]["event_subscriptions"]["bot_events"]
-        .as_sequence()
+        .as_array()
         .expect("events")
         .iter()
         .filter_map(|e| e.as_str())
@@ -73,7 +73,7 @@ fn the_command_is_arm_and_events_are_the_ones_handled() {
 fn scopes_are_exactly_what_the_code_uses() {
     let m = manifest();
     let scopes: BTreeSet<&str> = m["oauth_config"]["scopes"]["bot"]
-        .as_sequence()
+        .as_array()
         .expect("scopes")
         .iter()
         .filter_map(|s| s.as_str())

@@ -120,6 +120,7 @@ on_both_engines! {
         let _ = app.state.identity.set(armbot::slack::api::Identity {
             user_id: "UBOT".into(),
             bot_id: "BBOT".into(),
+            ..Default::default()
         });
         let mut worker = app.worker(slack_transport(&fake));
 
