@@ -83,6 +83,11 @@ async fn lead(state: &AppState, mut lease: Lease, stop: &mut watch::Receiver<boo
     ));
     let pruner =
         tokio::spawn(metrics.caught("pruning", prune_loop(state.clone(), term_rx.clone())));
+    // A run cut short by the last leader's (or this process's) crash is reported, once.
+    state.spawn(
+        "interrupted reaps",
+        crate::chat::reap::recover_interrupted(state.clone()),
+    );
     let watch = state
         .watcher()
         .map(|w| tokio::spawn(metrics.caught("fleet watch", w.run(term_rx.clone()))));

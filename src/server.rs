@@ -1,12 +1,12 @@
 //! Running the service: the listener, the leader task (delivery worker and periodic jobs on
 //! the replica that holds the lease), graceful shutdown.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::{http, leader, state::AppState};
+use crate::{delivery::Health, http, leader, state::AppState};
 
 /// Listens on `settings.listen` and serves; see [`run_on`].
 pub async fn run(
@@ -102,10 +102,21 @@ pub async fn run_on_both(
         }
         None => None,
     };
-    let app = http::router(state);
+    let app = http::router(state.clone());
     let down = &down_tx;
+    // A dead or stalled ingest writer or worker stops the service too, so that its supervisor
+    // restarts it rather than letting it limp on.
+    let trouble = std::sync::Mutex::new(None::<String>);
+    let found = &trouble;
+    let health = state.health.clone();
     let served = http::serve(listener, app, settings.http.clone(), metrics, async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            why = supervise(&health) => {
+                tracing::error!(why = %why, "stopping: {why}; the supervisor should start the service again");
+                *found.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+            }
+        }
         let _ = down.send(true);
     })
     .await;
@@ -115,8 +126,42 @@ pub async fn run_on_both(
     }
     served.context("server error")?;
 
+    // Commands and clicks in progress finish; a running reap finishes the servers it is on and
+    // starts no other (the rest is reported as not attempted).
+    state.shutdown.cancel();
+    state.tasks.close();
+    if tokio::time::timeout(TASKS_STOP_BOUND, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = state.tasks.len(),
+            "background work did not finish in time; a reap cut short is reported at the next start"
+        );
+    }
     let _ = stop_tx.send(true);
     let _ = leader.await;
     tracing::info!("stopped");
-    Ok(())
+    match trouble
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(why) => Err(anyhow::anyhow!("stopped because {why}")),
+        None => Ok(()),
+    }
+}
+
+/// How long a stop waits for commands, clicks and a running reap to finish.
+const TASKS_STOP_BOUND: Duration = Duration::from_secs(15);
+/// How often the ingest writer and the worker are checked.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+
+/// Resolves with the reason when the ingest writer or the worker dies or stalls.
+async fn supervise(health: &Health) -> String {
+    loop {
+        tokio::time::sleep(SUPERVISE_EVERY).await;
+        if let Some(why) = health.trouble() {
+            return why;
+        }
+    }
 }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
 
 use crate::lock;
@@ -543,6 +544,8 @@ struct State {
 pub struct FakeScaleway {
     state: Arc<Mutex<State>>,
     server: Arc<MockServer>,
+    /// Signalled on every call, for [`FakeScaleway::wait_for_calls`].
+    notify: Arc<Notify>,
 }
 
 impl std::fmt::Debug for FakeScaleway {
@@ -557,6 +560,7 @@ impl FakeScaleway {
     /// Serves on 127.0.0.1 on a free port, empty, accepting any key.
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(State::default()));
+        let notify = Arc::new(Notify::new());
         let server = MockServer::builder()
             .disable_request_recording()
             .start()
@@ -564,12 +568,14 @@ impl FakeScaleway {
         Mock::given(any())
             .respond_with(Responder {
                 state: state.clone(),
+                notify: notify.clone(),
             })
             .mount(&server)
             .await;
         FakeScaleway {
             state,
             server: Arc::new(server),
+            notify,
         }
     }
 
@@ -703,6 +709,21 @@ impl FakeScaleway {
     /// How many calls `target` matches, whatever they were answered.
     pub fn count(&self, target: impl Into<ScwTarget>) -> usize {
         self.calls_to(target).len()
+    }
+
+    /// Waits (bounded, never a sleep) until `n` calls to `target` arrived; false on timeout.
+    pub async fn wait_for_calls(
+        &self,
+        target: impl Into<ScwTarget>,
+        n: usize,
+        timeout: Duration,
+    ) -> bool {
+        let target = target.into();
+        crate::wait_until(&self.notify, timeout, || {
+            (self.count(target.clone()) >= n).then_some(())
+        })
+        .await
+        .is_some()
     }
 
     /// The ids a delete of `op` removed (answered 2xx), in order.
@@ -955,6 +976,7 @@ fn invalid_argument(name: &str, reason: &str, help: &str) -> Value {
 
 struct Responder {
     state: Arc<Mutex<State>>,
+    notify: Arc<Notify>,
 }
 
 impl Respond for Responder {
@@ -964,7 +986,10 @@ impl Respond for Responder {
         let Answer(status, template) = state.answer(&call);
         call.status = status;
         state.calls.push(call);
-        template.set_delay(state.latency)
+        let delay = state.latency;
+        drop(state);
+        self.notify.notify_waiters();
+        template.set_delay(delay)
     }
 }
 

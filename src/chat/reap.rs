@@ -135,7 +135,15 @@ async fn run(app: &AppState, click: &Click) -> ClickOutcome {
     } else {
         None
     };
-    let plan = match reaping.claim(&click.plan_id, user, click.confirm).await {
+    let plan = match reaping
+        .claim(
+            &click.plan_id,
+            user,
+            click.confirm,
+            click.channel.as_deref(),
+        )
+        .await
+    {
         Ok(plan) => plan,
         Err(why) => return ClickOutcome::NotClaimed(why),
     };
@@ -188,6 +196,97 @@ async fn authorize(app: &AppState, user: &str) -> Result<&'static str, Refusal> 
                     e.user_reason(group)
                 ),
             })
+        }
+    }
+}
+
+/// Runs cut short by a crash or a vanished replica, found again: each is checked against
+/// Scaleway, marked `interrupted` (never re-run), audited, and reported where it was
+/// confirmed with what was and was not removed. Runs on the replica that leads, when no reap
+/// runs anywhere; a run that cannot be checked now is left for the next time.
+pub async fn recover_interrupted(app: AppState) {
+    let Ok(fleet) = &app.fleet else {
+        return;
+    };
+    let _lock = match app.store.try_lock_reaps().await {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return, // a reap runs now: its plan is not orphaned
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot look for interrupted reaps"
+            );
+            return;
+        }
+    };
+    let running = match app.store.running_plans().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot look for interrupted reaps"
+            );
+            return;
+        }
+    };
+    for found in running {
+        let Ok(plan) = serde_json::from_str::<Plan>(&found.plan) else {
+            tracing::error!(plan = %found.id, "an interrupted reap's plan cannot be read");
+            continue;
+        };
+        let (mut gone, mut still_there) = (Vec::new(), Vec::new());
+        for removal in &plan.selected {
+            match fleet
+                .scaleway
+                .get_server(&removal.zone, &removal.server_id)
+                .await
+            {
+                Ok(None) => gone.push(removal),
+                Ok(Some(_)) => still_there.push(removal),
+                Err(e) => {
+                    tracing::warn!(plan = %found.id, error = %e, "cannot check an interrupted reap; trying again later");
+                    return;
+                }
+            }
+        }
+        match app.store.interrupt_plan(&found.id).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "cannot mark an interrupted reap");
+                return;
+            }
+        }
+        let ids = |rs: &[&reap::PlannedRemoval]| {
+            rs.iter().map(|r| r.server_id.clone()).collect::<Vec<_>>()
+        };
+        reap::run::audit(
+            &app.store,
+            "armbot",
+            "interrupted",
+            &found.id,
+            json!({"removed": ids(&gone), "still_there": ids(&still_there)}),
+        )
+        .await;
+        tracing::warn!(plan = %found.id, removed = gone.len(), left = still_there.len(), "a reap was interrupted by a stop; reported, not re-run");
+        let text =
+            reap::interrupted_text(&plan, found.confirmed_by.as_deref(), &gone, &still_there);
+        let Some(channel) = found.channel else {
+            continue;
+        };
+        let m = NewMessage {
+            channel,
+            kind: OutboxKind::Post,
+            incident_id: None,
+            target_ts: None,
+            target_id: None,
+            message: Message::plain(text),
+        };
+        if let Err(e) = app.outbox.enqueue(&m).await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "could not queue an interrupted reap's report"
+            );
         }
     }
 }

@@ -17,9 +17,14 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready: the store answers, is the one the service opened, and has every migration. The
+/// Ready: the ingest writer and the worker are alive and moving, the store answers, is the
+/// one the service opened, and has every migration. The
 /// body adds what an operator should know while ready: channels waiting for them.
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    if let Some(why) = app.health.trouble() {
+        tracing::warn!(why = %why, "not ready");
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}"));
+    }
     if let Err(e) = app.store.ready().await {
         tracing::warn!(error = format!("{e:#}"), "not ready");
         return (

@@ -24,7 +24,7 @@ pub use plan::{
 };
 pub use render::{
     CANCEL_ACTION_ID, CONFIRM_ACTION_ID, auto_report_blocks, cancelled_blocks, click_reply,
-    plan_blocks, plan_text, report_blocks, summary_text,
+    interrupted_text, plan_blocks, plan_text, report_blocks, summary_text,
 };
 pub use run::Reaping;
 pub use settings::ReapSettings;

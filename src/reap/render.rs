@@ -227,6 +227,45 @@ pub fn click_reply(outcome: &ClickOutcome) -> Reply {
     }
 }
 
+/// A run the service's crash (or a vanished replica) cut short, as found again at start-up:
+/// what Scaleway no longer has and what it still has, so nobody re-runs it blindly.
+pub fn interrupted_text(
+    plan: &Plan,
+    confirmed_by: Option<&str>,
+    gone: &[&PlannedRemoval],
+    still_there: &[&PlannedRemoval],
+) -> String {
+    let names = |rs: &[&PlannedRemoval]| {
+        rs.iter()
+            .map(|r| code_name(&r.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let by = confirmed_by.map_or_else(String::new, |u| format!(" confirmed by {}", mention(u)));
+    let mut text = format!(
+        ":warning: The reap{by} (plan `{}`) was interrupted: the bot stopped while it ran.",
+        escape(&plan.id)
+    );
+    if !gone.is_empty() {
+        text.push_str(&format!(
+            " Removed: {} ({}).",
+            count(gone.len(), "server", "servers"),
+            names(gone)
+        ));
+    }
+    if !still_there.is_empty() {
+        text.push_str(&format!(
+            " Still there: {} ({}); run `/arm reap` again for a fresh plan.",
+            count(still_there.len(), "server", "servers"),
+            names(still_there)
+        ));
+    }
+    if gone.is_empty() && still_there.is_empty() {
+        text.push_str(" It had nothing to remove.");
+    }
+    text
+}
+
 /// The channel summary, e.g. "<@U123> reaped 3 stuck builders: 3 servers, 5 volumes, 3 IPs
 /// removed, 3 runner slots freed; 1 failed: …".
 pub fn summary_text(report: &ReapReport, user: &str) -> String {

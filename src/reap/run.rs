@@ -97,14 +97,20 @@ impl Reaping<'_> {
 
     /// Takes the stored plan for `actor`, so exactly one of several concurrent claims acts
     /// on it: to run it (`confirm`) or to cancel it.
+    /// `channel`: where the plan was confirmed, so a run a crash cuts short is reported there.
     pub async fn claim(
         &self,
         plan_id: &str,
         actor: &str,
         confirm: bool,
+        channel: Option<&str>,
     ) -> Result<Plan, Unclaimed> {
         let to = if confirm { "running" } else { "cancelled" };
-        match self.store.claim_plan(plan_id, actor, to, now_ms()).await {
+        match self
+            .store
+            .claim_plan(plan_id, actor, to, channel, now_ms())
+            .await
+        {
             Ok(Claim::Claimed(json)) => {
                 serde_json::from_str(&json).map_err(|_| Unclaimed::Unreadable)
             }

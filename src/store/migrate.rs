@@ -76,6 +76,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = {
                 ("expires_at", Int),
                 ("state", Text),
                 ("confirmed_by", Text),
+                ("channel", Text),
             ],
         ),
         (

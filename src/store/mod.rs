@@ -386,6 +386,27 @@ impl Store {
         Ok(got.then_some(Lease { conn: Some(conn) }))
     }
 
+    /// The reap lock if no reap runs anywhere now; `None` otherwise. A plan left `running`
+    /// while this is held belongs to a run that was cut short.
+    pub async fn try_lock_reaps(&self) -> anyhow::Result<Option<ReapLock>> {
+        match &self.pg_options {
+            None => Ok(self
+                .local_reap
+                .clone()
+                .try_lock_owned()
+                .ok()
+                .map(ReapLock::Local)),
+            Some(opts) => {
+                let mut conn = lock_connection(opts).await?;
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(REAP_KEY)
+                    .fetch_one(&mut conn)
+                    .await?;
+                Ok(got.then_some(ReapLock::Postgres(conn)))
+            }
+        }
+    }
+
     /// Waits until no other reap runs, fleet-wide, and holds that until dropped.
     pub async fn lock_reaps(&self) -> anyhow::Result<ReapLock> {
         match &self.pg_options {

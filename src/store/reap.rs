@@ -15,6 +15,17 @@ pub enum Claim {
     AlreadyHandled(String),
 }
 
+/// A plan whose run was under way.
+#[derive(Debug, Clone)]
+pub struct RunningPlan {
+    pub id: String,
+    /// The plan as stored (JSON).
+    pub plan: String,
+    pub confirmed_by: Option<String>,
+    /// Where the plan was confirmed, if known.
+    pub channel: Option<String>,
+}
+
 impl Store {
     pub async fn save_plan(
         &self,
@@ -46,9 +57,10 @@ impl Store {
         id: &str,
         user: &str,
         to: &str,
+        channel: Option<&str>,
         now_ms: i64,
     ) -> anyhow::Result<Claim> {
-        let claim = "UPDATE reap_plans SET state = $1, confirmed_by = $2
+        let claim = "UPDATE reap_plans SET state = $1, confirmed_by = $2, channel = $5
                      WHERE id = $3 AND state = 'planned' AND expires_at > $4 RETURNING plan";
         let look = "SELECT state, expires_at FROM reap_plans WHERE id = $1";
         let (claimed, found): (Option<String>, Option<(String, i64)>) = on_db!(self.db(), pool => {
@@ -57,6 +69,7 @@ impl Store {
                 .bind(user)
                 .bind(id)
                 .bind(now_ms)
+                .bind(channel)
                 .fetch_optional(pool)
                 .await?;
             if claimed.is_some() {
@@ -78,6 +91,34 @@ impl Store {
             }
             (None, Some((state, _))) => Claim::AlreadyHandled(state),
         })
+    }
+
+    /// Plans a run was under way on when it was cut short: left `running` by a crash, or by
+    /// a replica that vanished. Only meaningful while holding the reap lock.
+    pub async fn running_plans(&self) -> anyhow::Result<Vec<RunningPlan>> {
+        let sql = "SELECT id, plan, confirmed_by, channel FROM reap_plans
+                   WHERE state = 'running' ORDER BY created_at";
+        on_db!(self.db(), pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RunningPlan {
+                        id: r.try_get("id")?,
+                        plan: r.try_get("plan")?,
+                        confirmed_by: r.try_get("confirmed_by")?,
+                        channel: r.try_get("channel")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Marks a cut-short run `interrupted`; false when it was not `running` any more.
+    pub async fn interrupt_plan(&self, id: &str) -> anyhow::Result<bool> {
+        let sql = "UPDATE reap_plans SET state = 'interrupted' WHERE id = $1 AND state = 'running'";
+        Ok(on_db!(self.db(), pool => {
+            sqlx::query(sql).bind(id).execute(pool).await?.rows_affected() == 1
+        }))
     }
 
     pub async fn finish_plan(&self, id: &str) -> anyhow::Result<()> {

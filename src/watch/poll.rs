@@ -281,7 +281,10 @@ impl Watcher {
             tracing::warn!(why, "the fleet watch could not store its reap plan");
             return None;
         }
-        let plan = match reaping.claim(&plan.id, ACTOR, true).await {
+        let plan = match reaping
+            .claim(&plan.id, ACTOR, true, Some(&self.settings.channel))
+            .await
+        {
             Ok(plan) => plan,
             Err(why) => {
                 tracing::warn!(?why, "the fleet watch could not claim its reap plan");
