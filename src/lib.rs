@@ -22,6 +22,7 @@ mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod reap;
+pub mod retry;
 pub mod runner;
 pub mod server;
 pub mod slack;

@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -18,6 +17,7 @@ use tracing::Instrument;
 
 use super::escape;
 use super::model::{Deleted, Quotum, Server};
+pub use crate::retry::RetryPolicy;
 
 /// Scaleway caps `per_page` at 100 for Instance lists and `page_size` at 100 for IAM.
 const PAGE_SIZE: usize = 100;
@@ -25,48 +25,14 @@ const PAGE_SIZE: usize = 100;
 /// 100 is far beyond any fleet this bot watches.
 const MAX_PAGES: u32 = 100;
 
-/// How failed calls are retried. The defaults suit production; tests shrink the durations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (at least 1 is always made).
-    pub max_attempts: u32,
-    /// Backoff before the second attempt; doubled for each later one.
-    pub base_backoff: Duration,
-    /// Ceiling of the computed backoff.
-    pub max_backoff: Duration,
-    /// Ceiling of a server-sent `Retry-After`: a slash command cannot wait for minutes.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            base_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(20),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before attempt `attempt + 1`: `Retry-After` (capped) when the server sent one,
-    /// else exponential backoff with "equal jitter" (between half and all of the step), so
-    /// several zones retrying at once do not stay in lockstep.
-    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(wait) = retry_after {
-            return wait.min(self.max_retry_after);
-        }
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        let step = self
-            .base_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff);
-        let half = step / 2;
-        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(rand::rng().random_range(0..=jitter_nanos))
-    }
-}
+/// Retries of a call someone waits for (a slash command): a few, short.
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 4,
+    base_backoff: Duration::from_millis(500),
+    max_backoff: Duration::from_secs(8),
+    // A slash command cannot wait for minutes.
+    max_retry_after: Duration::from_secs(20),
+};
 
 /// A call this client makes. Errors carry it, so a refusal can say what was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +334,7 @@ impl ScalewayClient {
             base_url: base_url.trim_end_matches('/').to_owned(),
             secret_key,
             timeout,
-            retry: RetryPolicy::default(),
+            retry: DEFAULT_RETRY,
             metrics: None,
         }
     }

@@ -15,7 +15,6 @@
 use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use reqwest::{
     StatusCode, Url,
     header::{HeaderMap, HeaderValue, RETRY_AFTER},
@@ -25,59 +24,21 @@ use serde::{Deserialize, de::DeserializeOwned};
 use tracing::Instrument;
 
 use super::payload::parse_time;
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, retry::RetryPolicy};
 
 /// GitLab's largest `per_page`.
 pub const PER_PAGE: u32 = 100;
 /// A list stops after this many pages (10,000 items at 100 a page).
 const MAX_PAGES: u32 = 100;
 
-/// How failed calls are retried. The defaults suit a background job; tests shrink them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the second attempt; doubled for each later one.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
-    /// The longest 429 wait taken inside a call; a longer one is returned to the caller as
-    /// [`GitlabError::RateLimited`] so it can postpone its work instead of holding a task.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(16),
-            max_retry_after: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Retries without waiting, and no 429 wait inside a call: for tests.
-    pub fn immediate() -> Self {
-        Self {
-            max_attempts: 3,
-            base_backoff: Duration::ZERO,
-            max_backoff: Duration::ZERO,
-            max_retry_after: Duration::ZERO,
-        }
-    }
-
-    /// Exponential backoff with "equal jitter" (between half and all of the step).
-    fn backoff(&self, attempt: u32) -> Duration {
-        let step = self
-            .base_backoff
-            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(self.max_backoff);
-        let half = step / 2;
-        let jitter = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(rand::rng().random_range(0..=jitter))
-    }
-}
+/// Retries of a background job: patient, with room for a short `Retry-After` inside a call
+/// (a longer one is returned as [`GitlabError::RateLimited`] so the job can postpone).
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 4,
+    base_backoff: Duration::from_secs(1),
+    max_backoff: Duration::from_secs(16),
+    max_retry_after: Duration::from_secs(30),
+};
 
 /// A call this client makes: the `endpoint` label of `armbot_gitlab_api_calls_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use reqwest::Url;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::api::RetryPolicy;
+use super::api::DEFAULT_RETRY;
+use crate::retry::RetryPolicy;
 
 /// GitLab webhook secrets. Several plain tokens are accepted so they can be rotated.
 #[derive(Clone, Default)]
@@ -181,7 +182,7 @@ impl GitlabApiSettings {
             catch_up_interval: Duration::from_secs(interval),
             catch_up_max_age: Duration::from_secs(max_age.saturating_mul(3600)),
             timeout: API_TIMEOUT,
-            retry: RetryPolicy::default(),
+            retry: DEFAULT_RETRY,
         })
     }
 

@@ -11,8 +11,8 @@ use crate::common::*;
 use armbot::{
     catch_up::{self, CatchUp, Stopped},
     config::FileSettings,
-    gitlab::api::RetryPolicy,
     notify::settings::NotifyFile,
+    retry::RetryPolicy,
     store::catch_up::SeenProject,
 };
 use armbot_fakes::{

@@ -520,3 +520,47 @@ pub fn slash(text: &str, response_url: &str) -> Request<Body> {
 pub fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).expect("request")
 }
+
+/// The service on a real port (127.0.0.1, port 0), in-process, as `armbot serve` runs it.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub app: TestApp,
+}
+
+impl Served {
+    pub async fn start(app: TestApp) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(armbot::server::run_on(
+            listener,
+            app.state.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            addr,
+            stop: Some(tx),
+            task,
+            app,
+        }
+    }
+
+    /// Stops it as SIGTERM would and waits (bounded); its result and how long the stop took.
+    pub async fn stop(mut self) -> (anyhow::Result<()>, Duration) {
+        let started = std::time::Instant::now();
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the service stopped in time")
+            .expect("joined");
+        (result, started.elapsed())
+    }
+}

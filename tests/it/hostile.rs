@@ -6,13 +6,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use crate::common::*;
-use armbot::{config::Settings, server};
+use armbot::config::Settings;
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
-    sync::oneshot,
     task::JoinHandle,
     time::{Instant, timeout},
 };
@@ -20,34 +19,16 @@ use tokio::{
 /// A bound for things that should happen within a second or two.
 const SOON: Duration = Duration::from_secs(10);
 
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
-    _app: TestApp,
-}
+/// The service on a real port, with the raw-socket helpers these tests need.
+struct Server(Served);
 
 impl Server {
     async fn start(settings: Settings) -> Self {
-        let app = app(settings).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run_on(listener, app.state.clone(), async move {
-            let _ = rx.await;
-        }));
-        Self {
-            addr,
-            stop: Some(tx),
-            task,
-            _app: app,
-        }
+        Self(Served::start(app(settings).await).await)
     }
 
     async fn connect(&self) -> TcpStream {
-        TcpStream::connect(self.addr).await.expect("connect")
+        TcpStream::connect(self.0.addr).await.expect("connect")
     }
 
     async fn get(&self, path: &str) -> u16 {
@@ -57,17 +38,10 @@ impl Server {
         status_of(&read_all(&mut s).await)
     }
 
-    async fn stop(mut self) -> Duration {
-        let started = Instant::now();
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        timeout(Duration::from_secs(30), &mut self.task)
-            .await
-            .expect("the server stopped")
-            .expect("joined")
-            .expect("ran");
-        started.elapsed()
+    async fn stop(self) -> Duration {
+        let (ran, took) = self.0.stop().await;
+        ran.expect("ran");
+        took
     }
 }
 
@@ -431,7 +405,7 @@ async fn genuine_large_webhook_during_stalled_uploads(attacker_ip: &'static str)
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (started_tx, mut started_rx) = tokio::sync::mpsc::channel(16);
     let (cut_tx, mut cut_rx) = tokio::sync::mpsc::unbounded_channel();
-    let attack = stalled_uploads(srv.addr, attacker_ip, 3, stop_rx, started_tx, cut_tx);
+    let attack = stalled_uploads(srv.0.addr, attacker_ip, 3, stop_rx, started_tx, cut_tx);
     // The three uploads are sent (and so accepted before the genuine one) first.
     for _ in 0..3 {
         timeout(SOON, started_rx.recv())

@@ -6,36 +6,18 @@
 use std::{net::SocketAddr, time::Duration};
 
 use crate::common::*;
-use armbot::{config::FileSettings, server};
+use armbot::config::FileSettings;
 use armbot_fakes::{FakeScaleway, ScwOp, ScwServer};
 use serde_json::json;
-use tokio::{sync::oneshot, task::JoinHandle};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
-    app: TestApp,
-}
+/// The service on a real port, with signed Slack requests.
+struct Running(Served);
 
 impl Running {
     async fn start(app: TestApp) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run_on(listener, app.state.clone(), async move {
-            let _ = rx.await;
-        }));
-        Self {
-            addr,
-            stop: Some(tx),
-            task,
-            app,
-        }
+        Self(Served::start(app).await)
     }
 
     /// A Slack request signed at the test clock's time, to the real port.
@@ -43,7 +25,7 @@ impl Running {
         let ts = NOW.to_string();
         let sig = armbot::slack::verify::signature(SLACK_SECRET, &ts, body.as_bytes());
         reqwest::Client::new()
-            .post(format!("http://{}{path}", self.addr))
+            .post(format!("http://{}{path}", self.0.addr))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-slack-request-timestamp", ts)
             .header("x-slack-signature", sig)
@@ -55,14 +37,8 @@ impl Running {
             .as_u16()
     }
 
-    async fn finished(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(WAIT, &mut self.task)
-            .await
-            .expect("the service stopped in time")
-            .expect("joined")
+    async fn finished(self) -> anyhow::Result<()> {
+        self.0.stop().await.0
     }
 }
 
@@ -133,7 +109,7 @@ async fn a_stop_lets_a_running_reap_finish_its_server_and_start_no_other() {
         scw.wait_for_calls(ScwOp::GetServer, 1, WAIT).await,
         "the run started"
     );
-    let store = running.app.store.clone();
+    let store = running.0.app.store.clone();
     running.finished().await.expect("a clean stop");
 
     assert_eq!(
@@ -190,7 +166,7 @@ on_both_engines! {
         assert_eq!(report.channel, "C0CHAN");
         assert!(report.text.contains("Removed: 1 server"), "{}", report.text);
         assert!(report.text.contains("Still there: 1 server"), "{}", report.text);
-        let store = running.app.store.clone();
+        let store = running.0.app.store.clone();
         running.finished().await.expect("a clean stop");
         let audit = store.audit_for(&plan.id).await.expect("audit");
         let actions: Vec<&str> = audit.iter().map(|(_, a, _)| a.as_str()).collect();
@@ -205,7 +181,7 @@ on_both_engines! {
 async fn a_dead_ingest_writer_makes_the_service_unready_and_stop_with_an_error() {
     let app = app(settings(&[])).await;
     let health = app.state.health.clone();
-    let running = Running::start(app).await;
+    let running = Served::start(app).await;
     let ready = |addr: SocketAddr| async move {
         reqwest::get(format!("http://{addr}/readyz"))
             .await
