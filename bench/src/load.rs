@@ -1,5 +1,6 @@
-//! Closed-loop HTTP load: `concurrency` senders share `requests` POSTs and
-//! record each one's latency.
+//! HTTP load that records each request's latency: closed loop ([`hit`], `concurrency`
+//! senders share `requests` POSTs, each sending its next when its last is answered) or
+//! open loop ([`hit_at_rate`], requests started on a fixed schedule whatever the answers).
 
 use std::{
     sync::{
@@ -114,6 +115,39 @@ pub struct Hit<'a> {
     pub first_id: u64,
 }
 
+/// One POST of `body` with id `id`, and the token headers.
+fn request(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Body,
+    headers: &[(String, String)],
+    id: u64,
+) -> reqwest::RequestBuilder {
+    let mut req = client
+        .post(url)
+        .body(body.nth(id))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    if body.is_unique() {
+        req = req.header("idempotency-key", format!("bench-{id}"));
+    }
+    req
+}
+
+/// Sends `req`; whether it was answered with a success.
+async fn send(req: reqwest::RequestBuilder) -> bool {
+    match req.send().await {
+        Ok(r) if r.status().is_success() => {
+            // Read the (empty) body so the connection is reused.
+            let _ = r.bytes().await;
+            true
+        }
+        _ => false,
+    }
+}
+
 pub async fn hit(h: Hit<'_>) -> anyhow::Result<Stats> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(h.concurrency)
@@ -139,25 +173,13 @@ pub async fn hit(h: Hit<'_>) -> anyhow::Result<Stats> {
                 if n >= requests {
                     break;
                 }
-                let id = first_id + n as u64;
-                let mut req = client
-                    .post(&url)
-                    .body(body.nth(id))
-                    .header("content-type", "application/json");
-                for (k, v) in &headers {
-                    req = req.header(k, v);
-                }
-                if body.is_unique() {
-                    req = req.header("idempotency-key", format!("bench-{id}"));
-                }
+                // Built (the body copied) before the clock starts, as the send is what is timed.
+                let req = request(&client, &url, &body, &headers, first_id + n as u64);
                 let t = Instant::now();
-                match req.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        // Read the (empty) body so the connection is reused.
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
+                if send(req).await {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
                 }
             }
             (lat, errors)
@@ -168,6 +190,61 @@ pub async fn hit(h: Hit<'_>) -> anyhow::Result<Stats> {
         let (l, e) = t.await?;
         stats.latencies.extend(l);
         stats.errors += e;
+    }
+    stats.seconds = started.elapsed().as_secs_f64();
+    stats.ok = stats.latencies.len();
+    stats.latencies.sort();
+    Ok(stats)
+}
+
+/// Open loop: request `n` is started at `start + n / rate` whatever became of the earlier
+/// ones, at most `h.concurrency` in flight (a cap meant to be generous; a request waiting for
+/// a slot is late and counted so), and each latency is measured from the scheduled start, not
+/// from the send, so a stall shows in every request it delays (no coordinated omission).
+pub async fn hit_at_rate(h: Hit<'_>, rate: f64) -> anyhow::Result<Stats> {
+    anyhow::ensure!(
+        rate.is_finite() && rate > 0.0,
+        "the rate must be a positive number of requests per second, not {rate}"
+    );
+    let cap = h.concurrency.max(1);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(cap)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel();
+    let requests = h.requests;
+    let started = Instant::now();
+    // The schedule is kept by a thread of its own: tokio's timer rounds every deadline up to
+    // the next whole millisecond, which would add up to 1 ms to each latency (a fifth of a
+    // 5 ms target), while a thread's sleep is late by some tens of microseconds.
+    std::thread::spawn(move || {
+        for n in 0..requests {
+            let due = started + Duration::from_secs_f64(n as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if due_tx.send((n, due)).is_err() {
+                break; // the receiving side gave up
+            }
+        }
+    });
+    let mut tasks = Vec::with_capacity(requests);
+    while let Some((n, due)) = due_rx.recv().await {
+        let slot = slots.clone().acquire_owned().await?;
+        let req = request(&client, h.url, h.body, h.headers, h.first_id + n as u64);
+        tasks.push(tokio::spawn(async move {
+            let answered = send(req).await;
+            drop(slot);
+            answered.then(|| due.elapsed())
+        }));
+    }
+    let mut stats = Stats::default();
+    for t in tasks {
+        match t.await? {
+            Some(l) => stats.latencies.push(l),
+            None => stats.errors += 1,
+        }
     }
     stats.seconds = started.elapsed().as_secs_f64();
     stats.ok = stats.latencies.len();

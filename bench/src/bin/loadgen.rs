@@ -1,7 +1,9 @@
 //! A small HTTP load generator and a reference server.
 //!
-//! `loadgen hit --url U --body F [--header K:V] --requests N --concurrency C [--unique]`
-//! prints throughput and latency percentiles; `loadgen reference --listen A` serves a
+//! `loadgen hit --url U --body F [--header K:V] --requests N [--concurrency C] [--rate R]
+//! [--unique]` prints throughput and latency percentiles: closed loop (C senders, each sending
+//! its next request when its last is answered), or open loop with `--rate` (R requests a
+//! second on schedule, latency from each scheduled start, at most C in flight); `loadgen reference --listen A` serves a
 //! minimal axum app that reads the body and answers 200 (the limit to compare with).
 
 use armbot_bench::load::{self, Body, Hit};
@@ -24,8 +26,13 @@ enum Cmd {
         headers: Vec<String>,
         #[arg(long, default_value_t = 2000)]
         requests: usize,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
+        /// Closed loop: the number of senders (16 unless given). Open loop: the most
+        /// requests in flight (256 unless given, generous so the schedule is kept).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Requests per second, started on schedule whatever the answers (open loop).
+        #[arg(long)]
+        rate: Option<f64>,
         /// Gives each request its own pipeline id (the body must carry
         /// `"id":987654321`, as the harness's payloads do) and `Idempotency-Key`.
         #[arg(long)]
@@ -56,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             headers,
             requests,
             concurrency,
+            rate,
             unique,
         } => {
             let raw = std::fs::read(&body)?;
@@ -73,15 +81,18 @@ async fn main() -> anyhow::Result<()> {
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .collect();
             let first_id = u64::from(std::process::id()) * 1_000_000;
-            let s = load::hit(Hit {
+            let hit = Hit {
                 url: &url,
                 body: &body,
                 headers: &headers,
                 requests,
-                concurrency,
+                concurrency: concurrency.unwrap_or(if rate.is_some() { 256 } else { 16 }),
                 first_id,
-            })
-            .await?;
+            };
+            let s = match rate {
+                Some(rate) => load::hit_at_rate(hit, rate).await?,
+                None => load::hit(hit).await?,
+            };
             println!(
                 "requests={} errors={} throughput={:.0}/s p50={:.2}ms p99={:.2}ms max={:.2}ms",
                 s.ok,
