@@ -26,9 +26,30 @@ impl Payloads {
         serialize(&d)
     }
 
+    /// A feature-branch pipeline with `jobs` jobs, grown as [`Payloads::failure`] grows
+    /// them: the bot must ignore it, and `builds`, last, is most of its size.
+    pub fn ignored_with_jobs(&self, jobs: usize) -> Vec<u8> {
+        let mut d = self.with_jobs(jobs);
+        d["object_attributes"]["ref"] = "my-feature".into();
+        serialize(&d)
+    }
+
     /// A failed default-branch pipeline with `jobs` jobs (every 50th failed), its
     /// id replaced by [`ID_MARKER`] so each request can carry its own.
     pub fn failure(&self, jobs: usize) -> Vec<u8> {
+        let mut d = self.with_jobs(jobs);
+        d["object_attributes"]["id"] = 987_654_321u64.into();
+        let out = serialize(&d);
+        debug_assert!(
+            out.windows(ID_MARKER.len())
+                .any(|w| w == ID_MARKER.as_bytes())
+        );
+        out
+    }
+
+    /// The example with its builds replaced by `jobs` copies of its second one, each with
+    /// its own id and name, every 50th failed.
+    fn with_jobs(&self, jobs: usize) -> Value {
         let mut d = self.base.clone();
         let template = d["builds"][1].clone();
         let builds: Vec<Value> = (0..jobs)
@@ -47,13 +68,7 @@ impl Payloads {
             })
             .collect();
         d["builds"] = builds.into();
-        d["object_attributes"]["id"] = 987_654_321u64.into();
-        let out = serialize(&d);
-        debug_assert!(
-            out.windows(ID_MARKER.len())
-                .any(|w| w == ID_MARKER.as_bytes())
-        );
-        out
+        d
     }
 
     /// A failed pipeline of about `bytes` bytes.
