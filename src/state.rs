@@ -130,7 +130,7 @@ impl AppState {
         let slack_users = Arc::new(SlackUsers::new(slack.clone(), metrics.clone()));
         let outbox = Outbox::new(store.clone());
         let health = Arc::new(Health::default());
-        let ingest = Ingestor::spawn(store.clone(), outbox.clone(), health.clone(), &metrics);
+        let ingest = Ingestor::spawn(store.clone(), outbox.clone(), health.clone(), &metrics)?;
         Ok(Self(Arc::new(Shared {
             releaser: SlotReleaser::from_settings(&settings.reap),
             settings: Arc::new(settings),

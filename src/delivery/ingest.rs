@@ -23,7 +23,11 @@ use crate::{
     slack::Message,
     store::{
         OutboxKind, Store,
-        ingest::{HeadRow, IncidentChange, NewIncident, QueuedRow, RefKey},
+        ingest::{
+            BatchWrites, HeadRow, IncidentRef, IncidentUpdate, IngestTx, NewIncident, QueuedRow,
+            RefKey,
+        },
+        lite::LiteConn,
     },
 };
 // On a line of its own: `catch_up` is also a top-level module, which this one must not use.
@@ -75,13 +79,59 @@ pub struct Ingestor {
     tx: mpsc::Sender<(PipelineEvent, Reply)>,
 }
 
+/// Where the writer writes: the store's pool (PostgreSQL), or its own SQLite connection.
+enum Conn {
+    /// Boxed: a store handle is large, and the writer holds one `Conn` for its life.
+    Pool(Box<Store>),
+    Lite(LiteConn),
+}
+
+impl Conn {
+    async fn begin(&mut self) -> anyhow::Result<IngestTx<'_>> {
+        match self {
+            Self::Pool(store) => store.begin_ingest().await,
+            Self::Lite(lite) => lite.begin_ingest(),
+        }
+    }
+}
+
+/// Batches between checkpoints of the SQLite log under constant load.
+const CHECKPOINT_EVERY: u32 = 256;
+/// A quiet spell after which the SQLite log is checkpointed.
+const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Ingestor {
-    /// Starts the writer; it stops when every `Ingestor` clone is dropped.
-    /// Starts the writer; `health.ingest` says whether it is alive and moving.
-    pub fn spawn(store: Store, outbox: Outbox, health: Arc<Health>, metrics: &Metrics) -> Self {
+    /// Starts the writer; `health.ingest` says whether it is alive and moving. On SQLite it
+    /// runs on a thread of its own with its own connection, so no statement crosses threads;
+    /// it stops when every `Ingestor` clone is dropped.
+    pub fn spawn(
+        store: Store,
+        outbox: Outbox,
+        health: Arc<Health>,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(metrics.caught("ingest writer", writer(store, outbox, rx, health)));
-        Self { tx }
+        match store.ingest_connection()? {
+            Some(lite) => {
+                let run = metrics.caught(
+                    "ingest writer",
+                    writer(Conn::Lite(lite), outbox, rx, health),
+                );
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()?;
+                std::thread::Builder::new()
+                    .name("armbot-ingest".into())
+                    .spawn(move || rt.block_on(run))?;
+            }
+            None => {
+                tokio::spawn(metrics.caught(
+                    "ingest writer",
+                    writer(Conn::Pool(Box::new(store)), outbox, rx, health),
+                ));
+            }
+        }
+        Ok(Self { tx })
     }
 
     /// Returns once the event is committed (or failed to be).
@@ -97,7 +147,7 @@ impl Ingestor {
 }
 
 async fn writer(
-    store: Store,
+    mut conn: Conn,
     outbox: Outbox,
     mut rx: mpsc::Receiver<(PipelineEvent, Reply)>,
     health: Arc<Health>,
@@ -105,12 +155,31 @@ async fn writer(
     let _alive = health.ingest.alive();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut recorded = Recorded::default();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let _busy = health.ingest.busy();
+    let mut since_checkpoint = 0u32;
+    loop {
+        let received = match &mut conn {
+            Conn::Lite(lite) if since_checkpoint > 0 => {
+                match tokio::time::timeout(CHECKPOINT_IDLE, rx.recv_many(&mut batch, MAX_BATCH))
+                    .await
+                {
+                    Ok(n) => n,
+                    Err(_) => {
+                        checkpoint(lite);
+                        since_checkpoint = 0;
+                        continue;
+                    }
+                }
+            }
+            _ => rx.recv_many(&mut batch, MAX_BATCH).await,
+        };
+        if received == 0 {
+            break;
+        }
+        let busy = health.ingest.busy();
         let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let now = chrono::Utc::now();
         let projects = recorded.missing(&events);
-        match apply(&store, &events, &projects, now).await {
+        match apply_on(&mut conn, &events, &projects, now).await {
             Ok(results) => {
                 recorded.remember(projects);
                 for (reply, r) in replies.into_iter().zip(results) {
@@ -122,7 +191,7 @@ async fn writer(
                 for (ev, reply) in events.into_iter().zip(replies) {
                     let one = std::slice::from_ref(&ev);
                     let projects = recorded.missing(one);
-                    let r = apply(&store, one, &projects, now)
+                    let r = apply_on(&mut conn, one, &projects, now)
                         .await
                         .and_then(|mut v| v.pop().ok_or_else(|| anyhow::anyhow!("no result")));
                     if r.is_ok() {
@@ -133,20 +202,36 @@ async fn writer(
             }
         }
         outbox.wake();
+        drop(busy);
+        if let Conn::Lite(lite) = &mut conn {
+            since_checkpoint += 1;
+            // After the replies: no event waits for it.
+            if since_checkpoint >= CHECKPOINT_EVERY {
+                checkpoint(lite);
+                since_checkpoint = 0;
+            }
+        }
     }
 }
 
-/// Where an incident's id comes from: the store, or the batch's own new incidents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IncidentId {
-    Stored(i64),
-    New(usize),
+fn checkpoint(lite: &mut LiteConn) {
+    if let Err(e) = lite.checkpoint() {
+        tracing::warn!(error = %e, "checkpointing the store's write-ahead log failed");
+    }
+}
+
+/// What applying an event did, before new incidents have ids.
+enum Outcome {
+    Done(Applied),
+    Opened(IncidentRef),
+    StillFailing(IncidentRef),
+    Fixed(IncidentRef),
 }
 
 /// An incident as the batch sees it.
 #[derive(Debug, Clone)]
 struct Incident {
-    id: IncidentId,
+    id: IncidentRef,
     channel: String,
     opened_at: i64,
     failures: i64,
@@ -164,50 +249,30 @@ struct RefNow {
     touched: bool,
 }
 
-/// The writes a batch calls for, decided in memory.
-#[derive(Default)]
-struct Writes<'e> {
-    new_incidents: Vec<NewIncident<'e>>,
-    changes: Vec<(IncidentId, Change)>,
-    rows: Vec<(Option<IncidentId>, QueuedRow)>,
+async fn apply_on(
+    conn: &mut Conn,
+    events: &[PipelineEvent],
+    projects: &[SeenProject],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Applied>> {
+    apply(conn.begin().await?, events, projects, now).await
 }
 
-enum Change {
-    Failed {
-        failures: i64,
-        pipeline_id: u64,
-        url: String,
-    },
-    Fixed {
-        at: i64,
-        by: u64,
-    },
-    Abandoned {
-        at: i64,
-    },
-}
-
-/// What applying an event did, before new incidents have ids.
-enum Outcome {
-    Done(Applied),
-    Opened(IncidentId),
-    StillFailing(IncidentId),
-    Fixed(IncidentId),
-}
-
-/// Applies events in order in one transaction, with a fixed number of statements for the
-/// batch (plus one per newly opened incident, one per touched incident, and one when
-/// `projects` names projects to record for catch-up): either all of them are durable when
-/// this returns `Ok`, or none is.
+/// Applies events in order in `tx`, committed before this returns `Ok` (all of them are
+/// durable, or none is). A fixed number of statements whatever the batch's size: projects
+/// to record for catch-up (when `projects` names any), de-duplication keys, the refs' heads
+/// (plus their creation and lock on PostgreSQL), then new incidents, changed incidents,
+/// outbox rows and heads.
 pub async fn apply(
-    store: &Store,
+    mut tx: IngestTx<'_>,
     events: &[PipelineEvent],
     projects: &[SeenProject],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Applied>> {
     let now_ms = now.timestamp_millis();
-    let mut tx = store.begin_ingest().await?;
-    tx.record_projects(projects, now_ms).await?;
+    if !projects.is_empty() {
+        tx.record_projects(projects, now_ms).await?;
+    }
 
     let keys: Vec<Vec<String>> = events.iter().map(PipelineEvent::dedup_keys).collect();
     let all: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
@@ -237,7 +302,7 @@ pub async fn apply(
         .map(|(k, st)| {
             let abandoned = st.open.as_ref().filter(|o| o.root_failed).map(|o| o.id);
             let open = st.open.filter(|o| !o.root_failed).map(|o| Incident {
-                id: IncidentId::Stored(o.id),
+                id: IncidentRef::Stored(o.id),
                 channel: o.channel,
                 opened_at: o.opened_at,
                 failures: o.failures,
@@ -253,7 +318,7 @@ pub async fn apply(
         })
         .collect();
 
-    let mut writes = Writes::default();
+    let mut writes = BatchWrites::default();
     let mut outcomes = Vec::with_capacity(events.len());
     for (ev, new) in events.iter().zip(new) {
         if !new {
@@ -265,81 +330,74 @@ pub async fn apply(
             .or_default();
         outcomes.push(decide(ev, head, &mut writes, now)?);
     }
-
-    let mut ids = Vec::with_capacity(writes.new_incidents.len());
-    for inc in &writes.new_incidents {
-        ids.push(tx.open_incident(inc).await?);
-    }
-    let resolve = |id: IncidentId| match id {
-        IncidentId::Stored(id) => id,
-        IncidentId::New(i) => ids[i],
-    };
-    for (id, change) in writes.changes {
-        let id = resolve(id);
-        tx.change_incident(&match change {
-            Change::Failed {
-                failures,
-                pipeline_id,
-                url,
-            } => IncidentChange::Failed {
-                id,
-                failures,
-                pipeline_id,
-                pipeline_url: url,
-            },
-            Change::Fixed { at, by } => IncidentChange::Fixed {
-                id,
-                fixed_at: at,
-                fixed_by: by,
-            },
-            Change::Abandoned { at } => IncidentChange::Abandoned { id, at },
-        })
-        .await?;
-    }
-    let rows: Vec<QueuedRow> = writes
-        .rows
-        .into_iter()
-        .map(|(incident, mut row)| {
-            row.incident_id = incident.map(resolve);
-            row
-        })
-        .collect();
-    tx.queue(&rows, now_ms).await?;
-    let heads: Vec<HeadRow> = heads
+    writes.heads = heads
         .into_iter()
         .filter(|(_, h)| h.touched)
         .map(|((project_id, git_ref), h)| HeadRow {
             project_id,
             git_ref,
             last_pipeline: h.last_pipeline,
-            open_incident: h.open.map(|o| resolve(o.id)),
+            open_incident: h.open.map(|o| o.id),
         })
         .collect();
-    tx.set_heads(&heads).await?;
+    // Heads in one order for every writer (PostgreSQL row locks).
+    writes
+        .heads
+        .sort_unstable_by(|a, b| (a.project_id, &a.git_ref).cmp(&(b.project_id, &b.git_ref)));
+
+    let ids = tx.write(writes, now_ms).await?;
     tx.commit().await?;
 
-    Ok(outcomes
+    let resolve = |id: IncidentRef| match id {
+        IncidentRef::Stored(id) => Ok(id),
+        IncidentRef::New(i) => ids
+            .get(i)
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no new incident {i} in the batch")),
+    };
+    outcomes
         .into_iter()
-        .map(|o| match o {
-            Outcome::Done(a) => a,
-            Outcome::Opened(id) => Applied::Opened {
-                incident: resolve(id),
-            },
-            Outcome::StillFailing(id) => Applied::StillFailing {
-                incident: resolve(id),
-            },
-            Outcome::Fixed(id) => Applied::Fixed {
-                incident: resolve(id),
-            },
+        .map(|o| {
+            Ok(match o {
+                Outcome::Done(a) => a,
+                Outcome::Opened(id) => Applied::Opened {
+                    incident: resolve(id)?,
+                },
+                Outcome::StillFailing(id) => Applied::StillFailing {
+                    incident: resolve(id)?,
+                },
+                Outcome::Fixed(id) => Applied::Fixed {
+                    incident: resolve(id)?,
+                },
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// Records a change to an incident: into the batch's new row, or as an update of a stored one.
+fn change<'e>(
+    writes: &mut BatchWrites<'e>,
+    id: IncidentRef,
+    apply_new: impl FnOnce(&mut NewIncident<'e>),
+    apply_stored: impl FnOnce(&mut IncidentUpdate),
+) -> anyhow::Result<()> {
+    match id {
+        IncidentRef::New(i) => apply_new(
+            writes
+                .new_incidents
+                .get_mut(i)
+                .ok_or_else(|| anyhow::anyhow!("no new incident {i} in the batch"))?,
+        ),
+        IncidentRef::Stored(id) => apply_stored(writes.updates.entry(id).or_default()),
+    }
+    Ok(())
 }
 
 /// The incident logic for one event against its ref as the batch left it.
 fn decide<'e>(
     ev: &'e PipelineEvent,
     head: &mut RefNow,
-    writes: &mut Writes<'e>,
+    writes: &mut BatchWrites<'e>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Outcome> {
     let before = RefHead {
@@ -356,12 +414,8 @@ fn decide<'e>(
     let url = ev.pipeline_url.as_str();
     let event_time = ev.finished_at.unwrap_or(now);
     if let Some(id) = head.abandoned.take() {
-        writes.changes.push((
-            IncidentId::Stored(id),
-            Change::Abandoned {
-                at: event_time.timestamp(),
-            },
-        ));
+        // Closed without a fixing pipeline.
+        writes.updates.entry(id).or_default().fixed_at = Some(event_time.timestamp());
     }
     let open = |head: &RefNow| {
         head.open
@@ -379,16 +433,20 @@ fn decide<'e>(
                 ..
             },
         ) => {
-            let id = IncidentId::New(writes.new_incidents.len());
+            let id = IncidentRef::New(writes.new_incidents.len());
             writes.new_incidents.push(NewIncident {
                 project_id: ev.project_id,
                 project_path: &ev.project_path,
                 git_ref: &ev.git_ref,
                 channel: &ev.channel,
                 root_body_json: body_json,
-                pipeline_id: ev.pipeline_id,
-                pipeline_url: url,
+                first_pipeline: ev.pipeline_id,
+                latest_pipeline: ev.pipeline_id,
+                latest_url: url,
+                failures: 1,
                 opened_at: event_time.timestamp(),
+                fixed_at: None,
+                fixed_by: None,
             });
             let status = RootStatus::Broken {
                 since: event_time,
@@ -432,14 +490,21 @@ fn decide<'e>(
         (Step::StillFailing, Notice::Failed { reply_json, .. }) => {
             let mut inc = open(head)?;
             inc.failures += 1;
-            writes.changes.push((
+            let failures = inc.failures;
+            change(
+                writes,
                 inc.id,
-                Change::Failed {
-                    failures: inc.failures,
-                    pipeline_id: ev.pipeline_id,
-                    url: url.to_string(),
+                |n| {
+                    n.failures = failures;
+                    n.latest_pipeline = ev.pipeline_id;
+                    n.latest_url = url;
                 },
-            ));
+                |u| {
+                    u.failures = Some(failures);
+                    u.latest_pipeline = Some(ev.pipeline_id);
+                    u.latest_url = Some(url.to_string());
+                },
+            )?;
             let status = RootStatus::Broken {
                 since: DateTime::from_timestamp(inc.opened_at, 0).unwrap_or(now),
                 failures: inc.failures as u32,
@@ -454,13 +519,19 @@ fn decide<'e>(
         (Step::Fixed, Notice::Succeeded(fixed)) => {
             let inc = open(head)?;
             let broken_for = event_time.timestamp() - inc.opened_at;
-            writes.changes.push((
+            let at = event_time.timestamp();
+            change(
+                writes,
                 inc.id,
-                Change::Fixed {
-                    at: event_time.timestamp(),
-                    by: ev.pipeline_id,
+                |n| {
+                    n.fixed_at = Some(at);
+                    n.fixed_by = Some(ev.pipeline_id);
                 },
-            ));
+                |u| {
+                    u.fixed_at = Some(at);
+                    u.fixed_by = Some(ev.pipeline_id);
+                },
+            )?;
             let status = RootStatus::Fixed {
                 by_pipeline: ev.pipeline_id,
                 by_url: url.to_string(),
@@ -478,7 +549,7 @@ fn decide<'e>(
 /// A reply in the incident's thread, then the root brought up to date. Both go to the
 /// incident's channel so per-channel order keeps them behind the root.
 fn thread_pair(
-    writes: &mut Writes<'_>,
+    writes: &mut BatchWrites<'_>,
     inc: &Incident,
     reply_json: String,
     status: &RootStatus,

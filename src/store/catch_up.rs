@@ -4,9 +4,10 @@
 use sqlx::Row;
 
 use super::{
-    Store, Tx,
-    ingest::{IngestTx, MAX_ROWS, QueuedRow, queue_rows, values_sql},
+    Store,
+    ingest::{QueuedRow, queue_rows},
     on_db, on_tx,
+    stmt::{self, Stmt, values_sql},
 };
 use crate::store::NewMessage;
 
@@ -76,48 +77,23 @@ const WATCHED_COLUMNS: &str = "project_id, path, web_url, first_seen_at, caught_
 
 /// Inserts projects not known yet (catch-up starts from `now_ms` for them: a project's first
 /// sighting is its first start) and follows renames of known ones.
-async fn upsert_projects(tx: &mut Tx, projects: &[SeenProject], now_ms: i64) -> anyhow::Result<()> {
-    let mut sorted: Vec<&SeenProject> = projects.iter().collect();
-    // One lock order for every writer.
-    sorted.sort_by_key(|p| p.project_id);
-    sorted.dedup_by_key(|p| p.project_id);
-    for chunk in sorted.chunks(MAX_ROWS) {
-        let sql = format!(
-            "INSERT INTO gitlab_projects (project_id, path, web_url, first_seen_at, caught_up_to)
-             VALUES {}
-             ON CONFLICT (project_id) DO UPDATE SET path = excluded.path, web_url = excluded.web_url
-              WHERE gitlab_projects.path <> excluded.path
-                 OR gitlab_projects.web_url <> excluded.web_url",
-            values_sql(chunk.len(), 5, 1)
-        );
-        on_tx!(tx, conn => {
-            let mut q = sqlx::query(&sql);
-            for p in chunk {
-                q = q
-                    .bind(p.project_id as i64)
-                    .bind(p.path.as_str())
-                    .bind(p.web_url.as_str())
-                    .bind(now_ms)
-                    .bind(now_ms);
-            }
-            q.execute(conn).await?;
-        });
+pub(super) fn upsert_projects_stmt<'a>(projects: &[&'a SeenProject], now_ms: i64) -> Stmt<'a> {
+    let mut st = Stmt::new(format!(
+        "INSERT INTO gitlab_projects (project_id, path, web_url, first_seen_at, caught_up_to)
+         VALUES {}
+         ON CONFLICT (project_id) DO UPDATE SET path = excluded.path, web_url = excluded.web_url
+          WHERE gitlab_projects.path <> excluded.path
+             OR gitlab_projects.web_url <> excluded.web_url",
+        values_sql(projects.len(), 5, 1)
+    ));
+    for p in projects {
+        st.bind(p.project_id as i64)
+            .bind(p.path.as_str())
+            .bind(p.web_url.as_str())
+            .bind(now_ms)
+            .bind(now_ms);
     }
-    Ok(())
-}
-
-impl IngestTx {
-    /// Records the projects a batch named (see [`Store::watched_projects`]).
-    pub async fn record_projects(
-        &mut self,
-        projects: &[SeenProject],
-        now_ms: i64,
-    ) -> anyhow::Result<()> {
-        if projects.is_empty() {
-            return Ok(());
-        }
-        upsert_projects(self.tx_mut(), projects, now_ms).await
-    }
+    st
 }
 
 impl Store {
@@ -141,7 +117,7 @@ impl Store {
         now_ms: i64,
     ) -> anyhow::Result<WatchedProject> {
         let mut tx = self.begin().await?;
-        upsert_projects(&mut tx, std::slice::from_ref(project), now_ms).await?;
+        stmt::execute(&mut tx, &upsert_projects_stmt(&[project], now_ms)).await?;
         tx.commit().await?;
         let sql = format!("SELECT {WATCHED_COLUMNS} FROM gitlab_projects WHERE project_id = $1");
         on_db!(self.db(), pool => {

@@ -1,13 +1,18 @@
 //! The statements of one ingest batch, a fixed number per batch rather than per event:
 //! de-duplication keys in one statement, the heads of all the batch's refs in one read
-//! (locked on PostgreSQL, so replicas ingesting the same ref at once take turns), then the
-//! writes. Deciding what to write is the writer's (`delivery::ingest`); this only runs SQL.
+//! (locked on PostgreSQL, so replicas ingesting the same ref at once take turns), then one
+//! statement each for new incidents, changed incidents, outbox rows and ref heads. Deciding
+//! what to write is the writer's (`delivery::ingest`); this only runs SQL, on a sqlx
+//! transaction or on the SQLite writer's own connection ([`super::lite`]).
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::Row;
-
-use super::{Engine, OutboxKind, Store, Tx, on_tx};
+use super::{
+    Engine, OutboxKind, Store, Tx,
+    catch_up::{SeenProject, upsert_projects_stmt},
+    lite::{LiteConn, LiteTx},
+    stmt::{self, Get, Stmt, values_sql},
+};
 use crate::slack::blocks::Message;
 
 /// A ref: (project id, ref name).
@@ -35,38 +40,40 @@ pub struct OpenIncident {
     pub root_failed: bool,
 }
 
-/// A new incident's row.
-#[derive(Debug, Clone, Copy)]
+/// An incident in a batch: one the store has, or the batch's n-th new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentRef {
+    Stored(i64),
+    New(usize),
+}
+
+/// A new incident's row, as the batch leaves it.
+#[derive(Debug, Clone)]
 pub struct NewIncident<'a> {
     pub project_id: u64,
     pub project_path: &'a str,
     pub git_ref: &'a str,
     pub channel: &'a str,
     pub root_body_json: &'a str,
-    pub pipeline_id: u64,
-    pub pipeline_url: &'a str,
+    pub first_pipeline: u64,
+    pub latest_pipeline: u64,
+    pub latest_url: &'a str,
+    pub failures: i64,
     /// Unix seconds.
     pub opened_at: i64,
+    pub fixed_at: Option<i64>,
+    pub fixed_by: Option<u64>,
 }
 
-/// A change to an existing incident.
-#[derive(Debug, Clone, PartialEq)]
-pub enum IncidentChange {
-    /// Another failure.
-    Failed {
-        id: i64,
-        failures: i64,
-        pipeline_id: u64,
-        pipeline_url: String,
-    },
-    /// Green again; `fixed_at` in Unix seconds.
-    Fixed {
-        id: i64,
-        fixed_at: i64,
-        fixed_by: u64,
-    },
-    /// Its root could never be posted: closed so the ref's next failure starts a new thread.
-    Abandoned { id: i64, at: i64 },
+/// What a batch changes in a stored incident; `None` leaves a column as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentUpdate {
+    pub failures: Option<i64>,
+    pub latest_pipeline: Option<u64>,
+    pub latest_url: Option<String>,
+    /// Set only where not set yet (Unix seconds).
+    pub fixed_at: Option<i64>,
+    pub fixed_by: Option<u64>,
 }
 
 /// An outbox row, its message already serialised.
@@ -87,46 +94,67 @@ pub struct HeadRow {
     pub project_id: u64,
     pub git_ref: String,
     pub last_pipeline: Option<u64>,
-    pub open_incident: Option<i64>,
+    pub open_incident: Option<IncidentRef>,
+}
+
+/// Everything a batch writes once its events are decided.
+#[derive(Debug, Default)]
+pub struct BatchWrites<'a> {
+    pub new_incidents: Vec<NewIncident<'a>>,
+    pub updates: HashMap<i64, IncidentUpdate>,
+    /// In order (their ids ascend in this order: per-channel FIFO), with the incident each
+    /// belongs to.
+    pub rows: Vec<(Option<IncidentRef>, QueuedRow)>,
+    pub heads: Vec<HeadRow>,
 }
 
 /// One ingest transaction: everything written through it is durable after
 /// [`IngestTx::commit`], or none of it is.
-pub struct IngestTx {
-    tx: Tx,
-    engine: Engine,
+pub struct IngestTx<'c>(On<'c>);
+
+enum On<'c> {
+    Sqlx { tx: Tx, engine: Engine },
+    Lite(LiteTx<'c>),
 }
 
 impl Store {
-    pub async fn begin_ingest(&self) -> anyhow::Result<IngestTx> {
-        Ok(IngestTx {
+    pub async fn begin_ingest(&self) -> anyhow::Result<IngestTx<'static>> {
+        Ok(IngestTx(On::Sqlx {
             tx: self.begin().await?,
             engine: self.engine(),
-        })
+        }))
     }
 }
 
-/// Bind parameters per multi-row statement, well under both engines' limits.
+impl LiteConn {
+    pub fn begin_ingest(&mut self) -> anyhow::Result<IngestTx<'_>> {
+        Ok(IngestTx(On::Lite(self.begin()?)))
+    }
+}
+
+/// Rows per multi-row statement: at 12 columns, 6,000 parameters, well under both engines'
+/// limits (32,766 and 65,535).
 pub(crate) const MAX_ROWS: usize = 500;
 
-/// `($a, $b, …), (…)` for `rows` rows of `width` parameters numbered from `first`.
-pub(crate) fn values_sql(rows: usize, width: usize, first: usize) -> String {
-    let mut sql = String::with_capacity(rows * width * 5);
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..width {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", first + r * width + c));
-        }
-        sql.push(')');
+/// Inserts `keys` (sorted and unique: concurrent batches then take the same locks in the
+/// same order), returning the new ones.
+fn keys_stmt<'a>(keys: &[&'a str], now_ms: i64) -> Stmt<'a> {
+    let mut st = Stmt::new("INSERT INTO dedup_keys (key, seen_at) VALUES ");
+    st.bind(now_ms);
+    for (i, k) in keys.iter().enumerate() {
+        st.sql.push_str(&format!(
+            "{}(${}, $1)",
+            if i == 0 { "" } else { ", " },
+            i + 2
+        ));
+        st.bind(*k);
     }
-    sql
+    st.sql
+        .push_str(" ON CONFLICT (key) DO NOTHING RETURNING key");
+    st
 }
 
-/// Inserts `keys` (sorted and unique: concurrent batches then take the same locks in the
-/// same order) and returns the ones that were new.
+/// Inserts `keys` (sorted and unique) and returns the ones that were new.
 pub(crate) async fn insert_keys(
     tx: &mut Tx,
     keys: &[&str],
@@ -134,30 +162,187 @@ pub(crate) async fn insert_keys(
 ) -> anyhow::Result<HashSet<String>> {
     let mut fresh = HashSet::with_capacity(keys.len());
     for chunk in keys.chunks(MAX_ROWS) {
-        let mut sql = String::from("INSERT INTO dedup_keys (key, seen_at) VALUES ");
-        for i in 0..chunk.len() {
-            sql.push_str(&format!(
-                "{}(${}, $1)",
-                if i == 0 { "" } else { ", " },
-                i + 2
-            ));
-        }
-        sql.push_str(" ON CONFLICT (key) DO NOTHING RETURNING key");
-        let new: Vec<String> = on_tx!(tx, conn => {
-            let mut q = sqlx::query_scalar(&sql).bind(now_ms);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            q.fetch_all(conn).await?
-        });
-        fresh.extend(new);
+        fresh.extend(stmt::fetch(tx, &keys_stmt(chunk, now_ms), |r| r.req_text(0)).await?);
     }
     Ok(fresh)
 }
 
-impl IngestTx {
-    pub(super) fn tx_mut(&mut self) -> &mut Tx {
-        &mut self.tx
+fn bind_refs<'a>(st: &mut Stmt<'a>, refs: &'a [RefKey]) {
+    for (p, r) in refs {
+        st.bind(*p as i64).bind(r.as_str());
+    }
+}
+
+/// The heads of `refs` with their open incidents, in the column order [`ref_state`] reads.
+fn read_refs_stmt(refs: &[RefKey]) -> Stmt<'_> {
+    let mut st = Stmt::new(format!(
+        "SELECT h.project_id, h.git_ref, h.last_pipeline, i.id, i.channel, i.opened_at,
+                i.failures, i.root_body,
+                CAST(CASE WHEN i.root_ts IS NULL AND EXISTS (
+                    SELECT 1 FROM outbox o
+                     WHERE o.incident_id = i.id AND o.kind = 'post' AND o.state = 'failed')
+                THEN 1 ELSE 0 END AS BIGINT)
+           FROM ref_heads h LEFT JOIN incidents i ON i.id = h.open_incident
+          WHERE (h.project_id, h.git_ref) IN (VALUES {})",
+        values_sql(refs.len(), 2, 1)
+    ));
+    bind_refs(&mut st, refs);
+    st
+}
+
+fn ref_state(r: &dyn Get) -> anyhow::Result<(RefKey, RefState)> {
+    let open = match r.int(3)? {
+        Some(id) => Some(OpenIncident {
+            id,
+            channel: r.req_text(4)?,
+            opened_at: r.req_int(5)?,
+            failures: r.req_int(6)?,
+            root_body: serde_json::from_str(&r.req_text(7)?)?,
+            root_failed: r.req_int(8)? != 0,
+        }),
+        None => None,
+    };
+    Ok((
+        (r.req_int(0)? as u64, r.req_text(1)?),
+        RefState {
+            last_pipeline: r.int(2)?.map(|p| p as u64),
+            open,
+        },
+    ))
+}
+
+/// Inserts new incidents with their state as the batch left it; returns each one's
+/// (project, ref, first pipeline) and id, since the order of returned rows is not promised.
+fn incidents_stmt<'a>(incs: &[NewIncident<'a>]) -> Stmt<'a> {
+    let mut st = Stmt::new(format!(
+        "INSERT INTO incidents (project_id, project_path, git_ref, channel, root_body,
+                                first_pipeline, latest_pipeline, latest_url, failures,
+                                opened_at, fixed_at, fixed_by)
+         VALUES {} RETURNING project_id, git_ref, first_pipeline, id",
+        values_sql(incs.len(), 12, 1)
+    ));
+    for inc in incs {
+        st.bind(inc.project_id as i64)
+            .bind(inc.project_path)
+            .bind(inc.git_ref)
+            .bind(inc.channel)
+            .bind(inc.root_body_json)
+            .bind(inc.first_pipeline as i64)
+            .bind(inc.latest_pipeline as i64)
+            .bind(inc.latest_url)
+            .bind(inc.failures)
+            .bind(inc.opened_at)
+            .bind(inc.fixed_at)
+            .bind(inc.fixed_by.map(|p| p as i64));
+    }
+    st
+}
+
+/// Applies the batch's changes to stored incidents in one statement (both engines read a
+/// CTE with named columns and `UPDATE … FROM`).
+fn updates_stmt(updates: &[(i64, IncidentUpdate)]) -> Stmt<'_> {
+    let mut st = Stmt::new(format!(
+        "WITH v (id, failures, latest_pipeline, latest_url, fixed_at, fixed_by) AS (VALUES {})
+         UPDATE incidents
+            SET failures = COALESCE(v.failures, incidents.failures),
+                latest_pipeline = COALESCE(v.latest_pipeline, incidents.latest_pipeline),
+                latest_url = COALESCE(v.latest_url, incidents.latest_url),
+                fixed_at = COALESCE(incidents.fixed_at, v.fixed_at),
+                fixed_by = CASE WHEN incidents.fixed_at IS NULL THEN v.fixed_by
+                                ELSE incidents.fixed_by END
+           FROM v WHERE incidents.id = v.id",
+        values_sql(updates.len(), 6, 1)
+    ));
+    for (id, u) in updates {
+        st.bind(*id)
+            .bind(u.failures)
+            .bind(u.latest_pipeline.map(|p| p as i64))
+            .bind(u.latest_url.as_deref())
+            .bind(u.fixed_at)
+            .bind(u.fixed_by.map(|p| p as i64));
+    }
+    st
+}
+
+/// Inserts outbox rows in order, returning their ids.
+fn outbox_stmt<'a>(rows: &'a [QueuedRow], ids: &[Option<i64>], now_ms: i64) -> Stmt<'a> {
+    let mut st = Stmt::new(format!(
+        "INSERT INTO outbox (channel, kind, incident_id, target_ts, target_id, payload,
+                             next_attempt_at, created_at)
+         VALUES {} RETURNING id",
+        values_sql(rows.len(), 8, 1)
+    ));
+    for (r, incident) in rows.iter().zip(ids) {
+        st.bind(r.channel.as_str())
+            .bind(r.kind.as_str())
+            .bind(*incident)
+            .bind(r.target_ts.as_deref())
+            .bind(r.target_id)
+            .bind(r.payload.as_str())
+            .bind(now_ms)
+            .bind(now_ms);
+    }
+    st
+}
+
+/// Writes the heads of the batch's refs, each once.
+fn heads_stmt<'a>(heads: &'a [HeadRow], open: &[Option<i64>]) -> Stmt<'a> {
+    let mut st = Stmt::new(format!(
+        "INSERT INTO ref_heads (project_id, git_ref, last_pipeline, open_incident)
+         VALUES {}
+         ON CONFLICT (project_id, git_ref) DO UPDATE
+            SET last_pipeline = excluded.last_pipeline, open_incident = excluded.open_incident",
+        values_sql(heads.len(), 4, 1)
+    ));
+    for (h, open) in heads.iter().zip(open) {
+        st.bind(h.project_id as i64)
+            .bind(h.git_ref.as_str())
+            .bind(h.last_pipeline.map(|p| p as i64))
+            .bind(*open);
+    }
+    st
+}
+
+impl IngestTx<'_> {
+    fn engine(&self) -> Engine {
+        match &self.0 {
+            On::Sqlx { engine, .. } => *engine,
+            On::Lite(_) => Engine::Sqlite,
+        }
+    }
+
+    async fn fetch<T>(
+        &mut self,
+        st: &Stmt<'_>,
+        decode: impl Fn(&dyn Get) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Vec<T>> {
+        match &mut self.0 {
+            On::Sqlx { tx, .. } => stmt::fetch(tx, st, decode).await,
+            On::Lite(tx) => tx.fetch(st, decode),
+        }
+    }
+
+    async fn execute(&mut self, st: &Stmt<'_>) -> anyhow::Result<()> {
+        match &mut self.0 {
+            On::Sqlx { tx, .. } => stmt::execute(tx, st).await,
+            On::Lite(tx) => tx.execute(st),
+        }
+    }
+
+    /// Records the projects a batch named (see [`Store::watched_projects`]).
+    pub async fn record_projects(
+        &mut self,
+        projects: &[SeenProject],
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        let mut sorted: Vec<&SeenProject> = projects.iter().collect();
+        // One lock order for every writer.
+        sorted.sort_by_key(|p| p.project_id);
+        sorted.dedup_by_key(|p| p.project_id);
+        for chunk in sorted.chunks(MAX_ROWS) {
+            self.execute(&upsert_projects_stmt(chunk, now_ms)).await?;
+        }
+        Ok(())
     }
 
     /// Records de-duplication keys; returns those not seen before.
@@ -169,7 +354,14 @@ impl IngestTx {
         let mut sorted = keys.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        insert_keys(&mut self.tx, &sorted, now_ms).await
+        let mut fresh = HashSet::with_capacity(sorted.len());
+        for chunk in sorted.chunks(MAX_ROWS) {
+            fresh.extend(
+                self.fetch(&keys_stmt(chunk, now_ms), |r| r.req_text(0))
+                    .await?,
+            );
+        }
+        Ok(fresh)
     }
 
     /// Reads the heads of `refs` with their open incidents. On PostgreSQL the heads are
@@ -183,178 +375,116 @@ impl IngestTx {
         refs.dedup();
         let mut out = HashMap::with_capacity(refs.len());
         for chunk in refs.chunks(MAX_ROWS) {
-            let list = values_sql(chunk.len(), 2, 1);
-            // Row locks need rows: an absent head is created empty, which means the same.
-            let create = format!(
-                "INSERT INTO ref_heads (project_id, git_ref) VALUES {list} ON CONFLICT DO NOTHING"
-            );
-            // Locking and reading are two statements: a read that waited for a lock would
-            // see the locked head's new version but the incident joined to it as it was
-            // before the wait (PostgreSQL re-checks only the locked rows).
-            let lock = format!(
-                "SELECT project_id FROM ref_heads WHERE (project_id, git_ref) IN (VALUES {list})
-                  ORDER BY project_id, git_ref FOR UPDATE"
-            );
-            let read = format!(
-                "SELECT h.project_id, h.git_ref, h.last_pipeline, i.id, i.channel, i.opened_at,
-                        i.failures, i.root_body,
-                        CASE WHEN i.root_ts IS NULL AND EXISTS (
-                            SELECT 1 FROM outbox o
-                             WHERE o.incident_id = i.id AND o.kind = 'post' AND o.state = 'failed')
-                        THEN 1 ELSE 0 END AS root_failed
-                   FROM ref_heads h LEFT JOIN incidents i ON i.id = h.open_incident
-                  WHERE (h.project_id, h.git_ref) IN (VALUES {list})"
-            );
-            let engine = self.engine;
-            let rows: Vec<(RefKey, RefState)> = on_tx!(&mut self.tx, conn => {
-                if engine == Engine::Postgres {
-                    for sql in [&create, &lock] {
-                        let mut q = sqlx::query(sql);
-                        for (p, r) in chunk {
-                            q = q.bind(*p as i64).bind(r.as_str());
-                        }
-                        q.execute(&mut *conn).await?;
-                    }
-                }
-                let mut q = sqlx::query(&read);
-                for (p, r) in chunk {
-                    q = q.bind(*p as i64).bind(r.as_str());
-                }
-                let mut states = Vec::new();
-                for r in q.fetch_all(&mut *conn).await? {
-                    let project: i64 = r.try_get("project_id")?;
-                    let git_ref: String = r.try_get("git_ref")?;
-                    let last: Option<i64> = r.try_get("last_pipeline")?;
-                    let id: Option<i64> = r.try_get("id")?;
-                    let open = match id {
-                        Some(id) => {
-                            let body: String = r.try_get("root_body")?;
-                            Some(OpenIncident {
-                                id,
-                                channel: r.try_get("channel")?,
-                                opened_at: r.try_get("opened_at")?,
-                                failures: r.try_get("failures")?,
-                                root_body: serde_json::from_str(&body)?,
-                                root_failed: r.try_get::<i32, _>("root_failed")? != 0,
-                            })
-                        }
-                        None => None,
-                    };
-                    states.push((
-                        (project as u64, git_ref),
-                        RefState {
-                            last_pipeline: last.map(|p| p as u64),
-                            open,
-                        },
-                    ));
-                }
-                states
-            });
-            out.extend(rows);
+            if self.engine() == Engine::Postgres {
+                let list = values_sql(chunk.len(), 2, 1);
+                // Row locks need rows: an absent head is created empty, which means the same.
+                let mut create = Stmt::new(format!(
+                    "INSERT INTO ref_heads (project_id, git_ref) VALUES {list} ON CONFLICT DO NOTHING"
+                ));
+                bind_refs(&mut create, chunk);
+                self.execute(&create).await?;
+                // Locking and reading are two statements: a read that waited for a lock would
+                // see the locked head's new version but the incident joined to it as it was
+                // before the wait (PostgreSQL re-checks only the locked rows).
+                let mut lock = Stmt::new(format!(
+                    "SELECT project_id FROM ref_heads WHERE (project_id, git_ref) IN (VALUES {list})
+                      ORDER BY project_id, git_ref FOR UPDATE"
+                ));
+                bind_refs(&mut lock, chunk);
+                self.execute(&lock).await?;
+            }
+            out.extend(self.fetch(&read_refs_stmt(chunk), ref_state).await?);
         }
         Ok(out)
     }
 
-    pub async fn open_incident(&mut self, inc: &NewIncident<'_>) -> anyhow::Result<i64> {
-        let sql = "INSERT INTO incidents (project_id, project_path, git_ref, channel, root_body,
-                                          first_pipeline, latest_pipeline, latest_url, failures,
-                                          opened_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $6, $7, 1, $8) RETURNING id";
-        Ok(on_tx!(&mut self.tx, conn => sqlx::query_scalar(sql)
-            .bind(inc.project_id as i64)
-            .bind(inc.project_path)
-            .bind(inc.git_ref)
-            .bind(inc.channel)
-            .bind(inc.root_body_json)
-            .bind(inc.pipeline_id as i64)
-            .bind(inc.pipeline_url)
-            .bind(inc.opened_at)
-            .fetch_one(conn)
-            .await?))
-    }
-
-    pub async fn change_incident(&mut self, change: &IncidentChange) -> anyhow::Result<()> {
-        match change {
-            IncidentChange::Failed {
-                id,
-                failures,
-                pipeline_id,
-                pipeline_url,
-            } => {
-                let sql =
-                    "UPDATE incidents SET failures = $1, latest_pipeline = $2, latest_url = $3
-                           WHERE id = $4";
-                on_tx!(&mut self.tx, conn => {
-                    sqlx::query(sql)
-                            .bind(*failures)
-                            .bind(*pipeline_id as i64)
-                            .bind(pipeline_url.as_str())
-                            .bind(*id)
-                            .execute(conn)
-                            .await?;
-                });
-            }
-            IncidentChange::Abandoned { id, at } => {
-                let sql = "UPDATE incidents SET fixed_at = $1 WHERE id = $2 AND fixed_at IS NULL";
-                on_tx!(&mut self.tx, conn => {
-                    sqlx::query(sql).bind(*at).bind(*id).execute(conn).await?;
-                });
-            }
-            IncidentChange::Fixed {
-                id,
-                fixed_at,
-                fixed_by,
-            } => {
-                let sql = "UPDATE incidents SET fixed_at = $1, fixed_by = $2 WHERE id = $3";
-                on_tx!(&mut self.tx, conn => {
-                    sqlx::query(sql)
-                            .bind(*fixed_at)
-                            .bind(*fixed_by as i64)
-                            .bind(*id)
-                            .execute(conn)
-                            .await?;
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues rows in order (their ids ascend in this order: per-channel FIFO).
-    pub async fn queue(&mut self, rows: &[QueuedRow], now_ms: i64) -> anyhow::Result<()> {
-        queue_rows(&mut self.tx, rows, now_ms).await.map(|_| ())
-    }
-
-    /// Writes the heads of the batch's refs, each once.
-    pub async fn set_heads(&mut self, heads: &[HeadRow]) -> anyhow::Result<()> {
-        for chunk in heads.chunks(MAX_ROWS) {
-            let sql = format!(
-                "INSERT INTO ref_heads (project_id, git_ref, last_pipeline, open_incident)
-                 VALUES {}
-                 ON CONFLICT (project_id, git_ref) DO UPDATE
-                    SET last_pipeline = excluded.last_pipeline, open_incident = excluded.open_incident",
-                values_sql(chunk.len(), 4, 1)
+    /// Writes what a batch decided: new incidents, changes to stored ones, outbox rows and
+    /// ref heads, one statement each (per [`MAX_ROWS`] rows). Returns the new incidents' ids
+    /// in the order of `w.new_incidents`.
+    pub async fn write(&mut self, w: BatchWrites<'_>, now_ms: i64) -> anyhow::Result<Vec<i64>> {
+        let mut new_ids = Vec::with_capacity(w.new_incidents.len());
+        for chunk in w.new_incidents.chunks(MAX_ROWS) {
+            let got: HashMap<(u64, String, u64), i64> = self
+                .fetch(&incidents_stmt(chunk), |r| {
+                    Ok((
+                        (r.req_int(0)? as u64, r.req_text(1)?, r.req_int(2)? as u64),
+                        r.req_int(3)?,
+                    ))
+                })
+                .await?
+                .into_iter()
+                .collect();
+            anyhow::ensure!(
+                got.len() == chunk.len(),
+                "two new incidents of a batch share a ref and first pipeline"
             );
-            on_tx!(&mut self.tx, conn => {
-                let mut q = sqlx::query(&sql);
-                for h in chunk {
-                    q = q
-                        .bind(h.project_id as i64)
-                        .bind(h.git_ref.as_str())
-                        .bind(h.last_pipeline.map(|p| p as i64))
-                        .bind(h.open_incident);
-                }
-                q.execute(conn).await?;
-            });
+            for inc in chunk {
+                let key = (inc.project_id, inc.git_ref.to_string(), inc.first_pipeline);
+                new_ids.push(
+                    *got.get(&key)
+                        .ok_or_else(|| anyhow::anyhow!("a new incident returned no id"))?,
+                );
+            }
         }
-        Ok(())
+        let resolve = |r: IncidentRef| match r {
+            IncidentRef::Stored(id) => Ok(id),
+            IncidentRef::New(i) => new_ids
+                .get(i)
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("no new incident {i} in the batch")),
+        };
+
+        let mut updates: Vec<(i64, IncidentUpdate)> = w.updates.into_iter().collect();
+        // One lock order for every writer.
+        updates.sort_unstable_by_key(|(id, _)| *id);
+        for chunk in updates.chunks(MAX_ROWS) {
+            self.execute(&updates_stmt(chunk)).await?;
+        }
+
+        let (incidents, rows): (Vec<Option<IncidentRef>>, Vec<QueuedRow>) =
+            w.rows.into_iter().unzip();
+        let incidents = incidents
+            .into_iter()
+            .map(|r| r.map(resolve).transpose())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        queue_rows_in(self, &rows, &incidents, now_ms).await?;
+
+        let open = w
+            .heads
+            .iter()
+            .map(|h| h.open_incident.map(resolve).transpose())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (heads, open) in w.heads.chunks(MAX_ROWS).zip(open.chunks(MAX_ROWS)) {
+            self.execute(&heads_stmt(heads, open)).await?;
+        }
+        Ok(new_ids)
     }
 
     pub async fn commit(self) -> anyhow::Result<()> {
-        self.tx.commit().await
+        match self.0 {
+            On::Sqlx { tx, .. } => tx.commit().await,
+            On::Lite(tx) => tx.commit(),
+        }
     }
 }
 
-/// Inserts outbox rows in order; returns their ids.
+async fn queue_rows_in(
+    tx: &mut IngestTx<'_>,
+    rows: &[QueuedRow],
+    incidents: &[Option<i64>],
+    now_ms: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for (rows, incidents) in rows.chunks(MAX_ROWS).zip(incidents.chunks(MAX_ROWS)) {
+        ids.extend(
+            tx.fetch(&outbox_stmt(rows, incidents, now_ms), |r| r.req_int(0))
+                .await?,
+        );
+    }
+    Ok(ids)
+}
+
+/// Inserts outbox rows in order on a sqlx transaction; returns their ids.
 pub(crate) async fn queue_rows(
     tx: &mut Tx,
     rows: &[QueuedRow],
@@ -362,47 +492,13 @@ pub(crate) async fn queue_rows(
 ) -> anyhow::Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(MAX_ROWS) {
-        let mut sql = String::from(
-            "INSERT INTO outbox (channel, kind, incident_id, target_ts, target_id, payload, next_attempt_at, created_at) VALUES ",
+        let incidents: Vec<Option<i64>> = chunk.iter().map(|r| r.incident_id).collect();
+        ids.extend(
+            stmt::fetch(tx, &outbox_stmt(chunk, &incidents, now_ms), |r| {
+                r.req_int(0)
+            })
+            .await?,
         );
-        for i in 0..chunk.len() {
-            let b = 2 + i * 6;
-            sql.push_str(&format!(
-                "{}(${b}, ${}, ${}, ${}, ${}, ${}, $1, $1)",
-                if i == 0 { "" } else { ", " },
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5
-            ));
-        }
-        sql.push_str(" RETURNING id");
-        let new: Vec<i64> = on_tx!(tx, conn => {
-            let mut q = sqlx::query_scalar(&sql).bind(now_ms);
-            for r in chunk {
-                q = q
-                    .bind(r.channel.as_str())
-                    .bind(r.kind.as_str())
-                    .bind(r.incident_id)
-                    .bind(r.target_ts.as_deref())
-                    .bind(r.target_id)
-                    .bind(r.payload.as_str());
-            }
-            q.fetch_all(conn).await?
-        });
-        ids.extend(new);
     }
     Ok(ids)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::values_sql;
-
-    #[test]
-    fn placeholders_are_numbered_row_by_row() {
-        assert_eq!(values_sql(2, 2, 1), "($1, $2), ($3, $4)");
-        assert_eq!(values_sql(1, 3, 5), "($5, $6, $7)");
-    }
 }

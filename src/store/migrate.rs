@@ -169,7 +169,7 @@ pub async fn copy(from: &Store, to: &Store) -> anyhow::Result<Vec<(&'static str,
             let sql = format!(
                 "INSERT INTO {table} ({}) VALUES {}",
                 names.join(", "),
-                super::ingest::values_sql(chunk.len(), columns.len(), 1)
+                super::stmt::values_sql(chunk.len(), columns.len(), 1)
             );
             on_tx!(&mut tx, conn => {
                 let mut q = sqlx::query(&sql);

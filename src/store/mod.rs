@@ -8,9 +8,11 @@
 
 pub mod catch_up;
 pub mod ingest;
+pub mod lite;
 pub mod migrate;
 pub mod outbox;
 pub mod reap;
+mod stmt;
 pub mod watch;
 
 use std::{str::FromStr, sync::Arc, time::Duration};

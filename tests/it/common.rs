@@ -201,6 +201,28 @@ impl TestDb {
         }
     }
 
+    /// The first column of every row `query` returns, as text.
+    pub async fn texts(&self, query: &str) -> Vec<String> {
+        let url = self.url.expose();
+        if self.is_postgres() {
+            let pool = sqlx::PgPool::connect(url).await.expect("pool");
+            let v = sqlx::query_scalar(query)
+                .fetch_all(&pool)
+                .await
+                .expect("sql");
+            pool.close().await;
+            v
+        } else {
+            let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
+            let v = sqlx::query_scalar(query)
+                .fetch_all(&pool)
+                .await
+                .expect("sql");
+            pool.close().await;
+            v
+        }
+    }
+
     pub async fn scalar(&self, query: &str) -> i64 {
         let url = self.url.expose();
         if self.is_postgres() {

@@ -16,6 +16,7 @@ mod fleet_runner_metrics;
 mod fleet_scaleway;
 mod fleet_status;
 mod hostile;
+mod ingest_batch;
 mod lifecycle;
 mod manifest;
 mod notify_props;
