@@ -57,9 +57,20 @@ pub struct Outcome {
     pub outcome: String,
 }
 
-/// Every metric the bot exports; cheap to clone.
+/// Every metric the bot exports. One `Arc`: the HTTP layers clone it per request, and
+/// cloning some thirty handles was 7 % of the CPU of an ignored webhook.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+pub struct MetricSet {
     registry: Arc<Registry>,
     pub webhooks_received: Counter,
     pub webhooks_rejected: Family<Reason, Counter>,
@@ -316,7 +327,7 @@ impl Metrics {
              otherwise ignored, by endpoint (commands, interactions, events)",
             slack_foreign_team.clone(),
         );
-        Self {
+        Self(Arc::new(MetricSet {
             registry: Arc::new(r),
             webhooks_received,
             webhooks_rejected,
@@ -347,7 +358,7 @@ impl Metrics {
             catch_up_last_complete,
             hooks_disabled,
             slack_foreign_team,
-        }
+        }))
     }
 
     pub fn connection_closed(&self, reason: &str) {

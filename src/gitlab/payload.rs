@@ -19,6 +19,7 @@ use serde::{
     Deserialize, Deserializer,
     de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor},
 };
+use serde_json::value::RawValue;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PipelineHook<'a> {
@@ -269,10 +270,11 @@ pub struct Parsed<'a> {
 }
 
 /// Reads a Pipeline Hook in one pass, as strictly as deserializing a
-/// [`PipelineHook`] would, but asks `wants_jobs` (with what precedes `builds`)
-/// whether to read the job list or only check that it is valid JSON. GitLab
-/// sends `builds` last, so the policy can decide there; when a required field
-/// comes later, the jobs are read.
+/// [`PipelineHook`] would, but asks `wants_jobs` whether to read the job list or only
+/// check that it is valid JSON. GitLab sends `builds` last, so the policy decides there;
+/// when `builds` comes before the attributes or the project, the list is scanned, kept as a
+/// slice of the body, and read at the end only if `wants_jobs` (with the whole head) wants
+/// it.
 pub fn parse_pipeline<'a>(
     body: &'a [u8],
     wants_jobs: impl FnMut(&PipelineHead<'_>) -> bool,
@@ -337,6 +339,7 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
         let mut commit: Option<Option<Commit>> = None;
         let mut builds: Option<Option<Vec<Build<'de>>>> = None;
         let mut source_pipeline: Option<Option<SourcePipeline>> = None;
+        let mut raw_builds: Option<&'de RawValue> = None;
         let mut jobs_read = true;
         while let Some(field) = map.next_key::<Field>()? {
             match field {
@@ -350,26 +353,28 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
                     once_lenient(&mut map, &mut source_pipeline, "source_pipeline")?
                 }
                 Field::Builds => {
-                    if builds.is_some() || !jobs_read {
+                    if builds.is_some() || raw_builds.is_some() || !jobs_read {
                         return Err(de::Error::duplicate_field("builds"));
                     }
-                    jobs_read = match (&object_kind, &attributes, &project) {
-                        (Some(kind), Some(a), Some(p)) => {
+                    match (&attributes, &project) {
+                        (Some(a), Some(p)) => {
                             let unnamed = Project::default();
-                            (self.0)(&PipelineHead::new(
-                                kind,
+                            jobs_read = (self.0)(&PipelineHead::new(
+                                object_kind.as_deref().unwrap_or("pipeline"),
                                 a,
                                 merge_request.flatten().is_some(),
                                 p.as_ref().unwrap_or(&unnamed),
                                 source_pipeline.as_ref().and_then(Option::as_ref),
-                            ))
+                            ));
+                            if jobs_read {
+                                builds = Some(map.next_value()?);
+                            } else {
+                                map.next_value::<IgnoredAny>()?;
+                            }
                         }
-                        _ => true,
-                    };
-                    if jobs_read {
-                        builds = Some(map.next_value()?);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
+                        // The jobs came before what the policy reads: only checked as JSON
+                        // and kept as a slice of the body, to be read once the rest is.
+                        _ => raw_builds = Some(map.next_value::<&'de RawValue>()?),
                     }
                 }
                 Field::Other => {
@@ -377,11 +382,27 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
                 }
             }
         }
+        let attributes = attributes.ok_or_else(|| de::Error::missing_field("object_attributes"))?;
+        if let Some(raw) = raw_builds {
+            let unnamed = Project::default();
+            jobs_read = (self.0)(&PipelineHead::new(
+                object_kind.as_deref().unwrap_or("pipeline"),
+                &attributes,
+                merge_request.flatten().is_some(),
+                project
+                    .as_ref()
+                    .and_then(Option::as_ref)
+                    .unwrap_or(&unnamed),
+                source_pipeline.as_ref().and_then(Option::as_ref),
+            ));
+            if jobs_read {
+                builds = Some(serde_json::from_str(raw.get()).map_err(de::Error::custom)?);
+            }
+        }
         Ok(Parsed {
             hook: PipelineHook {
                 object_kind: object_kind.unwrap_or_else(pipeline_kind),
-                object_attributes: attributes
-                    .ok_or_else(|| de::Error::missing_field("object_attributes"))?,
+                object_attributes: attributes,
                 merge_request: merge_request.flatten(),
                 user: user.flatten(),
                 project: project.flatten().unwrap_or_default(),
@@ -485,14 +506,22 @@ fn lenient_time<'de, D>(d: D) -> Result<Option<DateTime<Utc>>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    let Some(raw) = Option::<String>::deserialize(d)? else {
+    let Some(raw) = Option::<Borrowed<'de>>::deserialize(d)? else {
         return Ok(None);
     };
-    Ok(parse_time(&raw))
+    Ok(parse_time(&raw.0))
 }
 
 pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
+    if let Some(naive) = raw.strip_suffix(" UTC") {
+        // GitLab's webhook format, read as RFC 3339: chrono parses that without a format
+        // string to interpret, on every pipeline event.
+        let iso = format!("{}Z", naive.replacen(' ', "T", 1));
+        if let Ok(t) = DateTime::parse_from_rfc3339(&iso) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
     }
@@ -572,12 +601,43 @@ mod tests {
     }
 
     #[test]
-    fn jobs_before_the_policy_fields_are_read() {
+    fn jobs_before_the_policy_fields_wait_for_the_policy() {
         let body = r#"{"builds":[{"id":1,"name":"a","status":"failed"}],"object_kind":"pipeline",
-            "object_attributes":{"id":2,"ref":"main","status":"failed"},"project":{"id":3,"path_with_namespace":"g/p"}}"#;
-        let p = parse_pipeline(body.as_bytes(), |_| panic!("not asked")).expect("parsed");
+            "object_attributes":{"id":2,"ref":"main","status":"failed"},"project":{"id":3,"path_with_namespace":"g/p"},
+            "source_pipeline":{"pipeline_id":9}}"#;
+        let mut asked = Vec::new();
+        let p = parse_pipeline(body.as_bytes(), |h| {
+            asked.push((h.git_ref.to_string(), h.project_key, h.source_pipeline_id));
+            true
+        })
+        .expect("parsed");
+        // Asked once, with the fields that came after the jobs.
+        assert_eq!(asked, [("main".to_string(), Some(3), Some(9))]);
         assert!(p.jobs_read);
         assert_eq!(p.hook.builds.len(), 1);
+        assert!(matches!(p.hook.builds[0].name, Cow::Borrowed("a")));
+
+        // An ignored ref: the jobs are only checked as JSON, whatever their shape.
+        let odd = body.replace(r#""id":1,"#, r#""id":"one","#);
+        let p = parse_pipeline(odd.as_bytes(), |_| false).expect("ignored");
+        assert!(!p.jobs_read && p.hook.builds.is_empty());
+        assert!(parse_pipeline(odd.as_bytes(), |_| true).is_err());
+        let broken = body.replace(r#""failed"}],"#, r#""failed"]],"#);
+        assert!(parse_pipeline(broken.as_bytes(), |_| false).is_err());
+    }
+
+    #[test]
+    fn jobs_after_attributes_but_before_the_project_wait_too() {
+        let body = r#"{"object_attributes":{"id":2,"ref":"main","status":"failed"},
+            "builds":[{"id":1,"name":"a","status":"failed"}],"project":{"id":3}}"#;
+        let mut keys = Vec::new();
+        let p = parse_pipeline(body.as_bytes(), |h| {
+            keys.push(h.project_key);
+            false
+        })
+        .expect("parsed");
+        assert_eq!(keys, [Some(3)]);
+        assert!(!p.jobs_read && p.hook.builds.is_empty());
     }
 
     #[test]

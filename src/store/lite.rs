@@ -65,11 +65,14 @@ impl LiteConn {
     }
 
     /// Copies the write-ahead log into the database where no reader needs it, so the log
-    /// starts over instead of growing; never waits for readers.
-    pub fn checkpoint(&mut self) -> anyhow::Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
+    /// starts over instead of growing; never waits for readers. Returns the frames in the
+    /// log and how many of them are now in the database.
+    pub fn checkpoint(&mut self) -> anyhow::Result<(i64, i64)> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })?)
     }
 }
 

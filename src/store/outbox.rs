@@ -157,17 +157,39 @@ impl Store {
     /// The oldest undelivered row of every channel: per-channel FIFO keeps
     /// roots before replies and posts before the updates that refer to them.
     pub async fn outbox_heads(&self) -> anyhow::Result<Vec<OutboxRow>> {
-        let sql = "SELECT * FROM outbox WHERE id IN (
-                       SELECT MIN(id) FROM outbox WHERE state IN ('pending', 'attempting') GROUP BY channel)
+        // The worker asks after every ingest batch, and a backlog (Slack slow, or paced) can
+        // be long: the pending channels are found by a loose index scan of `outbox_open`
+        // (one index probe per channel, not a pass over every pending row), then each
+        // channel's oldest pending row. A row being attempted is its channel's head.
+        let sql = "WITH RECURSIVE ch(channel) AS (
+                       SELECT MIN(channel) FROM outbox WHERE state = 'pending'
+                       UNION ALL
+                       SELECT (SELECT MIN(o.channel) FROM outbox o
+                                WHERE o.state = 'pending' AND o.channel > ch.channel)
+                         FROM ch WHERE ch.channel IS NOT NULL)
+                   SELECT * FROM outbox WHERE id IN (
+                       SELECT (SELECT MIN(o.id) FROM outbox o
+                                WHERE o.state = 'pending' AND o.channel = ch.channel)
+                         FROM ch WHERE ch.channel IS NOT NULL
+                       UNION ALL
+                       SELECT id FROM outbox WHERE state = 'attempting')
                    ORDER BY next_attempt_at, id";
-        on_db!(self.db(), pool => {
+        let rows: Vec<OutboxRow> = on_db!(self.db(), pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(outbox_row!(r));
             }
-            Ok(out)
-        })
+            out
+        });
+        // A channel with a row being attempted also has a pending head behind it.
+        let mut first: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for r in &rows {
+            let id = first.entry(r.channel.as_str()).or_insert(r.id);
+            *id = (*id).min(r.id);
+        }
+        let keep: std::collections::HashSet<i64> = first.into_values().collect();
+        Ok(rows.into_iter().filter(|r| keep.contains(&r.id)).collect())
     }
 
     /// Recorded (and committed) before the Slack call, so a crash during the

@@ -172,3 +172,33 @@ on_both_engines! {
         }
     }
 }
+
+/// The writer's commits leave the log alone (no checkpoint inside a commit); its own
+/// checkpoint, run between batches, copies all of it.
+#[tokio::test]
+async fn the_writer_checkpoints_between_batches_not_in_commits() {
+    let test_db = TestDb::new(Db::Sqlite).await;
+    let store = test_db.store().await;
+    let notify = settings(&[]).notify;
+    let now = Utc::now();
+    let mut lite = store
+        .ingest_connection()
+        .expect("the writer's connection")
+        .expect("SQLite has one");
+    // From an empty log: the next write after a full checkpoint starts it over.
+    lite.checkpoint().expect("checkpoint");
+    // Enough pages to pass SQLite's default threshold of 1,000 for an automatic checkpoint.
+    for i in 0..400u64 {
+        let events: Vec<PipelineEvent> = (0..4)
+            .map(|j| event(1000 + i * 4 + j, &format!("v{i}.{j}"), "failed", &notify))
+            .collect();
+        let tx = lite.begin_ingest().expect("begin");
+        apply(tx, &events, &[], now).await.expect("apply");
+    }
+    let (log, copied) = lite.checkpoint().expect("checkpoint");
+    assert!(
+        log > 1_000,
+        "the commits checkpointed the log themselves: {log} frames left"
+    );
+    assert_eq!(copied, log, "no reader holds the log back");
+}
