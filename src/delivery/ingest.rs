@@ -319,6 +319,7 @@ pub async fn apply(
         .collect();
 
     let mut writes = BatchWrites::default();
+    let mut roots = RootUpdates::default();
     let mut outcomes = Vec::with_capacity(events.len());
     for (ev, new) in events.iter().zip(new) {
         if !new {
@@ -328,8 +329,9 @@ pub async fn apply(
         let head = heads
             .entry((ev.project_id, ev.git_ref.clone()))
             .or_default();
-        outcomes.push(decide(ev, head, &mut writes, now)?);
+        outcomes.push(decide(ev, head, &mut writes, &mut roots, now)?);
     }
+    roots.finish(&mut writes.rows)?;
     writes.heads = heads
         .into_iter()
         .filter(|(_, h)| h.touched)
@@ -398,6 +400,7 @@ fn decide<'e>(
     ev: &'e PipelineEvent,
     head: &mut RefNow,
     writes: &mut BatchWrites<'e>,
+    roots: &mut RootUpdates,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Outcome> {
     let before = RefHead {
@@ -417,9 +420,9 @@ fn decide<'e>(
         // Closed without a fixing pipeline.
         writes.updates.entry(id).or_default().fixed_at = Some(event_time.timestamp());
     }
-    let open = |head: &RefNow| {
+    let open = |head: &mut RefNow| {
         head.open
-            .clone()
+            .take()
             .ok_or_else(|| anyhow::anyhow!("ref is broken but has no open incident"))
     };
     Ok(match (step, &ev.notice) {
@@ -511,7 +514,7 @@ fn decide<'e>(
                 latest_pipeline: ev.pipeline_id,
                 latest_url: url.to_string(),
             };
-            thread_pair(writes, &inc, reply_json.clone(), &status)?;
+            thread_pair(writes, roots, &inc, reply_json.clone(), status);
             let id = inc.id;
             head.open = Some(inc);
             Outcome::StillFailing(id)
@@ -538,7 +541,7 @@ fn decide<'e>(
                 broken_for_secs: broken_for,
             };
             let reply = serde_json::to_string(&fixed.message(broken_for))?;
-            thread_pair(writes, &inc, reply, &status)?;
+            thread_pair(writes, roots, &inc, reply, status);
             head.open = None;
             Outcome::Fixed(inc.id)
         }
@@ -550,14 +553,15 @@ fn decide<'e>(
 /// incident's channel so per-channel order keeps them behind the root.
 fn thread_pair(
     writes: &mut BatchWrites<'_>,
+    roots: &mut RootUpdates,
     inc: &Incident,
     reply_json: String,
-    status: &RootStatus,
-) -> anyhow::Result<()> {
-    let update = serde_json::to_string(&render::root_message(&inc.root_body, status))?;
+    status: RootStatus,
+) {
     for (kind, payload) in [
         (OutboxKind::Reply, reply_json),
-        (OutboxKind::Update, update),
+        // Rendered once the batch is decided: see `RootUpdates`.
+        (OutboxKind::Update, String::new()),
     ] {
         writes.rows.push((
             Some(inc.id),
@@ -571,5 +575,49 @@ fn thread_pair(
             },
         ));
     }
-    Ok(())
+    roots.push(inc, writes.rows.len() - 1, status);
+}
+
+/// The root updates of a batch: only an incident's last one is sent, in the last one's place.
+/// Each replaces the whole root message, so an earlier one in the same batch would only be
+/// overwritten a moment later, at the cost of a `chat.update` call (Slack allows about 50 a
+/// minute) and of a rendered root stored for nothing.
+#[derive(Default)]
+struct RootUpdates {
+    /// Incident → (its update row, the status to show, the root's body).
+    last: HashMap<IncidentRef, (usize, RootStatus, Message)>,
+    superseded: HashSet<usize>,
+}
+
+impl RootUpdates {
+    fn push(&mut self, inc: &Incident, row: usize, status: RootStatus) {
+        match self.last.get_mut(&inc.id) {
+            Some((old, st, _)) => {
+                self.superseded.insert(*old);
+                *old = row;
+                *st = status;
+            }
+            None => {
+                self.last
+                    .insert(inc.id, (row, status, inc.root_body.clone()));
+            }
+        }
+    }
+
+    /// Renders the surviving updates into their rows and drops the superseded ones.
+    fn finish(self, rows: &mut Vec<(Option<IncidentRef>, QueuedRow)>) -> anyhow::Result<()> {
+        for (row, status, body) in self.last.into_values() {
+            if let Some((_, r)) = rows.get_mut(row) {
+                r.payload = serde_json::to_string(&render::root_message(&body, &status))?;
+            }
+        }
+        if !self.superseded.is_empty() {
+            let mut i = 0;
+            rows.retain(|_| {
+                i += 1;
+                !self.superseded.contains(&(i - 1))
+            });
+        }
+        Ok(())
+    }
 }

@@ -41,7 +41,7 @@ pub struct OpenIncident {
 }
 
 /// An incident in a batch: one the store has, or the batch's n-th new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IncidentRef {
     Stored(i64),
     New(usize),

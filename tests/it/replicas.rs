@@ -94,7 +94,13 @@ async fn concurrent_replicas_keep_one_incident_and_an_ordered_thread() {
         .filter(|p| p.method == "chat.update")
         .map(|p| &p.body)
         .collect();
-    assert_eq!(updates.len(), replies.len());
+    // At most one update per reply: a batch sends only an incident's last root update.
+    assert!(
+        !updates.is_empty() && updates.len() <= replies.len(),
+        "{} updates for {} replies",
+        updates.len(),
+        replies.len()
+    );
     if let (Some(last), Some(newest)) = (updates.last(), said.last()) {
         assert!(last.to_string().contains(&format!("#{newest}>")), "{last}");
     }
