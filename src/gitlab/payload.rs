@@ -269,20 +269,34 @@ pub struct Parsed<'a> {
     pub jobs_read: bool,
 }
 
-/// Reads a Pipeline Hook in one pass, as strictly as deserializing a
-/// [`PipelineHook`] would, but asks `wants_jobs` whether to read the job list or only
-/// check that it is valid JSON. GitLab sends `builds` last, so the policy decides there;
-/// when `builds` comes before the attributes or the project, the list is scanned, kept as a
-/// slice of the body, and read at the end only if `wants_jobs` (with the whole head) wants
-/// it.
+/// Reads a Pipeline Hook in one pass, as strictly as deserializing a [`PipelineHook`]
+/// would, but asks `wants_jobs` whether to read the job list. GitLab sends `builds` last:
+/// when the policy ignores the event there, reading stops (the body was authenticated, and
+/// nothing is done with an ignored event), as long as the body ends as an object does. When
+/// `builds` comes before the attributes or the project, the list is checked as JSON, kept as
+/// a slice of the body, and read at the end only if `wants_jobs` (with the whole head)
+/// wants it.
 pub fn parse_pipeline<'a>(
     body: &'a [u8],
     wants_jobs: impl FnMut(&PipelineHead<'_>) -> bool,
 ) -> serde_json::Result<Parsed<'a>> {
+    let mut stopped = None;
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = HookSeed(wants_jobs).deserialize(&mut de)?;
-    de.end()?;
-    Ok(parsed)
+    let seed = HookSeed {
+        wants_jobs,
+        stopped: &mut stopped,
+    };
+    match seed.deserialize(&mut de) {
+        Ok(parsed) => {
+            de.end()?;
+            Ok(parsed)
+        }
+        Err(e) => match stopped {
+            Some(parsed) if body.trim_ascii_end().ends_with(b"}") => Ok(parsed),
+            Some(_) => Err(de::Error::custom("the body does not end as a JSON object")),
+            None => Err(e),
+        },
+    }
 }
 
 #[derive(Deserialize)]
@@ -300,9 +314,13 @@ enum Field {
     Other,
 }
 
-struct HookSeed<F>(F);
+struct HookSeed<'s, 'de, F> {
+    wants_jobs: F,
+    /// What was read when the policy ignored the event and reading stopped.
+    stopped: &'s mut Option<Parsed<'de>>,
+}
 
-impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> DeserializeSeed<'de> for HookSeed<F> {
+impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> DeserializeSeed<'de> for HookSeed<'_, 'de, F> {
     type Value = Parsed<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Parsed<'de>, D::Error> {
@@ -323,7 +341,59 @@ fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
     Ok(())
 }
 
-impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
+/// The fields of a hook as they are read.
+#[derive(Default)]
+struct Fields<'de> {
+    object_kind: Option<String>,
+    attributes: Option<PipelineAttributes>,
+    merge_request: Option<Option<IgnoredAny>>,
+    user: Option<Option<User>>,
+    project: Option<Option<Project>>,
+    commit: Option<Option<Commit>>,
+    builds: Option<Option<Vec<Build<'de>>>>,
+    source_pipeline: Option<Option<SourcePipeline>>,
+}
+
+impl<'de> Fields<'de> {
+    /// Asks the policy, with what has been read, whether it wants the jobs.
+    fn wants_jobs(
+        &self,
+        attributes: &PipelineAttributes,
+        wants: &mut impl FnMut(&PipelineHead<'_>) -> bool,
+    ) -> bool {
+        let unnamed = Project::default();
+        wants(&PipelineHead::new(
+            self.object_kind.as_deref().unwrap_or("pipeline"),
+            attributes,
+            self.merge_request.flatten().is_some(),
+            self.project
+                .as_ref()
+                .and_then(Option::as_ref)
+                .unwrap_or(&unnamed),
+            self.source_pipeline.as_ref().and_then(Option::as_ref),
+        ))
+    }
+
+    fn parsed<E: de::Error>(self, jobs_read: bool) -> Result<Parsed<'de>, E> {
+        Ok(Parsed {
+            hook: PipelineHook {
+                object_kind: self.object_kind.unwrap_or_else(pipeline_kind),
+                object_attributes: self
+                    .attributes
+                    .ok_or_else(|| de::Error::missing_field("object_attributes"))?,
+                merge_request: self.merge_request.flatten(),
+                user: self.user.flatten(),
+                project: self.project.flatten().unwrap_or_default(),
+                commit: self.commit.flatten(),
+                builds: self.builds.flatten().unwrap_or_default(),
+                source_pipeline: self.source_pipeline.flatten(),
+            },
+            jobs_read,
+        })
+    }
+}
+
+impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<'_, 'de, F> {
     type Value = Parsed<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -331,45 +401,31 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Parsed<'de>, A::Error> {
-        let mut object_kind: Option<String> = None;
-        let mut attributes: Option<PipelineAttributes> = None;
-        let mut merge_request: Option<Option<IgnoredAny>> = None;
-        let mut user: Option<Option<User>> = None;
-        let mut project: Option<Option<Project>> = None;
-        let mut commit: Option<Option<Commit>> = None;
-        let mut builds: Option<Option<Vec<Build<'de>>>> = None;
-        let mut source_pipeline: Option<Option<SourcePipeline>> = None;
+        let mut f = Fields::default();
         let mut raw_builds: Option<&'de RawValue> = None;
-        let mut jobs_read = true;
         while let Some(field) = map.next_key::<Field>()? {
             match field {
-                Field::ObjectKind => once(&mut map, &mut object_kind, "object_kind")?,
-                Field::ObjectAttributes => once(&mut map, &mut attributes, "object_attributes")?,
-                Field::MergeRequest => once(&mut map, &mut merge_request, "merge_request")?,
-                Field::User => once_lenient(&mut map, &mut user, "user")?,
-                Field::Project => once_lenient(&mut map, &mut project, "project")?,
-                Field::Commit => once_lenient(&mut map, &mut commit, "commit")?,
+                Field::ObjectKind => once(&mut map, &mut f.object_kind, "object_kind")?,
+                Field::ObjectAttributes => once(&mut map, &mut f.attributes, "object_attributes")?,
+                Field::MergeRequest => once(&mut map, &mut f.merge_request, "merge_request")?,
+                Field::User => once_lenient(&mut map, &mut f.user, "user")?,
+                Field::Project => once_lenient(&mut map, &mut f.project, "project")?,
+                Field::Commit => once_lenient(&mut map, &mut f.commit, "commit")?,
                 Field::SourcePipeline => {
-                    once_lenient(&mut map, &mut source_pipeline, "source_pipeline")?
+                    once_lenient(&mut map, &mut f.source_pipeline, "source_pipeline")?
                 }
                 Field::Builds => {
-                    if builds.is_some() || raw_builds.is_some() || !jobs_read {
+                    if f.builds.is_some() || raw_builds.is_some() {
                         return Err(de::Error::duplicate_field("builds"));
                     }
-                    match (&attributes, &project) {
-                        (Some(a), Some(p)) => {
-                            let unnamed = Project::default();
-                            jobs_read = (self.0)(&PipelineHead::new(
-                                object_kind.as_deref().unwrap_or("pipeline"),
-                                a,
-                                merge_request.flatten().is_some(),
-                                p.as_ref().unwrap_or(&unnamed),
-                                source_pipeline.as_ref().and_then(Option::as_ref),
-                            ));
-                            if jobs_read {
-                                builds = Some(map.next_value()?);
+                    match (&f.attributes, &f.project) {
+                        (Some(a), Some(_)) => {
+                            if f.wants_jobs(a, &mut self.wants_jobs) {
+                                f.builds = Some(map.next_value()?);
                             } else {
-                                map.next_value::<IgnoredAny>()?;
+                                // Ignored: stop here (see `parse_pipeline`).
+                                *self.stopped = Some(f.parsed(false)?);
+                                return Err(de::Error::custom("reading stopped: ignored"));
                             }
                         }
                         // The jobs came before what the policy reads: only checked as JSON
@@ -382,36 +438,18 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<F> {
                 }
             }
         }
-        let attributes = attributes.ok_or_else(|| de::Error::missing_field("object_attributes"))?;
-        if let Some(raw) = raw_builds {
-            let unnamed = Project::default();
-            jobs_read = (self.0)(&PipelineHead::new(
-                object_kind.as_deref().unwrap_or("pipeline"),
-                &attributes,
-                merge_request.flatten().is_some(),
-                project
-                    .as_ref()
-                    .and_then(Option::as_ref)
-                    .unwrap_or(&unnamed),
-                source_pipeline.as_ref().and_then(Option::as_ref),
-            ));
-            if jobs_read {
-                builds = Some(serde_json::from_str(raw.get()).map_err(de::Error::custom)?);
-            }
+        let Some(raw) = raw_builds else {
+            return f.parsed(true);
+        };
+        let attributes = f
+            .attributes
+            .as_ref()
+            .ok_or_else(|| de::Error::missing_field("object_attributes"))?;
+        let jobs_read = f.wants_jobs(attributes, &mut self.wants_jobs);
+        if jobs_read {
+            f.builds = Some(serde_json::from_str(raw.get()).map_err(de::Error::custom)?);
         }
-        Ok(Parsed {
-            hook: PipelineHook {
-                object_kind: object_kind.unwrap_or_else(pipeline_kind),
-                object_attributes: attributes,
-                merge_request: merge_request.flatten(),
-                user: user.flatten(),
-                project: project.flatten().unwrap_or_default(),
-                commit: commit.flatten(),
-                builds: builds.flatten().unwrap_or_default(),
-                source_pipeline: source_pipeline.flatten(),
-            },
-            jobs_read,
-        })
+        f.parsed(jobs_read)
     }
 }
 
@@ -564,7 +602,7 @@ mod tests {
     }
 
     #[test]
-    fn skipped_jobs_are_checked_as_json_only() {
+    fn an_ignored_event_is_read_up_to_its_jobs() {
         let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).expect("json");
         v.as_object_mut().expect("object").remove("builds");
         // Jobs last, as GitLab sends them (a `Value` sorts its keys).
@@ -575,10 +613,23 @@ mod tests {
         );
         let p = parse_pipeline(body.as_bytes(), |_| false).expect("skipped");
         assert!(!p.jobs_read && p.hook.builds.is_empty());
+        assert_eq!(p.hook.object_attributes.id, v["object_attributes"]["id"]);
         assert!(parse_pipeline(body.as_bytes(), |_| true).is_err());
+        // Not read at all: what follows the decision does not matter, as long as the body
+        // ends as an object does (a cut body does not).
         let broken = body.replace(r#""not a number"}]"#, r#""not a number"]}"#);
-        assert!(parse_pipeline(broken.as_bytes(), |_| false).is_err());
+        assert!(parse_pipeline(broken.as_bytes(), |_| false).is_ok());
+        assert!(parse_pipeline(broken.as_bytes(), |_| true).is_err());
+        let cut = &body[..body.len() - 10];
+        assert!(parse_pipeline(cut.as_bytes(), |_| false).is_err());
         assert!(parse_pipeline(format!("{body} x").as_bytes(), |_| false).is_err());
+        // What precedes the jobs is read as strictly as ever.
+        let twice = body.replacen(
+            r#""object_kind":"pipeline""#,
+            r#""object_kind":"pipeline","object_kind":"pipeline""#,
+            1,
+        );
+        assert!(parse_pipeline(twice.as_bytes(), |_| false).is_err());
     }
 
     #[test]
