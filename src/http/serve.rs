@@ -45,8 +45,6 @@ use crate::{config::HttpSettings, metrics::Metrics};
 const SPARE_DESCRIPTORS: usize = 64;
 /// Connections being answered 503 at once; beyond it they are closed unanswered.
 const OVERFLOW_ANSWERS: usize = 64;
-/// Bytes read this recently may be a whole request head about to be handled.
-const READ_SETTLE: Duration = Duration::from_millis(50);
 /// How long a 503 answer waits for the client to finish sending before closing.
 const OVERFLOW_LINGER: Duration = Duration::from_secs(1);
 /// hyper's read buffer per connection, which a connection keeps while idle: hyper's default
@@ -245,18 +243,23 @@ impl Registry {
         Admission::Admitted(id, conn)
     }
 
-    /// The connection to close for room: the oldest one holding a partial request head or
-    /// idle after a request; else the oldest that sent nothing yet. A newcomer whose request
-    /// has arrived but was not read yet is thus closed last (under a flood of reconnecting
-    /// clients the oldest connection may be only milliseconds old).
+    /// The connection to close for room: one that sent bytes but is not busy, which holds a
+    /// partial request head or is idle after a request (a complete head makes a connection
+    /// busy as soon as it is read), the one whose bytes came first; else the newest that sent
+    /// nothing yet. Under a flood of reconnecting clients every connection may be only
+    /// milliseconds old, and a genuine request the busy server has not read yet looks like
+    /// one that sent nothing: it is closed last, and of those the newest first, so the one
+    /// that has waited longest (a health check, say) is read next.
     fn victim(conns: &BTreeMap<u64, Arc<Conn>>) -> Option<&Arc<Conn>> {
         let open = |c: &&Arc<Conn>| !c.evicted.load(Ordering::Relaxed) && !c.busy();
-        let settled = Instant::now() - READ_SETTLE;
+        let first_read = |c: &Arc<Conn>| *lock(&c.first_read);
         conns
             .values()
             .filter(open)
-            .find(|c| lock(&c.first_read).is_some_and(|at| at <= settled))
-            .or_else(|| conns.values().find(open))
+            .filter_map(|c| Some((first_read(c)?, c)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, c)| c)
+            .or_else(|| conns.values().rev().find(open))
     }
 
     /// Closes a connection that is not busy, to free a descriptor.
@@ -487,4 +490,48 @@ async fn refuse(mut stream: TcpStream) {
         Ok::<_, io::Error>(())
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conns(first_reads: &[Option<Duration>]) -> BTreeMap<u64, Arc<Conn>> {
+        let now = Instant::now();
+        first_reads
+            .iter()
+            .enumerate()
+            .map(|(i, ago)| {
+                let c = Conn::new();
+                *lock(&c.first_read) = ago.map(|a| now - a);
+                (i as u64, Arc::new(c))
+            })
+            .collect()
+    }
+
+    fn victim_id(conns: &BTreeMap<u64, Arc<Conn>>) -> Option<u64> {
+        let v = Registry::victim(conns)?;
+        conns
+            .iter()
+            .find(|(_, c)| Arc::ptr_eq(c, v))
+            .map(|(id, _)| *id)
+    }
+
+    #[test]
+    fn room_is_made_from_partial_heads_then_the_newest_unread() {
+        let ms = Duration::from_millis;
+        // The head whose bytes came first goes first, whatever connected earlier.
+        let c = conns(&[None, Some(ms(5)), Some(ms(200)), None]);
+        assert_eq!(victim_id(&c), Some(2));
+        let c = conns(&[Some(ms(3)), Some(ms(20)), None, Some(ms(1))]);
+        assert_eq!(victim_id(&c), Some(1));
+        // Nothing read anywhere: the newest, not the one waiting longest to be read.
+        let c = conns(&[None, None, None]);
+        assert_eq!(victim_id(&c), Some(2));
+        // Busy and already evicted connections are never chosen.
+        let c = conns(&[None, Some(ms(100))]);
+        *lock(&c[&1].phase) = Phase::Busy;
+        c[&0].evict();
+        assert_eq!(victim_id(&c), None);
+    }
 }
