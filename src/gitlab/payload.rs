@@ -347,9 +347,11 @@ struct Fields<'de> {
     object_kind: Option<String>,
     attributes: Option<PipelineAttributes>,
     merge_request: Option<Option<IgnoredAny>>,
-    user: Option<Option<User>>,
+    /// `user` and `commit`: only checked as JSON while reading, and read (leniently) only for
+    /// an event the policy tracks.
+    user: Option<&'de RawValue>,
     project: Option<Option<Project>>,
-    commit: Option<Option<Commit>>,
+    commit: Option<&'de RawValue>,
     builds: Option<Option<Vec<Build<'de>>>>,
     source_pipeline: Option<Option<SourcePipeline>>,
 }
@@ -382,9 +384,17 @@ impl<'de> Fields<'de> {
                     .attributes
                     .ok_or_else(|| de::Error::missing_field("object_attributes"))?,
                 merge_request: self.merge_request.flatten(),
-                user: self.user.flatten(),
+                user: if jobs_read {
+                    lenient_raw(self.user)
+                } else {
+                    None
+                },
                 project: self.project.flatten().unwrap_or_default(),
-                commit: self.commit.flatten(),
+                commit: if jobs_read {
+                    lenient_raw(self.commit)
+                } else {
+                    None
+                },
                 builds: self.builds.flatten().unwrap_or_default(),
                 source_pipeline: self.source_pipeline.flatten(),
             },
@@ -408,9 +418,9 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<'_, 'de
                 Field::ObjectKind => once(&mut map, &mut f.object_kind, "object_kind")?,
                 Field::ObjectAttributes => once(&mut map, &mut f.attributes, "object_attributes")?,
                 Field::MergeRequest => once(&mut map, &mut f.merge_request, "merge_request")?,
-                Field::User => once_lenient(&mut map, &mut f.user, "user")?,
+                Field::User => once(&mut map, &mut f.user, "user")?,
                 Field::Project => once_lenient(&mut map, &mut f.project, "project")?,
-                Field::Commit => once_lenient(&mut map, &mut f.commit, "commit")?,
+                Field::Commit => once(&mut map, &mut f.commit, "commit")?,
                 Field::SourcePipeline => {
                     once_lenient(&mut map, &mut f.source_pipeline, "source_pipeline")?
                 }
@@ -451,6 +461,11 @@ impl<'de, F: FnMut(&PipelineHead<'_>) -> bool> Visitor<'de> for HookSeed<'_, 'de
         }
         f.parsed(jobs_read)
     }
+}
+
+/// A field kept as a slice of the body, read as [`lenient`] reads it.
+fn lenient_raw<'de, T: Deserialize<'de>>(raw: Option<&'de RawValue>) -> Option<T> {
+    serde_json::from_str::<Option<T>>(raw?.get()).ok().flatten()
 }
 
 /// [`once`] for a field read leniently (see [`lenient`]).
