@@ -79,7 +79,8 @@ pub struct Ingestor {
     tx: mpsc::Sender<(PipelineEvent, Reply)>,
 }
 
-/// Where the writer writes: the store's pool (PostgreSQL), or its own SQLite connection.
+/// Where the writer writes: the store's pool (PostgreSQL, or an in-memory SQLite store), or its
+/// own connection to the SQLite file.
 enum Conn {
     /// Boxed: a store handle is large, and the writer holds one `Conn` for its life.
     Pool(Box<Store>),
