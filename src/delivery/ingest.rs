@@ -351,13 +351,7 @@ pub async fn apply(
     let ids = tx.write(writes, now_ms).await?;
     tx.commit().await?;
 
-    let resolve = |id: IncidentRef| match id {
-        IncidentRef::Stored(id) => Ok(id),
-        IncidentRef::New(i) => ids
-            .get(i)
-            .copied()
-            .ok_or_else(|| anyhow::anyhow!("no new incident {i} in the batch")),
-    };
+    let resolve = |id: IncidentRef| id.resolve(&ids);
     outcomes
         .into_iter()
         .map(|o| {

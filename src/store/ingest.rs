@@ -11,7 +11,7 @@ use super::{
     Engine, OutboxKind, Store, Tx,
     catch_up::{SeenProject, upsert_projects_stmt},
     lite::{LiteConn, LiteTx},
-    stmt::{self, Get, Stmt, values_sql},
+    stmt::{self, Exec, Get, Stmt, values_sql},
 };
 use crate::slack::blocks::Message;
 
@@ -45,6 +45,19 @@ pub struct OpenIncident {
 pub enum IncidentRef {
     Stored(i64),
     New(usize),
+}
+
+impl IncidentRef {
+    /// The incident's id, given the ids of the batch's new incidents in order.
+    pub fn resolve(self, new_ids: &[i64]) -> anyhow::Result<i64> {
+        match self {
+            Self::Stored(id) => Ok(id),
+            Self::New(i) => new_ids
+                .get(i)
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("no new incident {i} in the batch")),
+        }
+    }
 }
 
 /// A new incident's row, as the batch leaves it.
@@ -136,8 +149,8 @@ impl LiteConn {
 /// limits (32,766 and 65,535).
 pub(crate) const MAX_ROWS: usize = 500;
 
-/// Inserts `keys` (sorted and unique: concurrent batches then take the same locks in the
-/// same order), returning the new ones.
+/// Inserts `keys` (sorted and unique, so concurrent batches take the same locks in the same
+/// order), returning the new ones.
 fn keys_stmt<'a>(keys: &[&'a str], now_ms: i64) -> Stmt<'a> {
     let mut st = Stmt::new("INSERT INTO dedup_keys (key, seen_at) VALUES ");
     st.bind(now_ms);
@@ -154,15 +167,21 @@ fn keys_stmt<'a>(keys: &[&'a str], now_ms: i64) -> Stmt<'a> {
     st
 }
 
-/// Inserts `keys` (sorted and unique) and returns the ones that were new.
+/// Records de-duplication keys; returns those not seen before.
 pub(crate) async fn insert_keys(
-    tx: &mut Tx,
+    db: &mut impl Exec,
     keys: &[&str],
     now_ms: i64,
 ) -> anyhow::Result<HashSet<String>> {
-    let mut fresh = HashSet::with_capacity(keys.len());
-    for chunk in keys.chunks(MAX_ROWS) {
-        fresh.extend(stmt::fetch(tx, &keys_stmt(chunk, now_ms), |r| r.req_text(0)).await?);
+    let mut sorted = keys.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut fresh = HashSet::with_capacity(sorted.len());
+    for chunk in sorted.chunks(MAX_ROWS) {
+        fresh.extend(
+            db.fetch(&keys_stmt(chunk, now_ms), |r| r.req_text(0))
+                .await?,
+        );
     }
     Ok(fresh)
 }
@@ -265,17 +284,17 @@ fn updates_stmt(updates: &[(i64, IncidentUpdate)]) -> Stmt<'_> {
 }
 
 /// Inserts outbox rows in order, returning their ids.
-fn outbox_stmt<'a>(rows: &'a [QueuedRow], ids: &[Option<i64>], now_ms: i64) -> Stmt<'a> {
+fn outbox_stmt(rows: &[QueuedRow], now_ms: i64) -> Stmt<'_> {
     let mut st = Stmt::new(format!(
         "INSERT INTO outbox (channel, kind, incident_id, target_ts, target_id, payload,
                              next_attempt_at, created_at)
          VALUES {} RETURNING id",
         values_sql(rows.len(), 8, 1)
     ));
-    for (r, incident) in rows.iter().zip(ids) {
+    for r in rows {
         st.bind(r.channel.as_str())
             .bind(r.kind.as_str())
-            .bind(*incident)
+            .bind(r.incident_id)
             .bind(r.target_ts.as_deref())
             .bind(r.target_id)
             .bind(r.payload.as_str())
@@ -303,14 +322,7 @@ fn heads_stmt<'a>(heads: &'a [HeadRow], open: &[Option<i64>]) -> Stmt<'a> {
     st
 }
 
-impl IngestTx<'_> {
-    fn engine(&self) -> Engine {
-        match &self.0 {
-            On::Sqlx { engine, .. } => *engine,
-            On::Lite(_) => Engine::Sqlite,
-        }
-    }
-
+impl Exec for IngestTx<'_> {
     async fn fetch<T>(
         &mut self,
         st: &Stmt<'_>,
@@ -319,6 +331,15 @@ impl IngestTx<'_> {
         match &mut self.0 {
             On::Sqlx { tx, .. } => stmt::fetch(tx, st, decode).await,
             On::Lite(tx) => tx.fetch(st, decode),
+        }
+    }
+}
+
+impl IngestTx<'_> {
+    fn engine(&self) -> Engine {
+        match &self.0 {
+            On::Sqlx { engine, .. } => *engine,
+            On::Lite(_) => Engine::Sqlite,
         }
     }
 
@@ -351,17 +372,7 @@ impl IngestTx<'_> {
         keys: &[&str],
         now_ms: i64,
     ) -> anyhow::Result<HashSet<String>> {
-        let mut sorted = keys.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let mut fresh = HashSet::with_capacity(sorted.len());
-        for chunk in sorted.chunks(MAX_ROWS) {
-            fresh.extend(
-                self.fetch(&keys_stmt(chunk, now_ms), |r| r.req_text(0))
-                    .await?,
-            );
-        }
-        Ok(fresh)
+        insert_keys(self, keys, now_ms).await
     }
 
     /// Reads the heads of `refs` with their open incidents. On PostgreSQL the heads are
@@ -426,13 +437,7 @@ impl IngestTx<'_> {
                 );
             }
         }
-        let resolve = |r: IncidentRef| match r {
-            IncidentRef::Stored(id) => Ok(id),
-            IncidentRef::New(i) => new_ids
-                .get(i)
-                .copied()
-                .ok_or_else(|| anyhow::anyhow!("no new incident {i} in the batch")),
-        };
+        let resolve = |r: Option<IncidentRef>| r.map(|r| r.resolve(&new_ids)).transpose();
 
         let mut updates: Vec<(i64, IncidentUpdate)> = w.updates.into_iter().collect();
         // One lock order for every writer.
@@ -441,18 +446,20 @@ impl IngestTx<'_> {
             self.execute(&updates_stmt(chunk)).await?;
         }
 
-        let (incidents, rows): (Vec<Option<IncidentRef>>, Vec<QueuedRow>) =
-            w.rows.into_iter().unzip();
-        let incidents = incidents
+        let rows = w
+            .rows
             .into_iter()
-            .map(|r| r.map(resolve).transpose())
+            .map(|(incident, mut row)| {
+                row.incident_id = resolve(incident)?;
+                Ok(row)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        queue_rows_in(self, &rows, &incidents, now_ms).await?;
+        queue_rows(self, &rows, now_ms).await?;
 
         let open = w
             .heads
             .iter()
-            .map(|h| h.open_incident.map(resolve).transpose())
+            .map(|h| resolve(h.open_incident))
             .collect::<anyhow::Result<Vec<_>>>()?;
         for (heads, open) in w.heads.chunks(MAX_ROWS).zip(open.chunks(MAX_ROWS)) {
             self.execute(&heads_stmt(heads, open)).await?;
@@ -468,36 +475,18 @@ impl IngestTx<'_> {
     }
 }
 
-async fn queue_rows_in(
-    tx: &mut IngestTx<'_>,
-    rows: &[QueuedRow],
-    incidents: &[Option<i64>],
-    now_ms: i64,
-) -> anyhow::Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(rows.len());
-    for (rows, incidents) in rows.chunks(MAX_ROWS).zip(incidents.chunks(MAX_ROWS)) {
-        ids.extend(
-            tx.fetch(&outbox_stmt(rows, incidents, now_ms), |r| r.req_int(0))
-                .await?,
-        );
-    }
-    Ok(ids)
-}
-
-/// Inserts outbox rows in order on a sqlx transaction; returns their ids.
+/// Inserts outbox rows in order (their ids ascend in this order: per-channel FIFO); returns
+/// their ids.
 pub(crate) async fn queue_rows(
-    tx: &mut Tx,
+    db: &mut impl Exec,
     rows: &[QueuedRow],
     now_ms: i64,
 ) -> anyhow::Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(MAX_ROWS) {
-        let incidents: Vec<Option<i64>> = chunk.iter().map(|r| r.incident_id).collect();
         ids.extend(
-            stmt::fetch(tx, &outbox_stmt(chunk, &incidents, now_ms), |r| {
-                r.req_int(0)
-            })
-            .await?,
+            db.fetch(&outbox_stmt(chunk, now_ms), |r| r.req_int(0))
+                .await?,
         );
     }
     Ok(ids)

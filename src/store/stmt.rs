@@ -115,6 +115,27 @@ macro_rules! bound {
     }};
 }
 
+/// Where a statement runs: a sqlx transaction, or an ingest transaction (which may be the
+/// SQLite writer's own connection), so a statement used by both is written once.
+pub(crate) trait Exec {
+    /// Runs `st` and decodes every row it returns.
+    async fn fetch<T>(
+        &mut self,
+        st: &Stmt<'_>,
+        decode: impl Fn(&dyn Get) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Vec<T>>;
+}
+
+impl Exec for Tx {
+    async fn fetch<T>(
+        &mut self,
+        st: &Stmt<'_>,
+        decode: impl Fn(&dyn Get) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Vec<T>> {
+        fetch(self, st, decode).await
+    }
+}
+
 /// Runs `st` in `tx` and decodes every row it returns.
 pub(crate) async fn fetch<T>(
     tx: &mut Tx,

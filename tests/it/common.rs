@@ -201,8 +201,16 @@ impl TestDb {
         }
     }
 
-    /// The first column of every row `query` returns, as text.
-    pub async fn texts(&self, query: &str) -> Vec<String> {
+    /// The first column of every row `query` returns.
+    pub async fn column<T>(&self, query: &str) -> Vec<T>
+    where
+        T: Send
+            + Unpin
+            + sqlx::Type<sqlx::Postgres>
+            + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Sqlite>
+            + for<'r> sqlx::Decode<'r, sqlx::Sqlite>,
+    {
         let url = self.url.expose();
         if self.is_postgres() {
             let pool = sqlx::PgPool::connect(url).await.expect("pool");
@@ -224,24 +232,11 @@ impl TestDb {
     }
 
     pub async fn scalar(&self, query: &str) -> i64 {
-        let url = self.url.expose();
-        if self.is_postgres() {
-            let pool = sqlx::PgPool::connect(url).await.expect("pool");
-            let v = sqlx::query_scalar(query)
-                .fetch_one(&pool)
-                .await
-                .expect("sql");
-            pool.close().await;
-            v
-        } else {
-            let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
-            let v = sqlx::query_scalar(query)
-                .fetch_one(&pool)
-                .await
-                .expect("sql");
-            pool.close().await;
-            v
-        }
+        self.column(query)
+            .await
+            .into_iter()
+            .next()
+            .expect("the query returns a row")
     }
 }
 

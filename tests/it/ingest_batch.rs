@@ -98,7 +98,7 @@ async fn ingest_along(db: Db, path: Path) -> (Vec<String>, Vec<String>) {
         }
     }
     let mut rows = test_db
-        .texts(
+        .column::<String>(
             "SELECT 'incident ' || CAST(id AS TEXT) || ' ' || git_ref || ' first '
                     || CAST(first_pipeline AS TEXT) || ' latest ' || CAST(latest_pipeline AS TEXT)
                     || ' ' || latest_url || ' failures ' || CAST(failures AS TEXT)
@@ -109,7 +109,7 @@ async fn ingest_along(db: Db, path: Path) -> (Vec<String>, Vec<String>) {
         .await;
     rows.extend(
         test_db
-            .texts(
+            .column::<String>(
                 "SELECT 'outbox|' || kind || '|' || COALESCE(CAST(incident_id AS TEXT), '-')
                         || '|' || channel || '|' || payload
                    FROM outbox ORDER BY id",
@@ -118,7 +118,7 @@ async fn ingest_along(db: Db, path: Path) -> (Vec<String>, Vec<String>) {
     );
     rows.extend(
         test_db
-            .texts(
+            .column::<String>(
                 "SELECT 'head ' || git_ref || ' ' || COALESCE(CAST(last_pipeline AS TEXT), '-')
                         || ' ' || COALESCE(CAST(open_incident AS TEXT), '-')
                    FROM ref_heads ORDER BY project_id, git_ref",
