@@ -10,7 +10,7 @@ use super::hooks::HookHealth;
 use crate::{
     gitlab::api::GitlabError,
     slack::{
-        blocks::{MAX_TEXT_CHARS, Message, context, fit_lines, section},
+        blocks::{MAX_TEXT_CHARS, Message, context, date, duration, fit_lines, section},
         mrkdwn::{code, link, name},
     },
     store::catch_up::WatchedProject,
@@ -19,21 +19,13 @@ use crate::{
 /// How much of a project path a message shows.
 const MAX_PATH: usize = 120;
 
-/// `<!date^…|…>`: the reader's local time, with a UTC fallback.
-fn date(t: DateTime<Utc>) -> String {
-    format!(
-        "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
-        t.timestamp(),
-        t.format("%Y-%m-%d %H:%M UTC")
-    )
-}
-
+/// "every minute", "every 5 min": an interval in the one duration format.
 fn minutes(d: Duration) -> String {
     let m = d.as_secs().div_ceil(60).max(1);
     if m == 1 {
         "minute".into()
     } else {
-        format!("{m} minutes")
+        duration(i64::try_from(m * 60).unwrap_or(i64::MAX))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Block Kit: the message type every Slack post carries, and the few block shapes the bot uses.
 //! Text passed in is already mrkdwn (escaped where it quotes untrusted values).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -204,21 +205,41 @@ pub fn actions(block_id: Option<&str>, elements: Vec<Value>) -> Value {
 }
 
 /// How long something lasted or has been so, in the one format every message uses:
-/// `45s`, `3m 20s`, `2h 5m`, `3d 4h`; the second unit is left out when it is zero.
+/// `45 s`, `3 min 20 s`, `2 h 59 min`, `3 d 4 h`: the two largest units, and a unit that is
+/// zero is left out (`2 h`, not `2 h 0 min`).
 pub fn duration(secs: i64) -> String {
     let secs = secs.max(0);
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     let (big, small) = match (d, h, m) {
-        (0, 0, 0) => return format!("{s}s"),
-        (0, 0, _) => ((m, 'm'), (s, 's')),
-        (0, _, _) => ((h, 'h'), (m, 'm')),
-        _ => ((d, 'd'), (h, 'h')),
+        (0, 0, 0) => return format!("{s} s"),
+        (0, 0, _) => ((m, "min"), (s, "s")),
+        (0, _, _) => ((h, "h"), (m, "min")),
+        _ => ((d, "d"), (h, "h")),
     };
     if small.0 == 0 {
-        format!("{}{}", big.0, big.1)
+        format!("{} {}", big.0, big.1)
     } else {
-        format!("{}{} {}{}", big.0, big.1, small.0, small.1)
+        format!("{} {} {} {}", big.0, big.1, small.0, small.1)
     }
+}
+
+/// A moment as Slack shows it to each reader: in their own time zone and clock format
+/// ("today at 14:05", "Dec 7 at 9:30 AM"), with UTC for clients that cannot.
+pub fn date(at: DateTime<Utc>) -> String {
+    format!(
+        "<!date^{}^{{date_short_pretty}} at {{time}}|{}>",
+        at.timestamp(),
+        at.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// A time of day as Slack shows it to each reader, for moments within the day ("14:05").
+pub fn time(at: DateTime<Utc>) -> String {
+    format!(
+        "<!date^{}^{{time}}|{}>",
+        at.timestamp(),
+        at.format("%H:%M UTC")
+    )
 }
 
 #[cfg(test)]
@@ -227,14 +248,27 @@ mod tests {
 
     #[test]
     fn durations_read_like_a_human_wrote_them() {
-        assert_eq!(duration(-5), "0s");
-        assert_eq!(duration(45), "45s");
-        assert_eq!(duration(63), "1m 3s");
-        assert_eq!(duration(180), "3m");
-        assert_eq!(duration(192 * 60), "3h 12m");
-        assert_eq!(duration(2 * 3600), "2h");
-        assert_eq!(duration((3 * 1440 + 125) * 60), "3d 2h");
-        assert_eq!(duration(i64::MAX).split(' ').count(), 2);
+        assert_eq!(duration(-5), "0 s");
+        assert_eq!(duration(45), "45 s");
+        assert_eq!(duration(63), "1 min 3 s");
+        assert_eq!(duration(180), "3 min");
+        assert_eq!(duration(179 * 60), "2 h 59 min");
+        assert_eq!(duration(2 * 3600), "2 h");
+        assert_eq!(duration(2 * 3600 + 59), "2 h");
+        assert_eq!(duration((3 * 1440 + 125) * 60), "3 d 2 h");
+        assert_eq!(duration(86_400 + 59 * 60), "1 d");
+        assert_eq!(duration(i64::MAX).split(' ').count(), 4);
+    }
+
+    #[test]
+    fn dates_are_local_to_each_reader_with_a_utc_fallback() {
+        let at = DateTime::from_timestamp(1_765_190_700, 0).expect("time");
+        assert_eq!(
+            date(at),
+            "<!date^1765190700^{date_short_pretty} at {time}|2025-12-08 10:45 UTC>"
+        );
+        assert_eq!(time(at), "<!date^1765190700^{time}|10:45 UTC>");
+        assert_eq!(problem(&date(at)), None);
     }
 
     #[test]
