@@ -20,7 +20,7 @@ use armbot::{
     },
     notify::{
         policy::{self, Decision},
-        render::{self, RootStatus},
+        render,
         settings::{DEFAULT_STABLE_PATTERN, NotifySettings, Route},
     },
     slack::verify::{self, VerifyError},
@@ -278,24 +278,7 @@ fn policy_and_render(c: &mut Criterion, hook: &PipelineHook) {
         .timestamp_opt(NOW_UNIX, 0)
         .single()
         .expect("a valid instant");
-    let url = hook
-        .object_attributes
-        .url
-        .clone()
-        .expect("the example has a pipeline url");
-    let opened = RootStatus::Broken {
-        since,
-        failures: 1,
-        latest_pipeline: hook.object_attributes.id,
-        latest_url: url.clone(),
-    };
-    let again = RootStatus::Broken {
-        since,
-        failures: 2,
-        latest_pipeline: hook.object_attributes.id,
-        latest_url: url,
-    };
-    let root_body = render::failure_message(hook, &settings);
+    let previous = render::Failure::new(hook, &settings);
 
     let mut g = c.benchmark_group("policy");
     g.bench_function("classify", |b| {
@@ -303,25 +286,26 @@ fn policy_and_render(c: &mut Criterion, hook: &PipelineHook) {
     });
     g.finish();
 
-    // What the store does for the pipeline path, minus SQL: the incident's root body (kept as
-    // JSON with the incident) and the root message (kept as JSON in the outbox).
+    // What the pipeline path renders, minus SQL: the failure (kept as JSON with the incident)
+    // and the root message (kept as JSON in the outbox), in the request.
     let mut g = c.benchmark_group("render");
     g.bench_function("opened_300_jobs", |b| {
         b.iter(|| {
-            let body = render::failure_message(black_box(hook), black_box(&settings));
-            let stored = serde_json::to_string(&body).expect("a message serialises");
-            let root = render::root_message(&body, black_box(&opened));
+            let failure = render::Failure::new(black_box(hook), black_box(&settings));
+            let stored = serde_json::to_string(&failure).expect("a failure serialises");
+            let root = render::root_opened(&failure);
             let queued = serde_json::to_string(&root).expect("a message serialises");
             (stored, queued)
         })
     });
-    // Another failure on a broken ref: the thread reply and the updated root.
+    // Another failure on a broken ref: the writer's part, the thread reply comparing it with
+    // the one before and the updated root.
+    let failure = render::Failure::new(hook, &settings);
     g.bench_function("still_failing_300_jobs", |b| {
         b.iter(|| {
-            let failure = render::failure_message(black_box(hook), black_box(&settings));
-            let reply = render::still_failing(&failure);
+            let reply = render::still_failing(Some(black_box(&previous)), black_box(&failure));
             let reply = serde_json::to_string(&reply).expect("a message serialises");
-            let root = render::root_message(black_box(&root_body), black_box(&again));
+            let root = render::root_broken(black_box(&failure), since, 2, 1);
             let root = serde_json::to_string(&root).expect("a message serialises");
             (reply, root)
         })

@@ -5,6 +5,7 @@
 //! messages, ref heads — with a fixed number of statements.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     sync::Arc,
 };
@@ -18,9 +19,8 @@ use crate::{
     notify::{
         event::{Applied, Notice, PipelineEvent},
         incident::{self, RefHead, Step},
-        render::{self, RootStatus},
+        render::{self, Failure, FixedNotice},
     },
-    slack::Message,
     store::{
         OutboxKind, Store,
         ingest::{
@@ -231,19 +231,23 @@ enum Outcome {
 
 /// An incident as the batch sees it.
 #[derive(Debug, Clone)]
-struct Incident {
+struct Incident<'e> {
     id: IncidentRef,
     channel: String,
     opened_at: i64,
     failures: i64,
-    root_body: Message,
+    first_pipeline: u64,
+    latest_pipeline: u64,
+    /// Its latest failure; `None` for one opened by an older version, which kept a rendered
+    /// message instead (the next reply then lists the jobs without comparing).
+    latest: Option<Cow<'e, Failure>>,
 }
 
 /// A ref as the batch sees it.
 #[derive(Debug, Clone, Default)]
-struct RefNow {
+struct RefNow<'e> {
     last_pipeline: Option<u64>,
-    open: Option<Incident>,
+    open: Option<Incident<'e>>,
     /// An open incident whose root could never be posted: closed by the ref's next event,
     /// which then starts afresh rather than replying into a thread that does not exist.
     abandoned: Option<i64>,
@@ -307,7 +311,9 @@ pub async fn apply(
                 channel: o.channel,
                 opened_at: o.opened_at,
                 failures: o.failures,
-                root_body: o.root_body,
+                first_pipeline: o.first_pipeline,
+                latest_pipeline: o.latest_pipeline,
+                latest: serde_json::from_str(&o.root_body).ok().map(Cow::Owned),
             });
             let now = RefNow {
                 last_pipeline: st.last_pipeline,
@@ -393,9 +399,9 @@ fn change<'e>(
 /// The incident logic for one event against its ref as the batch left it.
 fn decide<'e>(
     ev: &'e PipelineEvent,
-    head: &mut RefNow,
+    head: &mut RefNow<'e>,
     writes: &mut BatchWrites<'e>,
-    roots: &mut RootUpdates,
+    roots: &mut RootUpdates<'e>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Outcome> {
     let before = RefHead {
@@ -415,7 +421,7 @@ fn decide<'e>(
         // Closed without a fixing pipeline.
         writes.updates.entry(id).or_default().fixed_at = Some(event_time.timestamp());
     }
-    let open = |head: &mut RefNow| {
+    let open = |head: &mut RefNow<'e>| {
         head.open
             .take()
             .ok_or_else(|| anyhow::anyhow!("ref is broken but has no open incident"))
@@ -425,10 +431,10 @@ fn decide<'e>(
         (
             Step::Open,
             Notice::Failed {
-                body,
-                body_json,
+                failure,
+                failure_json,
+                root_json,
                 first_reply_json,
-                ..
             },
         ) => {
             let id = IncidentRef::New(writes.new_incidents.len());
@@ -437,7 +443,7 @@ fn decide<'e>(
                 project_path: &ev.project_path,
                 git_ref: &ev.git_ref,
                 channel: &ev.channel,
-                root_body_json: body_json,
+                root_body_json: failure_json,
                 first_pipeline: ev.pipeline_id,
                 latest_pipeline: ev.pipeline_id,
                 latest_url: url,
@@ -446,12 +452,6 @@ fn decide<'e>(
                 fixed_at: None,
                 fixed_by: None,
             });
-            let status = RootStatus::Broken {
-                since: event_time,
-                failures: 1,
-                latest_pipeline: ev.pipeline_id,
-                latest_url: url.to_string(),
-            };
             writes.rows.push((
                 Some(id),
                 QueuedRow {
@@ -460,7 +460,7 @@ fn decide<'e>(
                     incident_id: None,
                     target_ts: None,
                     target_id: None,
-                    payload: serde_json::to_string(&render::root_message(body, &status))?,
+                    payload: root_json.clone(),
                 },
             ));
             head.open = Some(Incident {
@@ -468,7 +468,9 @@ fn decide<'e>(
                 channel: ev.channel.clone(),
                 opened_at: event_time.timestamp(),
                 failures: 1,
-                root_body: body.clone(),
+                first_pipeline: ev.pipeline_id,
+                latest_pipeline: ev.pipeline_id,
+                latest: Some(Cow::Borrowed(&**failure)),
             });
             if let Some(reply) = first_reply_json {
                 writes.rows.push((
@@ -485,7 +487,14 @@ fn decide<'e>(
             }
             Outcome::Opened(id)
         }
-        (Step::StillFailing, Notice::Failed { reply_json, .. }) => {
+        (
+            Step::StillFailing,
+            Notice::Failed {
+                failure,
+                failure_json,
+                ..
+            },
+        ) => {
             let mut inc = open(head)?;
             inc.failures += 1;
             let failures = inc.failures;
@@ -496,20 +505,26 @@ fn decide<'e>(
                     n.failures = failures;
                     n.latest_pipeline = ev.pipeline_id;
                     n.latest_url = url;
+                    n.root_body_json = failure_json;
                 },
                 |u| {
                     u.failures = Some(failures);
                     u.latest_pipeline = Some(ev.pipeline_id);
                     u.latest_url = Some(url.to_string());
+                    u.root_body = Some(failure_json.clone());
                 },
             )?;
-            let status = RootStatus::Broken {
+            let failure: &'e Failure = failure;
+            let reply = render::still_failing(inc.latest.as_deref(), failure);
+            inc.latest = Some(Cow::Borrowed(failure));
+            inc.latest_pipeline = ev.pipeline_id;
+            let root = Root::Broken {
+                failure,
                 since: DateTime::from_timestamp(inc.opened_at, 0).unwrap_or(now),
-                failures: inc.failures as u32,
-                latest_pipeline: ev.pipeline_id,
-                latest_url: url.to_string(),
+                failures,
+                first: inc.first_pipeline,
             };
-            thread_pair(writes, roots, &inc, reply_json.clone(), status);
+            thread_pair(writes, roots, &inc, serde_json::to_string(&reply)?, root);
             let id = inc.id;
             head.open = Some(inc);
             Outcome::StillFailing(id)
@@ -530,13 +545,15 @@ fn decide<'e>(
                     u.fixed_by = Some(ev.pipeline_id);
                 },
             )?;
-            let status = RootStatus::Fixed {
-                by_pipeline: ev.pipeline_id,
-                by_url: url.to_string(),
-                broken_for_secs: broken_for,
+            let root = Root::Fixed {
+                notice: fixed,
+                broken_for,
+                first: inc.first_pipeline,
+                last_failed: inc.latest_pipeline,
+                failures: inc.failures,
             };
-            let reply = serde_json::to_string(&fixed.message(broken_for))?;
-            thread_pair(writes, roots, &inc, reply, status);
+            let reply = serde_json::to_string(&fixed.reply(broken_for))?;
+            thread_pair(writes, roots, &inc, reply, root);
             head.open = None;
             Outcome::Fixed(inc.id)
         }
@@ -544,14 +561,52 @@ fn decide<'e>(
     })
 }
 
+/// What an incident's root shows once updated.
+enum Root<'e> {
+    Broken {
+        failure: &'e Failure,
+        since: DateTime<Utc>,
+        failures: i64,
+        first: u64,
+    },
+    Fixed {
+        notice: &'e FixedNotice,
+        broken_for: i64,
+        first: u64,
+        last_failed: u64,
+        failures: i64,
+    },
+}
+
+impl Root<'_> {
+    fn payload(&self) -> anyhow::Result<String> {
+        let m = match self {
+            Root::Broken {
+                failure,
+                since,
+                failures,
+                first,
+            } => render::root_broken(failure, *since, *failures, *first),
+            Root::Fixed {
+                notice,
+                broken_for,
+                first,
+                last_failed,
+                failures,
+            } => notice.root(*broken_for, *first, *last_failed, *failures),
+        };
+        Ok(serde_json::to_string(&m)?)
+    }
+}
+
 /// A reply in the incident's thread, then the root brought up to date. Both go to the
 /// incident's channel so per-channel order keeps them behind the root.
-fn thread_pair(
+fn thread_pair<'e>(
     writes: &mut BatchWrites<'_>,
-    roots: &mut RootUpdates,
+    roots: &mut RootUpdates<'e>,
     inc: &Incident,
     reply_json: String,
-    status: RootStatus,
+    root: Root<'e>,
 ) {
     for (kind, payload) in [
         (OutboxKind::Reply, reply_json),
@@ -570,7 +625,7 @@ fn thread_pair(
             },
         ));
     }
-    roots.push(inc, writes.rows.len() - 1, status);
+    roots.push(inc.id, writes.rows.len() - 1, root);
 }
 
 /// The root updates of a batch: only an incident's last one is sent, in the last one's place.
@@ -578,32 +633,24 @@ fn thread_pair(
 /// overwritten a moment later, at the cost of a `chat.update` call (Slack allows about 50 a
 /// minute) and of a rendered root stored for nothing.
 #[derive(Default)]
-struct RootUpdates {
-    /// Incident → (its update row, the status to show, the root's body).
-    last: HashMap<IncidentRef, (usize, RootStatus, Message)>,
+struct RootUpdates<'e> {
+    /// Incident → (its update row, what the root shows).
+    last: HashMap<IncidentRef, (usize, Root<'e>)>,
     superseded: HashSet<usize>,
 }
 
-impl RootUpdates {
-    fn push(&mut self, inc: &Incident, row: usize, status: RootStatus) {
-        match self.last.get_mut(&inc.id) {
-            Some((old, st, _)) => {
-                self.superseded.insert(*old);
-                *old = row;
-                *st = status;
-            }
-            None => {
-                self.last
-                    .insert(inc.id, (row, status, inc.root_body.clone()));
-            }
+impl<'e> RootUpdates<'e> {
+    fn push(&mut self, inc: IncidentRef, row: usize, root: Root<'e>) {
+        if let Some((old, _)) = self.last.insert(inc, (row, root)) {
+            self.superseded.insert(old);
         }
     }
 
     /// Renders the surviving updates into their rows and drops the superseded ones.
     fn finish(self, rows: &mut Vec<(Option<IncidentRef>, QueuedRow)>) -> anyhow::Result<()> {
-        for (row, status, body) in self.last.into_values() {
+        for (row, root) in self.last.into_values() {
             if let Some((_, r)) = rows.get_mut(row) {
-                r.payload = serde_json::to_string(&render::root_message(&body, &status))?;
+                r.payload = root.payload()?;
             }
         }
         if !self.superseded.is_empty() {

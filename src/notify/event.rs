@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use super::{
     mention,
     policy::Outcome,
-    render::{self, FixedNotice},
+    render::{self, Failure, FixedNotice},
     settings::NotifySettings,
 };
-use crate::{gitlab::PipelineHook, slack::blocks::Message};
+use crate::gitlab::PipelineHook;
 
 /// An authenticated, relevant pipeline event waiting to be applied: the
 /// payload's few fields the store needs and its messages, already rendered,
@@ -41,12 +41,12 @@ pub struct PipelineEvent {
 #[derive(Debug, Clone)]
 pub enum Notice {
     Failed {
-        /// The root's body, should this failure open an incident.
-        body: Message,
-        /// `body` as stored with the incident.
-        body_json: String,
-        /// The thread reply, should the ref already be broken.
-        reply_json: String,
+        /// The failure, as the thread shows it.
+        failure: Box<Failure>,
+        /// `failure` as stored with the incident (its latest failure).
+        failure_json: String,
+        /// The root, should this failure open an incident.
+        root_json: String,
         /// The first reply in the thread, should this failure open an incident: who started
         /// the pipeline, mentioned when their Slack account is known (see [`mention`]).
         first_reply_json: Option<String>,
@@ -68,14 +68,14 @@ impl PipelineEvent {
         let a = &hook.object_attributes;
         let notice = match outcome {
             Outcome::Failed => {
-                let body = render::failure_message(hook, settings);
+                let failure = Box::new(Failure::new(hook, settings));
                 Notice::Failed {
-                    body_json: serde_json::to_string(&body)?,
-                    reply_json: serde_json::to_string(&render::still_failing(&body))?,
+                    failure_json: serde_json::to_string(&failure)?,
+                    root_json: serde_json::to_string(&render::root_opened(&failure))?,
                     first_reply_json: mention::first_reply(hook, slack_user)
                         .map(|m| serde_json::to_string(&m))
                         .transpose()?,
-                    body,
+                    failure,
                 }
             }
             Outcome::Succeeded => Notice::Succeeded(FixedNotice::new(hook)),

@@ -2,19 +2,17 @@
 //! messages it would send, offline (no store, no Slack: the pipeline's user is mentioned only
 //! when `[notify.users]` maps them).
 
-use chrono::Utc;
-
 use super::{
     mention,
     policy::{Decision, Outcome, decide},
-    render::{self, RootStatus},
+    render::{self, Failure, FixedNotice},
     settings::NotifySettings,
 };
 use crate::{gitlab::PipelineHook, slack::blocks::Message};
 
 /// The output of `armbot render`, and the problems Slack would have with its messages.
 ///
-/// By default: `no message: <why>`, or `channel: <id>` then the failure notice's body (or the
+/// By default: `no message: <why>`, or `channel: <id>` then the failure notice's root (or the
 /// "fixed" reply, which is sent only if the ref has an open incident). With `thread`: a JSON
 /// list of the messages as posted, root first (what `slack_look.py` draws as a thread).
 pub fn preview(
@@ -29,26 +27,19 @@ pub fn preview(
         Decision::Ignore(reason) => return Ok((format!("no message: {reason}\n"), Vec::new())),
         Decision::Track { outcome, channel } => (outcome, channel),
     };
-    let a = &hook.object_attributes;
     let (shown, messages) = match outcome {
         Outcome::Failed => {
-            let body = render::failure_message(hook, s);
-            let status = RootStatus::Broken {
-                since: a.finished_at.unwrap_or_else(Utc::now),
-                failures: 1,
-                latest_pipeline: a.id,
-                latest_url: render::pipeline_url(hook),
-            };
+            let root = render::root_opened(&Failure::new(hook, s));
             let slack_user = match mention::who(hook, s) {
                 mention::Who::Mapped(id) => Some(id),
                 _ => None,
             };
-            let mut messages = vec![render::root_message(&body, &status)];
+            let mut messages = vec![root.clone()];
             messages.extend(mention::first_reply(hook, slack_user));
-            (body, messages)
+            (root, messages)
         }
         Outcome::Succeeded => {
-            let fixed = render::fixed(hook, 0);
+            let fixed = FixedNotice::new(hook).reply(0);
             (fixed.clone(), vec![fixed])
         }
     };

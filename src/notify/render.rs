@@ -1,6 +1,6 @@
 //! Block Kit messages for failure notices: pure functions of the payload.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,10 +10,8 @@ use super::settings::NotifySettings;
 use crate::{
     gitlab::{PipelineHook, payload::Build},
     slack::{
-        blocks::{
-            MAX_TEXT_CHARS, Message, context, duration, fields as field_section, fit_lines, section,
-        },
-        mrkdwn::{code, code_link, link, name, one_line, truncate},
+        blocks::{MAX_TEXT_CHARS, Message, context, date, duration, fit_lines, section},
+        mrkdwn::{clip, code, code_link, link, name, one_line, truncate},
     },
 };
 
@@ -22,7 +20,6 @@ const MAX_JOBS: usize = 10;
 /// How much of each name from a payload a notice shows (UTF-16 units, before escaping), so
 /// that one long name cannot crowd out the rest or push a block past Slack's limits.
 pub const MAX_JOB_NAME: usize = 80;
-pub const MAX_STAGE: usize = 40;
 pub const MAX_RUNNER: usize = 60;
 pub const MAX_REASON: usize = 100;
 pub const MAX_REF: usize = 100;
@@ -48,7 +45,7 @@ fn is_infra(reason: &str) -> bool {
         || reason.starts_with("no_updates")
 }
 
-pub fn reason_in_words(reason: &str) -> String {
+fn reason_in_words(reason: &str) -> String {
     match reason {
         "script_failure" => "the script failed".into(),
         "runner_system_failure" => "runner system failure".into(),
@@ -69,25 +66,7 @@ pub fn reason_in_words(reason: &str) -> String {
 /// The failed jobs that matter: `failed`, not allowed to fail, one per name
 /// (the newest attempt decides, so a retried job that passed is not listed).
 pub fn culprits<'b, 'a>(builds: &'b [Build<'a>]) -> Vec<&'b Build<'a>> {
-    let mut latest: Vec<&Build> = Vec::new();
-    // Indexed by name: a linear search made pipelines with thousands of jobs quadratic.
-    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(builds.len());
-    for b in builds {
-        match by_name.get(b.name.as_ref()) {
-            Some(&i) if latest[i].id < b.id => latest[i] = b,
-            Some(_) => {}
-            None => {
-                by_name.insert(&b.name, latest.len());
-                latest.push(b);
-            }
-        }
-    }
-    let mut failed: Vec<&Build> = latest
-        .into_iter()
-        .filter(|b| b.status == "failed" && !b.allow_failure)
-        .collect();
-    failed.sort_by_key(|b| b.id);
-    failed
+    failed_of(&newest_attempts(builds))
 }
 
 /// A ref as URL path segments: each one percent-encoded, the slashes between them kept, as
@@ -112,30 +91,38 @@ pub fn ref_path(git_ref: &str) -> String {
         .join("/")
 }
 
-fn kind_of(hook: &PipelineHook) -> &'static str {
-    if hook.object_attributes.tag {
-        "tag"
-    } else {
-        "branch"
-    }
-}
-
-/// `branch `master`` linked to the branch (or tag) in GitLab.
-fn ref_link(hook: &PipelineHook) -> String {
+/// `*<project|omnibus-gitlab>* `<ref|master>``: what broke, linked. The project is named by
+/// the last part of its path, as the team says it; the link leads to the whole path.
+fn subject(hook: &PipelineHook) -> String {
     let a = &hook.object_attributes;
-    let path = if a.tag { "tags" } else { "tree" };
-    let url = format!("{}/-/{path}/{}", hook.project.web_url, ref_path(&a.git_ref));
+    let kind = if a.tag { "tags" } else { "tree" };
+    let ref_url = format!("{}/-/{kind}/{}", hook.project.web_url, ref_path(&a.git_ref));
     format!(
-        "{} {}",
-        kind_of(hook),
-        code_link(&url, &truncate(&a.git_ref, MAX_REF))
+        "*{}* {}",
+        link(
+            &hook.project.web_url,
+            &truncate(project_name(hook), MAX_PROJECT)
+        ),
+        code_link(&ref_url, &truncate(&a.git_ref, MAX_REF))
     )
 }
 
-fn project_link(hook: &PipelineHook) -> String {
+fn project_name<'h>(hook: &'h PipelineHook) -> &'h str {
     let path = hook.project.path();
-    let label = if path.is_empty() { "the project" } else { path };
-    link(&hook.project.web_url, &truncate(label, MAX_PROJECT))
+    match path.rsplit('/').next() {
+        Some(last) if !last.trim().is_empty() => last,
+        _ if !path.trim().is_empty() => path,
+        _ => "the project",
+    }
+}
+
+/// `omnibus-gitlab master`, for notification texts (escaped, one line).
+fn subject_text(hook: &PipelineHook) -> String {
+    format!(
+        "{} {}",
+        name(project_name(hook), MAX_PROJECT),
+        name(&hook.object_attributes.git_ref, MAX_REF)
+    )
 }
 
 /// The pipeline's page: the payload's `url`, else one made from the project's.
@@ -147,8 +134,12 @@ pub fn pipeline_url(hook: &PipelineHook) -> String {
     }
 }
 
-fn job_url(hook: &PipelineHook, b: &Build) -> String {
-    format!("{}/-/jobs/{}", hook.project.web_url, b.id)
+/// A pipeline of the same project that only its id is known of (the incident's first one).
+fn pipeline_link(project_url: &str, id: u64) -> String {
+    link(
+        &format!("{project_url}/-/pipelines/{id}"),
+        &format!("#{id}"),
+    )
 }
 
 /// A job's name linked to its log, shown literally (in code).
@@ -158,123 +149,40 @@ fn job_link(hook: &PipelineHook, b: &Build) -> String {
     } else {
         truncate(&b.name, MAX_JOB_NAME)
     };
-    code_link(&job_url(hook, b), &label)
+    code_link(&format!("{}/-/jobs/{}", hook.project.web_url, b.id), &label)
 }
 
-fn reason_of(b: &Build, otherwise: &str) -> String {
-    let words = b
-        .failure_reason
-        .as_deref()
-        .map_or_else(|| otherwise.to_string(), reason_in_words);
-    name(&words, MAX_REASON)
-}
-
-/// The commit as `sha` (linked) and title, if the payload has one.
-fn commit_line(hook: &PipelineHook) -> Option<String> {
-    let c = hook.commit.as_ref()?;
-    let short: String = one_line(c.id.trim()).chars().take(8).collect();
+/// The commit: its short sha linked to it, and its title (or its message's first line).
+fn commit_parts(hook: &PipelineHook) -> (Option<String>, Option<String>) {
+    let Some(c) = hook.commit.as_ref() else {
+        return (None, None);
+    };
+    let id = one_line(c.id.trim());
+    let short: String = id.chars().take(8).collect();
     let sha = match c.url.as_deref() {
-        Some(u) => code_link(u, &short),
-        None => code(&short),
+        Some(u) if !u.trim().is_empty() => code_link(u, &short),
+        _ if !short.is_empty() => code_link(
+            &format!("{}/-/commit/{}", hook.project.web_url, ref_path(&id)),
+            &short,
+        ),
+        _ => String::new(),
     };
     let title = name(c.title(), MAX_TITLE);
+    (
+        (!sha.is_empty()).then_some(sha),
+        (!title.is_empty()).then_some(title),
+    )
+}
+
+/// `sha` (linked) and title, as far as the payload tells.
+fn commit_line(hook: &PipelineHook) -> Option<String> {
+    let (sha, title) = commit_parts(hook);
     let line = [sha, title]
         .into_iter()
-        .filter(|p| !p.is_empty())
+        .flatten()
         .collect::<Vec<_>>()
         .join(" ");
     (!line.is_empty()).then_some(line)
-}
-
-/// The pipeline's user as `Name (username)`, if the payload names one.
-pub fn user_words(hook: &PipelineHook) -> Option<String> {
-    let u = hook.user.as_ref()?;
-    let full = name(u.name.trim(), MAX_USER);
-    let handle = name(u.username.trim(), MAX_USER);
-    match (full.is_empty(), handle.is_empty()) {
-        (false, false) if full != handle => Some(format!("{full} ({handle})")),
-        (false, _) => Some(full),
-        (true, false) => Some(handle),
-        (true, true) => None,
-    }
-}
-
-/// The part of a notice that describes one failed pipeline: used in the root
-/// message and in "still failing" replies.
-pub fn failure_body(hook: &PipelineHook, s: &NotifySettings) -> Vec<Value> {
-    let a = &hook.object_attributes;
-    let jobs = culprits(&hook.builds);
-    let mut url = pipeline_url(hook);
-    if !jobs.is_empty() {
-        url.push_str("/failures");
-    }
-    let mut head = format!(
-        ":red_circle: *Pipeline {} failed* on {} of {}",
-        link(&url, &format!("#{}", a.id)),
-        ref_link(hook),
-        project_link(hook)
-    );
-    if let Some(parent) = hook.parent_pipeline_id() {
-        head.push_str(&format!(" (child of #{parent})"));
-    }
-    let mut fields = Vec::new();
-    if let Some(commit) = commit_line(hook) {
-        fields.push(format!("*Commit*\n{commit}"));
-    }
-    if let Some(user) = user_words(hook) {
-        fields.push(format!("*Triggered by*\n{user}"));
-    }
-    if let Some(d) = a.duration.filter(|d| d.is_finite()) {
-        fields.push(format!("*Duration*\n{}", duration(d as i64)));
-    }
-    if let Some(pipeline_name) = a.name.as_deref().filter(|n| !n.trim().is_empty()) {
-        fields.push(format!(
-            "*Pipeline name*\n{}",
-            name(pipeline_name, MAX_TITLE)
-        ));
-    }
-    let mut blocks = vec![section(&head)];
-    if !fields.is_empty() {
-        blocks.push(field_section(&fields));
-    }
-    blocks.push(section(&jobs_text(hook, &jobs)));
-    if let Some(infra) = infra_text(hook, &jobs, s) {
-        blocks.push(section(&infra));
-    }
-    blocks
-}
-
-fn more(n: usize) -> String {
-    format!("…and {n} more")
-}
-
-fn jobs_text(hook: &PipelineHook, jobs: &[&Build]) -> String {
-    if jobs.is_empty() {
-        return "No failed job is listed for this pipeline: it most likely failed on a CI configuration \
-                error or in a downstream pipeline. Open the pipeline to see why."
-            .into();
-    }
-    let lines: Vec<String> = jobs
-        .iter()
-        .take(MAX_JOBS)
-        .map(|b| {
-            let stage = code(&truncate(&b.stage, MAX_STAGE));
-            let sep = if stage.is_empty() { "" } else { " " };
-            format!(
-                "• {stage}{sep}{}: {}",
-                job_link(hook, b),
-                reason_of(b, "failed")
-            )
-        })
-        .collect();
-    fit_lines(
-        &format!("*Failed jobs* ({})", jobs.len()),
-        &lines,
-        jobs.len().saturating_sub(MAX_JOBS),
-        more,
-        None,
-        MAX_TEXT_CHARS,
-    )
 }
 
 /// `runner `desc` (#7)`, `runner #7`, or nothing when the payload says nothing of it.
@@ -293,186 +201,520 @@ fn runner_words(b: &Build) -> Option<String> {
     }
 }
 
-fn infra_text(hook: &PipelineHook, jobs: &[&Build], s: &NotifySettings) -> Option<String> {
-    let infra: Vec<&&Build> = jobs
-        .iter()
-        .filter(|b| b.failure_reason.as_deref().is_some_and(is_infra))
-        .collect();
-    if infra.is_empty() {
-        return None;
-    }
-    let on_arm = infra.iter().any(|b| {
-        b.runner.as_ref().is_some_and(|r| {
-            r.tags
-                .iter()
-                .any(|t| s.arm_runner_tags.iter().any(|a| a.eq_ignore_ascii_case(t)))
-        })
-    });
-    let lines: Vec<String> = infra
-        .iter()
-        .take(MAX_JOBS)
-        .map(|b| {
-            let on = runner_words(b)
-                .map(|r| format!(" on {r}"))
-                .unwrap_or_default();
-            format!("• {}{on}: {}", job_link(hook, b), reason_of(b, ""))
-        })
-        .collect();
-    let tail = on_arm
-        .then_some("These ran on ARM builders: `/arm status` shows whether machines are stuck.");
-    Some(fit_lines(
-        ":warning: *Infrastructure failure*, not the code:",
-        &lines,
-        infra.len().saturating_sub(MAX_JOBS),
-        more,
-        tail,
-        MAX_TEXT_CHARS,
-    ))
-}
-
-/// `branch master of group/project`, plain, for notification texts.
-fn ref_of_project(hook: &PipelineHook) -> String {
-    format!(
-        "{} {} of {}",
-        kind_of(hook),
-        name(&hook.object_attributes.git_ref, MAX_REF),
-        name(hook.project.path(), MAX_PROJECT)
-    )
-}
-
-/// The fallback text of a notice.
-pub fn failure_text(hook: &PipelineHook) -> String {
-    format!(
-        "Pipeline #{} failed on {}",
-        hook.object_attributes.id,
-        ref_of_project(hook)
-    )
-}
-
-/// Where an incident stands, shown at the top of its root message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum RootStatus {
-    Broken {
-        since: DateTime<Utc>,
-        failures: u32,
-        latest_pipeline: u64,
-        latest_url: String,
-    },
-    Fixed {
-        by_pipeline: u64,
-        by_url: String,
-        broken_for_secs: i64,
-    },
-}
-
-/// The root message: a status line over the first failure's details.
-pub fn root_message(body: &Message, status: &RootStatus) -> Message {
-    let (line, text) = match status {
-        RootStatus::Broken {
-            since,
-            failures,
-            latest_pipeline,
-            latest_url,
-        } => (
-            format!(
-                ":rotating_light: *Broken* since <!date^{}^{{date_short_pretty}} {{time}}|{}> · {} failed pipeline{} · latest {}",
-                since.timestamp(),
-                since.format("%Y-%m-%d %H:%M UTC"),
-                failures,
-                if *failures == 1 { "" } else { "s" },
-                link(latest_url, &format!("#{latest_pipeline}"))
-            ),
-            body.text.clone(),
-        ),
-        RootStatus::Fixed {
-            by_pipeline,
-            by_url,
-            broken_for_secs,
-        } => (
-            format!(
-                ":white_check_mark: *Fixed* by pipeline {} after {}",
-                link(by_url, &format!("#{by_pipeline}")),
-                duration(*broken_for_secs)
-            ),
-            format!("Fixed: {}", body.text),
-        ),
+/// The pipeline's user: their name, with their username only when it says something more
+/// (`Administrator (root)`, but `dana` alone, not `dana (dana)`).
+fn user_words(hook: &PipelineHook) -> Option<String> {
+    let u = hook.user.as_ref()?;
+    let full = name(u.name.trim(), MAX_USER);
+    let handle = name(u.username.trim(), MAX_USER);
+    let same = |a: &str, b: &str| {
+        let key = |s: &str| -> String {
+            s.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        key(a) == key(b)
     };
-    let mut blocks = vec![context(&line)];
-    blocks.extend(body.blocks.iter().cloned());
-    Message { text, blocks }
-}
-
-/// A reply in the incident's thread for another failure, from its
-/// [`failure_message`].
-pub fn still_failing(failure: &Message) -> Message {
-    Message {
-        text: format!("Still failing: {}", failure.text),
-        blocks: failure.blocks.clone(),
+    match (full.is_empty(), handle.is_empty()) {
+        (false, false) if !same(&full, &handle) => Some(format!("{full} ({handle})")),
+        (false, _) => Some(full),
+        (true, false) => Some(handle),
+        (true, true) => None,
     }
 }
 
-/// The "fixed" reply.
-pub fn fixed(hook: &PipelineHook, broken_for_secs: i64) -> Message {
-    FixedNotice::new(hook).message(broken_for_secs)
+/// GitLab's own names for pipelines nobody named (`Pipeline for branch: master`) say nothing
+/// the message does not already.
+fn chosen_name(hook: &PipelineHook) -> Option<String> {
+    let n = hook.object_attributes.name.as_deref()?.trim();
+    let default = n.is_empty()
+        || n.to_lowercase().starts_with("pipeline for ")
+        || n == hook.object_attributes.git_ref;
+    (!default).then(|| name(n, MAX_TITLE))
 }
 
-/// The "fixed" reply rendered from the payload ahead of time, so the store's
-/// writer only adds how long the ref was broken, which it alone knows.
+/// A failed job as every message of the thread shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedJob {
+    /// The job's name, plain (compared between pipelines, and used in notification texts).
+    pub name: String,
+    /// The name linked to the job's log.
+    pub link: String,
+    /// Why it failed, in words (mrkdwn).
+    pub reason: String,
+    /// Why, in a word or two, for notification texts.
+    pub short: String,
+    /// The failure is the runner's or the machine's, not the code's.
+    #[serde(default)]
+    pub infra: bool,
+    /// `runner `arm-3` (#7)`, for an infrastructure failure, as far as the payload tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+}
+
+impl FailedJob {
+    fn new(hook: &PipelineHook, b: &Build) -> Self {
+        let reason = b.failure_reason.as_deref();
+        Self {
+            name: name(&b.name, MAX_JOB_NAME),
+            link: job_link(hook, b),
+            reason: name(
+                &reason.map_or_else(|| "failed".into(), reason_in_words),
+                MAX_REASON,
+            ),
+            short: name(
+                &reason.map_or_else(|| "failed".into(), short_reason),
+                MAX_REASON,
+            ),
+            infra: reason.is_some_and(is_infra),
+            runner: reason.filter(|r| is_infra(r)).and_then(|_| runner_words(b)),
+        }
+    }
+
+    /// `runner system failure on runner `x` (#7)`: the reason, and where, when it is known.
+    fn reason_where(&self) -> String {
+        match &self.runner {
+            Some(runner) => format!("{} on {runner}", self.reason),
+            None => self.reason.clone(),
+        }
+    }
+
+    /// `• `job` — runner system failure on runner `x` (#7): infrastructure, not the code`.
+    fn line(&self) -> String {
+        if self.infra {
+            format!(
+                "• {} — {}: *infrastructure, not the code*",
+                self.link,
+                self.reason_where()
+            )
+        } else {
+            format!("• {} — {}", self.link, self.reason)
+        }
+    }
+}
+
+/// Why a job failed, in a word or two: `script`, `runner system failure`.
+fn short_reason(reason: &str) -> String {
+    match reason {
+        "script_failure" => "script".into(),
+        "job_execution_timeout" => "timed out".into(),
+        "missing_dependency_failure" => "missing artifacts".into(),
+        other => reason_in_words(other),
+    }
+}
+
+/// Jobs kept by name with an incident, to tell the next failure's jobs "again" from "new".
+const MAX_KEPT_JOBS: usize = 200;
+
+/// One failed pipeline, as the thread shows it: every part already escaped mrkdwn, so the
+/// writer, which alone knows where the incident stands, only puts the parts together. The
+/// incident keeps its latest failure this way (its root shows it, and the next failure's
+/// reply says what changed from it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub subject: String,
+    pub subject_text: String,
+    pub project_url: String,
+    pub pipeline: u64,
+    pub pipeline_url: String,
+    /// The pipeline's failures page when jobs failed, else its page.
+    pub failures_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_of: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_name: Option<String>,
+    /// The failed jobs, oldest first (the first [`MAX_KEPT_JOBS`]).
+    pub jobs: Vec<FailedJob>,
+    /// How many failed, kept or not.
+    pub failed: usize,
+    /// Why no job is listed, when none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_jobs: Option<String>,
+    /// An infrastructure failure ran on an ARM builder.
+    #[serde(default)]
+    pub on_arm: bool,
+    /// Names of the jobs whose newest attempt passed: only this pipeline's reply needs them
+    /// (to say which jobs of the previous failure now pass), so they are not stored.
+    #[serde(skip)]
+    pub passed: HashSet<String>,
+}
+
+impl Failure {
+    pub fn new(hook: &PipelineHook, s: &NotifySettings) -> Self {
+        let a = &hook.object_attributes;
+        let latest = newest_attempts(&hook.builds);
+        let culprits = failed_of(&latest);
+        let pipeline_url = pipeline_url(hook);
+        let failures_url = if culprits.is_empty() {
+            pipeline_url.clone()
+        } else {
+            format!("{pipeline_url}/failures")
+        };
+        let on_arm = culprits.iter().any(|b| {
+            b.failure_reason.as_deref().is_some_and(is_infra)
+                && b.runner.as_ref().is_some_and(|r| {
+                    r.tags
+                        .iter()
+                        .any(|t| s.arm_runner_tags.iter().any(|a| a.eq_ignore_ascii_case(t)))
+                })
+        });
+        let canceled = latest.iter().filter(|b| b.status == "canceled").count();
+        let no_jobs = culprits.is_empty().then(|| {
+            if hook.builds.is_empty() {
+                "GitLab listed no jobs: the pipeline most likely failed on a CI configuration \
+                 error or in a downstream pipeline."
+                    .to_string()
+            } else if canceled > 0 {
+                format!(
+                    "No job failed; {canceled} {} canceled.",
+                    if canceled == 1 { "was" } else { "were" }
+                )
+            } else {
+                "No failed job is listed: open the pipeline to see why.".to_string()
+            }
+        });
+        Self {
+            subject: subject(hook),
+            subject_text: subject_text(hook),
+            project_url: hook.project.web_url.clone(),
+            pipeline: a.id,
+            pipeline_url,
+            failures_url,
+            child_of: hook.parent_pipeline_id(),
+            commit: commit_line(hook),
+            by: user_words(hook),
+            took_secs: a.duration.filter(|d| d.is_finite()).map(|d| d as i64),
+            pipeline_name: chosen_name(hook),
+            jobs: culprits
+                .iter()
+                .take(MAX_KEPT_JOBS)
+                .map(|b| FailedJob::new(hook, b))
+                .collect(),
+            failed: culprits.len(),
+            no_jobs,
+            on_arm,
+            passed: latest
+                .iter()
+                .filter(|b| b.status == "success")
+                .map(|b| name(&b.name, MAX_JOB_NAME))
+                .collect(),
+        }
+    }
+
+    fn pipeline_link(&self) -> String {
+        link(&self.pipeline_url, &format!("#{}", self.pipeline))
+    }
+
+    fn more(&self) -> impl Fn(usize) -> String + '_ {
+        |n| link(&self.failures_url, &format!("…and {n} more"))
+    }
+
+    /// `omnibus-gitlab master #31 failed: a (script), b (runner system failure)`.
+    fn text(&self, verb: &str) -> String {
+        let mut t = format!("{} #{} {verb}", self.subject_text, self.pipeline);
+        if !self.jobs.is_empty() {
+            t.push_str(": ");
+            t.push_str(&jobs_text(&self.jobs, self.failed));
+        }
+        t
+    }
+
+    /// What broke, first: the subject, the pipeline and its failed jobs, each on its line.
+    fn headline(&self) -> Value {
+        let mut head = format!(
+            ":red_circle: {}: pipeline {} failed",
+            self.subject,
+            link(&self.failures_url, &format!("#{}", self.pipeline))
+        );
+        if let Some(parent) = self.child_of {
+            head.push_str(&format!(
+                " (child of {})",
+                pipeline_link(&self.project_url, parent)
+            ));
+        }
+        let lines: Vec<String> = self
+            .jobs
+            .iter()
+            .take(MAX_JOBS)
+            .map(FailedJob::line)
+            .collect();
+        let arm = self
+            .on_arm
+            .then_some("ARM builders ran the infrastructure failures: `/arm status` shows whether any are stuck.");
+        let tail = match (&self.no_jobs, arm) {
+            (Some(why), _) => Some(why.as_str()),
+            (None, arm) => arm,
+        };
+        section(&fit_lines(
+            &head,
+            &lines,
+            self.failed - lines.len(),
+            self.more(),
+            tail,
+            MAX_TEXT_CHARS,
+        ))
+    }
+
+    /// The small print: commit, who, the pipeline's name, how long it ran.
+    fn footer(&self) -> Option<Value> {
+        let parts: Vec<String> = [
+            self.commit.clone(),
+            self.by.clone(),
+            self.pipeline_name.as_ref().map(|n| format!("_{n}_")),
+            self.took_secs.map(|d| format!("ran {}", duration(d))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| context(&parts.join(" · ")))
+    }
+}
+
+/// `a (script), b (runner system failure), and 3 more`: the first few failed jobs.
+fn jobs_text(jobs: &[FailedJob], failed: usize) -> String {
+    const SHOWN: usize = 5;
+    let mut t = jobs
+        .iter()
+        .take(SHOWN)
+        .map(|j| format!("{} ({})", j.name, j.short))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if failed > SHOWN.min(jobs.len()) {
+        t.push_str(&format!(", and {} more", failed - SHOWN.min(jobs.len())));
+    }
+    t
+}
+
+/// The newest attempt of each job, by name (a retried job that passed is not a failure).
+fn newest_attempts<'b, 'a>(builds: &'b [Build<'a>]) -> Vec<&'b Build<'a>> {
+    let mut latest: Vec<&Build> = Vec::new();
+    // Indexed by name: a linear search made pipelines with thousands of jobs quadratic.
+    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(builds.len());
+    for b in builds {
+        match by_name.get(b.name.as_ref()) {
+            Some(&i) if latest[i].id < b.id => latest[i] = b,
+            Some(_) => {}
+            None => {
+                by_name.insert(&b.name, latest.len());
+                latest.push(b);
+            }
+        }
+    }
+    latest
+}
+
+fn failed_of<'b, 'a>(latest: &[&'b Build<'a>]) -> Vec<&'b Build<'a>> {
+    let mut failed: Vec<&Build> = latest
+        .iter()
+        .copied()
+        .filter(|b| b.status == "failed" && !b.allow_failure)
+        .collect();
+    failed.sort_by_key(|b| b.id);
+    failed
+}
+
+/// The root as first posted: what broke, then the small print.
+pub fn root_opened(f: &Failure) -> Message {
+    let mut blocks = vec![f.headline()];
+    blocks.extend(f.footer());
+    Message::new(f.text("failed"), blocks)
+}
+
+/// The root of an incident still open: its latest failure, and since when it has been broken.
+pub fn root_broken(f: &Failure, since: DateTime<Utc>, failures: i64, first: u64) -> Message {
+    let mut m = root_opened(f);
+    m.blocks.push(context(&format!(
+        "Broken since {} · {failures} failed pipeline{} · first failed: {}",
+        date(since),
+        if failures == 1 { "" } else { "s" },
+        pipeline_link(&f.project_url, first)
+    )));
+    m
+}
+
+/// Names of failed jobs, linked to their logs and flagged when the runner failed, at most a
+/// few; the rest counted and linked to the failures page.
+fn job_names(jobs: &[&FailedJob], more: &dyn Fn(usize) -> String) -> String {
+    const SHOWN: usize = 6;
+    let mut names: Vec<String> = jobs
+        .iter()
+        .take(SHOWN)
+        .map(|j| {
+            if j.infra {
+                format!("{} ({})", j.link, j.reason_where())
+            } else {
+                j.link.clone()
+            }
+        })
+        .collect();
+    if jobs.len() > SHOWN {
+        names.push(more(jobs.len() - SHOWN));
+    }
+    names.join(", ")
+}
+
+/// Names of jobs that pass again, unlinked (their passing run is not in the payload by id).
+fn passing_names(jobs: &[&FailedJob]) -> String {
+    const SHOWN: usize = 6;
+    // `name` is escaped already: only a backtick could break the code span.
+    let mut names: Vec<String> = jobs
+        .iter()
+        .take(SHOWN)
+        .map(|j| format!("`{}`", j.name.replace('`', "ˋ")))
+        .collect();
+    if jobs.len() > SHOWN {
+        names.push(format!("and {} more", jobs.len() - SHOWN));
+    }
+    names.join(", ")
+}
+
+/// The reply for another failure of a broken ref: the new pipeline and commit, then what
+/// changed since the failure before it (`prev`, when the incident kept it): which jobs failed
+/// again, which fail for the first time, which now pass.
+pub fn still_failing(prev: Option<&Failure>, f: &Failure) -> Message {
+    let mut head = format!(":red_circle: Still failing: pipeline {}", f.pipeline_link());
+    if let Some(commit) = &f.commit {
+        head.push_str(&format!(" · {commit}"));
+    }
+    let more = f.more();
+    let changes = match (&f.no_jobs, prev) {
+        (Some(why), _) => why.clone(),
+        (None, None) => format!(
+            "Failed: {}",
+            job_names(&f.jobs.iter().collect::<Vec<_>>(), &more)
+        ),
+        (None, Some(prev)) => {
+            let before: HashSet<&str> = prev.jobs.iter().map(|j| j.name.as_str()).collect();
+            let now: HashSet<&str> = f.jobs.iter().map(|j| j.name.as_str()).collect();
+            let (again, new): (Vec<&FailedJob>, Vec<&FailedJob>) = f
+                .jobs
+                .iter()
+                .partition(|j| before.contains(j.name.as_str()));
+            let fixed: Vec<&FailedJob> = prev
+                .jobs
+                .iter()
+                .filter(|j| !now.contains(j.name.as_str()) && f.passed.contains(&j.name))
+                .collect();
+            let mut parts = Vec::new();
+            if !again.is_empty() {
+                parts.push(format!("Failed again: {}", job_names(&again, &more)));
+            }
+            if !new.is_empty() {
+                parts.push(format!("Newly failing: {}", job_names(&new, &more)));
+            }
+            if !fixed.is_empty() {
+                parts.push(format!("Now passing: {}", passing_names(&fixed)));
+            }
+            parts.join(" · ")
+        }
+    };
+    Message::new(
+        f.text("still failing"),
+        vec![section(&clip(
+            &format!("{head}\n{changes}"),
+            MAX_TEXT_CHARS,
+        ))],
+    )
+}
+
+/// The "fixed" reply and root, rendered from the payload ahead of time, so the store's writer
+/// only adds what it alone knows: how long the ref was broken and which pipelines failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FixedNotice {
+    subject: String,
+    subject_text: String,
+    project_url: String,
+    pipeline: u64,
     pipeline_link: String,
-    details: String,
-    text: String,
+    /// `sha` linked, then the commit's title.
+    commit: Option<String>,
+    /// `sha` linked alone, for the one-line root.
+    sha: Option<String>,
+    by: Option<String>,
 }
 
 impl FixedNotice {
     pub fn new(hook: &PipelineHook) -> Self {
         let a = &hook.object_attributes;
-        let mut details = String::new();
-        if let Some(commit) = commit_line(hook) {
-            details.push_str(&format!(" · {commit}"));
-        }
-        if let Some(u) = &hook.user {
-            let who = if u.name.trim().is_empty() {
-                &u.username
-            } else {
-                &u.name
-            };
-            let who = name(who.trim(), MAX_USER);
-            if !who.is_empty() {
-                details.push_str(&format!(" · by {who}"));
-            }
-        }
         Self {
+            subject: subject(hook),
+            subject_text: subject_text(hook),
+            project_url: hook.project.web_url.clone(),
+            pipeline: a.id,
             pipeline_link: link(&pipeline_url(hook), &format!("#{}", a.id)),
-            details,
-            text: format!(
-                "Fixed: {} is green again (pipeline #{})",
-                ref_of_project(hook),
-                a.id
-            ),
+            commit: commit_line(hook),
+            sha: commit_parts(hook).0,
+            by: user_words(hook),
         }
     }
 
-    pub fn message(&self, broken_for_secs: i64) -> Message {
-        let line = format!(
-            ":white_check_mark: *Fixed* by pipeline {} after {} broken{}",
+    fn text(&self, broken_for_secs: i64) -> String {
+        format!(
+            "{} fixed by #{} after {}",
+            self.subject_text,
+            self.pipeline,
+            duration(broken_for_secs)
+        )
+    }
+
+    /// The reply in the thread: which pipeline fixed it, after how long, with which commit.
+    pub fn reply(&self, broken_for_secs: i64) -> Message {
+        let mut line = format!(
+            ":white_check_mark: Fixed by pipeline {} after {}",
             self.pipeline_link,
-            duration(broken_for_secs),
-            self.details
+            duration(broken_for_secs)
         );
-        Message {
-            text: self.text.clone(),
-            blocks: vec![section(&line)],
+        for part in [&self.commit, &self.by].into_iter().flatten() {
+            line.push_str(&format!(" · {part}"));
         }
+        Message::new(self.text(broken_for_secs), vec![section(&line)])
     }
-}
 
-/// The first failure's message body (no status line); kept with the incident.
-pub fn failure_message(hook: &PipelineHook, s: &NotifySettings) -> Message {
-    Message {
-        text: failure_text(hook),
-        blocks: failure_body(hook, s),
+    /// The root once fixed, one line: the thread below keeps the details.
+    pub fn root(
+        &self,
+        broken_for_secs: i64,
+        first: u64,
+        last_failed: u64,
+        failures: i64,
+    ) -> Message {
+        let mut by = self.pipeline_link.clone();
+        if self.pipeline == last_failed {
+            // The failed pipeline's jobs were retried until it passed.
+            by.push_str(" on retry");
+        }
+        if let Some(sha) = &self.sha {
+            by.push_str(&format!(" ({sha})"));
+        }
+        let failed = if first == last_failed {
+            pipeline_link(&self.project_url, first)
+        } else {
+            format!(
+                "{}–{}",
+                pipeline_link(&self.project_url, first),
+                pipeline_link(&self.project_url, last_failed)
+            )
+        };
+        let count = if failures > 2 {
+            format!(" ({failures} pipelines)")
+        } else {
+            String::new()
+        };
+        Message::new(
+            self.text(broken_for_secs),
+            vec![section(&format!(
+                ":white_check_mark: {} fixed by {by} after {}; {failed} failed{count} · details in thread",
+                self.subject,
+                duration(broken_for_secs)
+            ))],
+        )
     }
 }
 

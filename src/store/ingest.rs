@@ -13,7 +13,6 @@ use super::{
     lite::{LiteConn, LiteTx},
     stmt::{self, Exec, Get, Stmt, values_sql},
 };
-use crate::slack::blocks::Message;
 
 /// A ref: (project id, ref name).
 pub type RefKey = (u64, String);
@@ -34,8 +33,12 @@ pub struct OpenIncident {
     /// Unix seconds.
     pub opened_at: i64,
     pub failures: i64,
-    /// The first failure's message, under the status line.
-    pub root_body: Message,
+    pub first_pipeline: u64,
+    /// The newest failed pipeline.
+    pub latest_pipeline: u64,
+    /// What the root shows: the latest failure, as JSON the writer reads (an incident opened
+    /// by an older version holds its first failure's message instead).
+    pub root_body: String,
     /// Its root message could not be posted and never will be.
     pub root_failed: bool,
 }
@@ -82,6 +85,7 @@ pub struct NewIncident<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncidentUpdate {
     pub failures: Option<i64>,
+    pub root_body: Option<String>,
     pub latest_pipeline: Option<u64>,
     pub latest_url: Option<String>,
     /// Set only where not set yet (Unix seconds).
@@ -196,7 +200,7 @@ fn bind_refs<'a>(st: &mut Stmt<'a>, refs: &'a [RefKey]) {
 fn read_refs_stmt(refs: &[RefKey]) -> Stmt<'_> {
     let mut st = Stmt::new(format!(
         "SELECT h.project_id, h.git_ref, h.last_pipeline, i.id, i.channel, i.opened_at,
-                i.failures, i.root_body,
+                i.failures, i.root_body, i.first_pipeline, i.latest_pipeline,
                 CAST(CASE WHEN i.root_ts IS NULL AND EXISTS (
                     SELECT 1 FROM outbox o
                      WHERE o.incident_id = i.id AND o.kind = 'post' AND o.state = 'failed')
@@ -216,8 +220,10 @@ fn ref_state(r: &dyn Get) -> anyhow::Result<(RefKey, RefState)> {
             channel: r.req_text(4)?,
             opened_at: r.req_int(5)?,
             failures: r.req_int(6)?,
-            root_body: serde_json::from_str(&r.req_text(7)?)?,
-            root_failed: r.req_int(8)? != 0,
+            root_body: r.req_text(7)?,
+            first_pipeline: r.req_int(8)? as u64,
+            latest_pipeline: r.req_int(9)? as u64,
+            root_failed: r.req_int(10)? != 0,
         }),
         None => None,
     };
@@ -261,20 +267,23 @@ fn incidents_stmt<'a>(incs: &[NewIncident<'a>]) -> Stmt<'a> {
 /// CTE with named columns and `UPDATE … FROM`).
 fn updates_stmt(updates: &[(i64, IncidentUpdate)]) -> Stmt<'_> {
     let mut st = Stmt::new(format!(
-        "WITH v (id, failures, latest_pipeline, latest_url, fixed_at, fixed_by) AS (VALUES {})
+        "WITH v (id, failures, root_body, latest_pipeline, latest_url, fixed_at, fixed_by)
+           AS (VALUES {})
          UPDATE incidents
             SET failures = COALESCE(v.failures, incidents.failures),
+                root_body = COALESCE(v.root_body, incidents.root_body),
                 latest_pipeline = COALESCE(v.latest_pipeline, incidents.latest_pipeline),
                 latest_url = COALESCE(v.latest_url, incidents.latest_url),
                 fixed_at = COALESCE(incidents.fixed_at, v.fixed_at),
                 fixed_by = CASE WHEN incidents.fixed_at IS NULL THEN v.fixed_by
                                 ELSE incidents.fixed_by END
            FROM v WHERE incidents.id = v.id",
-        values_sql(updates.len(), 6, 1)
+        values_sql(updates.len(), 7, 1)
     ));
     for (id, u) in updates {
         st.bind(*id)
             .bind(u.failures)
+            .bind(u.root_body.as_deref())
             .bind(u.latest_pipeline.map(|p| p as i64))
             .bind(u.latest_url.as_deref())
             .bind(u.fixed_at)

@@ -102,7 +102,7 @@ fn render_prints_the_message_or_the_reason() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("channel: console"), "{stdout}");
-    assert!(stdout.contains("Failed jobs"), "{stdout}");
+    assert!(stdout.contains("— the script failed"), "{stdout}");
 
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(example).expect("read")).expect("json");
@@ -195,7 +195,7 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
         let line = out_rx
             .recv_timeout(Duration::from_secs(20))
             .expect("console mode printed the notice");
-        let notice = line.contains("Failed jobs");
+        let notice = line.contains("— the script failed");
         printed.push(line);
         if notice {
             break;
@@ -240,7 +240,7 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
     printed.extend(out_rx.try_iter());
     let stdout = printed.join("\n");
     assert!(
-        stdout.contains("Failed jobs"),
+        stdout.contains("— the script failed"),
         "console mode printed the notice: {stdout}"
     );
 }

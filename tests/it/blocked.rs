@@ -74,7 +74,7 @@ on_both_engines! {
             .filter(|m| m.method == "chat.postMessage" && m.thread_ts.is_none())
             .collect();
         assert_eq!(roots.len(), 1, "{roots:#?}");
-        assert!(roots[0].text.contains("Pipeline #101"), "{}", roots[0].text);
+        assert!(roots[0].text.contains("#101 failed"), "{}", roots[0].text);
         assert_eq!(app.store.outbox_count("failed").await.expect("count"), 1);
         let open: i64 = app
             .store_scalar("SELECT COUNT(*) FROM incidents WHERE fixed_at IS NULL")

@@ -148,8 +148,8 @@ on_both_engines! {
                 ("chat.update", false)
             ]
         );
-        assert!(posted[0].text.contains("Pipeline #100 failed"), "{}", posted[0].text);
-        assert!(posted[1].text.starts_with("Fixed:"), "{}", posted[1].text);
+        assert!(posted[0].text.contains("#100 failed"), "{}", posted[0].text);
+        assert!(posted[1].text.contains("fixed by #101"), "{}", posted[1].text);
         assert_eq!(posted[1].thread_ts.as_deref(), Some(posted[0].ts.as_str()));
         let m = app.state.metrics.render();
         for line in [
@@ -485,7 +485,7 @@ on_both_engines! {
         assert_eq!(posted.len(), 3, "{posted:?}");
         assert!(posted[0].text.contains("GitLab refused the bot's API token"), "{}", posted[0].text);
         assert!(posted[0].body.to_string().contains("read_api"));
-        assert!(posted[1].text.contains("Pipeline #100 failed"), "{}", posted[1].text);
+        assert!(posted[1].text.contains("#100 failed"), "{}", posted[1].text);
         assert_eq!(posted[2].thread_ts.as_deref(), Some(posted[0].ts.as_str()));
         assert!(posted[2].text.contains("accepts the bot's API token again"));
         assert!(!posted.iter().any(|m| m.body.to_string().contains(GL_TOKEN)));

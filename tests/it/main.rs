@@ -35,6 +35,7 @@ mod single_workspace;
 mod slack;
 mod slack_payloads;
 mod status_command;
+mod thread;
 mod tls;
 mod watch;
 mod webhook;

@@ -11,7 +11,7 @@ use armbot::{
     notify::{
         mention,
         policy::{self, Decision, Outcome},
-        render::{self, RootStatus},
+        render::{self, Failure, FixedNotice},
     },
     slack::Message,
 };
@@ -240,20 +240,19 @@ proptest! {
         let mut messages: Vec<Message> = Vec::new();
         match policy::decide(&hook, &s.notify) {
             Decision::Track { outcome: Outcome::Failed, .. } => {
-                let failure = render::failure_message(&hook, &s.notify);
+                let failure = Failure::new(&hook, &s.notify);
                 let since = chrono::DateTime::from_timestamp(1_471_015_408, 0).expect("time");
-                for status in [
-                    RootStatus::Broken { since, failures: 3, latest_pipeline: 4242, latest_url: render::pipeline_url(&hook) },
-                    RootStatus::Fixed { by_pipeline: 4243, by_url: render::pipeline_url(&hook), broken_for_secs: 9000 },
-                ] {
-                    messages.push(render::root_message(&failure, &status));
-                }
-                messages.push(render::still_failing(&failure));
+                messages.push(render::root_opened(&failure));
+                messages.push(render::root_broken(&failure, since, 3, 4242));
+                // The failure compared with itself (every job again) and with nothing.
+                messages.push(render::still_failing(Some(&failure), &failure));
+                messages.push(render::still_failing(None, &failure));
                 messages.extend(mention::first_reply(&hook, Some(mention_id)));
-                messages.push(failure);
             }
             Decision::Track { outcome: Outcome::Succeeded, .. } => {
-                messages.push(render::fixed(&hook, 86_400 * 3 + 7));
+                let fixed = FixedNotice::new(&hook);
+                messages.push(fixed.reply(86_400 * 3 + 7));
+                messages.push(fixed.root(86_400 * 3 + 7, 4240, 4242, 3));
             }
             // Only an unwatched ref (a hostile ref is rarely the default branch… unless it
             // is, as here: default_branch = ref) or a cancel race is ignored.

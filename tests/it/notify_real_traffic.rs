@@ -23,7 +23,7 @@ fn hook(v: &Value) -> PipelineHook<'static> {
 
 fn failure(v: &Value) -> Message {
     let s = settings(&[]);
-    render::failure_message(&hook(v), &s.notify)
+    render::root_opened(&render::Failure::new(&hook(v), &s.notify))
 }
 
 fn all_text(m: &Message) -> String {
@@ -127,7 +127,7 @@ async fn payloads_from_before_project_ids_open_and_close_incidents() {
         .find(|p| {
             p.body["text"]
                 .as_str()
-                .is_some_and(|t| t.starts_with("Fixed"))
+                .is_some_and(|t| t.contains(" fixed by #"))
         })
         .expect("a fixed reply");
     // The fixed reply's title comes from the message, as the failure notice's does.
@@ -174,8 +174,8 @@ fn long_lists_are_cut_by_whole_lines_and_say_how_many_more() {
     p["builds"] = json!(builds);
     let m = failure(&p);
     assert_eq!(m.problems(), Vec::<String>::new());
-    for block in &m.blocks[2..] {
-        let text = block["text"]["text"].as_str().expect("section");
+    {
+        let text = m.blocks[0]["text"]["text"].as_str().expect("section");
         let shown = text.lines().filter(|l| l.starts_with('•')).count();
         assert!(shown >= 1, "{text}");
         assert!(
@@ -188,10 +188,10 @@ fn long_lists_are_cut_by_whole_lines_and_say_how_many_more() {
             assert!(line.contains(">`"), "{line}");
         }
     }
-    let infra = m.blocks[3]["text"]["text"].as_str().expect("infra");
+    let jobs = m.blocks[0]["text"]["text"].as_str().expect("jobs");
     assert!(
-        infra.ends_with("`/arm status` shows whether machines are stuck."),
-        "{infra}"
+        jobs.ends_with("`/arm status` shows whether any are stuck."),
+        "{jobs}"
     );
 }
 
@@ -211,16 +211,15 @@ fn refs_are_encoded_in_links() {
 }
 
 #[test]
-fn job_and_stage_names_show_literally() {
+fn job_names_show_literally() {
     let mut p = pipeline(43, "master", "failed");
     p["builds"][2]["name"] = json!("*bold* _it_ ~st~ `tick`");
-    p["builds"][2]["stage"] = json!("te`st");
-    let text = failure(&p).blocks[2]["text"]["text"]
+    let text = failure(&p).blocks[0]["text"]["text"]
         .as_str()
         .expect("jobs")
         .to_string();
     assert!(
-        text.contains("• `teˋst` `<https://gitlab.example.com/gitlab-org/gitlab-test/-/jobs/378|*bold* _it_ ~st~ ˋtickˋ>`"),
+        text.contains("• `<https://gitlab.example.com/gitlab-org/gitlab-test/-/jobs/378|*bold* _it_ ~st~ ˋtickˋ>` — the script failed"),
         "{text}"
     );
 }
@@ -232,14 +231,14 @@ fn a_runner_without_description_is_shown_by_id_or_left_out() {
     p["builds"][2]["runner"] = json!({"id": 7, "description": "", "tags": []});
     let text = all_text(&failure(&p));
     assert!(
-        text.contains("on runner #7: runner system failure"),
+        text.contains("runner system failure on runner #7: *infrastructure"),
         "{text}"
     );
     assert!(!text.contains("``"), "{text}");
     p["builds"][2]["runner"] = json!({"description": null});
     let text = all_text(&failure(&p));
     assert!(
-        text.contains("test-build>`: runner system failure"),
+        text.contains("test-build>` — runner system failure: *infrastructure"),
         "{text}"
     );
     assert!(!text.contains(" on runner"), "{text}");
@@ -250,9 +249,9 @@ fn the_fixed_reply_takes_its_title_from_the_message_when_there_is_no_title() {
     let mut p = pipeline(45, "master", "success");
     p["commit"]["title"] = Value::Null;
     p["commit"]["message"] = json!("Repair the runner cache\n\nBecause.");
-    let text = all_text(&render::fixed(&hook(&p), 60));
+    let text = all_text(&render::FixedNotice::new(&hook(&p)).reply(60));
     assert!(
-        text.contains("` Repair the runner cache · by Administrator"),
+        text.contains("` Repair the runner cache · Administrator (root)"),
         "{text}"
     );
 }
@@ -272,21 +271,23 @@ fn over_long_fields_are_capped_and_long_urls_left_unlinked() {
     let text = all_text(&body);
     assert!(!text.contains(&"x".repeat(200)), "a field was not capped");
     assert!(
-        text.contains("*Pipeline #46 failed*"),
+        text.contains("pipeline #46 failed"),
         "the long URL stayed a link: {text}"
     );
     let h = hook(&p);
-    let status = render::RootStatus::Broken {
-        since: chrono::DateTime::from_timestamp(NOW, 0).expect("time"),
-        failures: 2,
-        latest_pipeline: 46,
-        latest_url: render::pipeline_url(&h),
-    };
+    let f = render::Failure::new(&h, &settings(&[]).notify);
+    let since = chrono::DateTime::from_timestamp(NOW, 0).expect("time");
     assert_eq!(
-        render::root_message(&body, &status).problems(),
+        render::root_broken(&f, since, 2, 45).problems(),
         Vec::<String>::new()
     );
-    assert_eq!(render::fixed(&h, 5).problems(), Vec::<String>::new());
+    assert_eq!(
+        render::still_failing(Some(&f), &f).problems(),
+        Vec::<String>::new()
+    );
+    let fixed = render::FixedNotice::new(&h);
+    assert_eq!(fixed.reply(5).problems(), Vec::<String>::new());
+    assert_eq!(fixed.root(5, 45, 46, 2).problems(), Vec::<String>::new());
 }
 
 #[test]
@@ -327,8 +328,8 @@ async fn when_slack_refuses_the_blocks_the_notice_goes_out_as_text() {
     let body = &posted[0].body;
     assert!(body.get("blocks").is_none(), "{body}");
     let text = body["text"].as_str().expect("text");
-    assert!(text.contains(":rotating_light: *Broken* since"), "{text}");
-    assert!(text.contains("*Failed jobs* (1)"), "{text}");
+    assert!(text.contains(":red_circle: *<"), "{text}");
+    assert!(text.contains("test-build>` — the script failed"), "{text}");
     assert_eq!(app.store.outbox_count("delivered").await.expect("count"), 1);
 
     // An update refused the same way replaces the root's blocks with the text.

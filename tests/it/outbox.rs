@@ -176,7 +176,7 @@ on_both_engines! {
         assert_eq!(texts.len(), 50);
         for (i, (t, r)) in texts.iter().zip(&refs).enumerate() {
             assert!(
-                t.contains(&format!("#{} failed on branch {r}", 1000 + i)),
+                t.starts_with(&format!("gitlab-test {r} #{} failed: ", 1000 + i)),
                 "{t}"
             );
         }

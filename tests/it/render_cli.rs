@@ -68,8 +68,9 @@ fn thread_prints_the_messages_as_posted() {
         serde_json::from_slice(&out.stdout).expect("a JSON list");
     assert!(!messages.is_empty());
     let root = serde_json::to_string(&messages[0]).expect("json");
-    assert!(root.contains(":rotating_light: *Broken* since"), "{root}");
-    assert!(root.contains("*Failed jobs*"), "{root}");
+    assert!(root.contains(":red_circle: *<"), "{root}");
+    assert!(root.contains("` — the script failed"), "{root}");
+    assert!(!root.contains("Broken since"), "{root}");
 }
 
 #[test]

@@ -86,36 +86,26 @@ fn expected(events: &[Event]) -> Vec<NoticeKey> {
     out
 }
 
-/// Reads a notice back from the fallback text the bot sends.
+/// Reads a notice back from the fallback text the bot sends: `p 16-1-stable #2 failed: …`,
+/// `p 16-1-stable #3 still failing: …`, `p 16-1-stable fixed by #4 after …`.
 fn parse_notice(text: &str) -> Option<NoticeKey> {
-    let id_after = |s: &str, marker: &str| -> Option<u64> {
-        let rest = &s[s.find(marker)? + marker.len()..];
-        rest.chars()
-            .take_while(char::is_ascii_digit)
-            .collect::<String>()
-            .parse()
-            .ok()
-    };
-    let ref_after = |s: &str, marker: &str| -> Option<String> {
-        let rest = &s[s.find(marker)? + marker.len()..];
-        rest.split_whitespace().next().map(str::to_string)
-    };
-    if let Some(rest) = text.strip_prefix("Fixed: ") {
-        return Some((
-            "fixed",
-            ref_after(rest, "branch ")?,
-            id_after(rest, "(pipeline #")?,
-        ));
+    let id = |w: &str| -> Option<u64> { w.trim_start_matches('#').parse().ok() };
+    let mut words = text.split_whitespace().skip(1);
+    let git_ref = words.next()?.to_string();
+    match words.next()? {
+        "fixed" => {
+            words.next().filter(|w| *w == "by")?;
+            Some(("fixed", git_ref, id(words.next()?)?))
+        }
+        pipeline => {
+            let kind = match words.next()? {
+                "still" => "still",
+                w if w.starts_with("failed") => "root",
+                _ => return None,
+            };
+            Some((kind, git_ref, id(pipeline)?))
+        }
     }
-    let (kind, rest) = match text.strip_prefix("Still failing: ") {
-        Some(r) => ("still", r),
-        None => ("root", text),
-    };
-    Some((
-        kind,
-        ref_after(rest, "on branch ")?,
-        id_after(rest, "Pipeline #")?,
-    ))
 }
 
 fn payload(e: &Event) -> serde_json::Value {
@@ -594,15 +584,15 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse_notice("Pipeline #2 failed on branch 16-1-stable of g/p"),
+            parse_notice("p 16-1-stable #2 failed: rspec (script)"),
             Some(want[0].clone())
         );
         assert_eq!(
-            parse_notice("Still failing: Pipeline #3 failed on branch 16-1-stable of g/p"),
+            parse_notice("p 16-1-stable #3 still failing: rspec (script)"),
             Some(want[1].clone())
         );
         assert_eq!(
-            parse_notice("Fixed: branch 16-1-stable of g/p is green again (pipeline #4)"),
+            parse_notice("p 16-1-stable fixed by #4 after 10 min"),
             Some(want[2].clone())
         );
     }

@@ -542,7 +542,7 @@ impl Harness {
             for _ in 0..n {
                 let id = self.ids(1);
                 let body = self.payloads.tag_failure(&format!("v99.{id}.0"), id);
-                let needle = format!("Pipeline #{id} failed");
+                let needle = format!(" #{id} failed");
                 let t = Instant::now();
                 let r = client
                     .post(format!("{}/gitlab/webhook", bot.url))
