@@ -479,6 +479,9 @@ proptest! {
             prop_assert!(section_text(block).chars().count() <= 3000);
         }
         prop_assert!(report.reapable() <= report.stuck());
+        // Whatever the names, the mrkdwn stays well formed (escaped, nothing left open).
+        let message = armbot::slack::Message::new(report.summary_text(), blocks.clone());
+        prop_assert_eq!(message.problems(), Vec::<String>::new());
     }
 }
 
