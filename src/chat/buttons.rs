@@ -1,5 +1,5 @@
-//! Button clicks (`block_actions`): sharing an FAQ answer, confirming or cancelling a reap,
-//! planning a reap from a fleet-watch incident.
+//! Button clicks (`block_actions`): sharing an FAQ answer or a status report, confirming or
+//! cancelling a reap, planning a reap from a fleet-watch incident or a status report.
 //!
 //! Every click acts once: a request replayed within Slack's signature window carries the same
 //! `action_ts`, user and message, and changes nothing (no second message, no second audit row).
@@ -98,6 +98,20 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 response_url,
             };
             app.spawn("reap click", super::reap::click(app.clone(), click));
+            Reply::Nothing
+        }
+        super::status::SHARE_ACTION => {
+            if let Some(channel) = channel {
+                let share = super::status::share(
+                    app.clone(),
+                    user,
+                    channel,
+                    action.value.clone(),
+                    key,
+                    response_url,
+                );
+                app.spawn("status share", share);
+            }
             Reply::Nothing
         }
         // The same plan as `/arm reap`, shown to the clicker alone.

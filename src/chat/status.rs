@@ -1,20 +1,30 @@
-//! `/arm status [zone…]`: acknowledged at once; the report follows on `response_url`.
+//! `/arm status [zone…]`: acknowledged at once; the report follows on `response_url`, with
+//! "Plan a reap" (when something is reapable) and "Share in channel".
 
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Responder, SlashRequest, grammar::valid_zone};
 use crate::{
     catch_up,
-    fleet::gather_status,
+    fleet::{FleetContext, StatusReport, gather_status},
     slack::{
         Message, Reply,
-        blocks::{MAX_BLOCKS, divider},
+        blocks::{MAX_BLOCKS, actions, button, context, divider},
         mrkdwn::escape,
     },
     state::AppState,
+    store::{NewMessage, OutboxKind},
+    watch,
 };
+
+/// `action_id` of the "Share in channel" button. Its value is the zones asked for (space
+/// separated, empty for the configured ones): an ephemeral report is not sent back with the
+/// click, and a 360-builder report would not fit in a button's 2,000 characters, so the
+/// shared copy is gathered afresh over the same zones, as of the click.
+pub const SHARE_ACTION: &str = "status_share";
 
 pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Reply {
     let started = Instant::now();
@@ -27,54 +37,139 @@ pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Reply {
         ));
     }
     let ctx = match &app.fleet {
-        Ok(ctx) => ctx.with_zones(zones),
+        Ok(ctx) => ctx.with_zones(zones.clone()),
         Err(missing) => {
             app.metrics
                 .command("status", "not_configured", started.elapsed().as_secs_f64());
             return Reply::ephemeral(missing.to_string());
         }
     };
-    let zones = ctx.settings.zones.join(", ");
+    let listed = ctx.settings.zones.join(", ");
     let responder = Responder::new(app.clone(), &req.response_url, &req.user_id);
-    let metrics = app.metrics.clone();
     let app2 = app.clone();
     app.spawn("status", async move {
-        let now = chrono::Utc::now();
-        let (report, gitlab) = tokio::join!(
-            gather_status(&ctx, now),
-            catch_up::status_section(&app2, now)
-        );
+        let (report, mut message) = report_message(&app2, &ctx).await;
         let failed_zone = report.zones.iter().any(|z| z.fleet.is_err());
         let outcome = if failed_zone { "scaleway_error" } else { "ok" };
-        metrics.command("status", outcome, started.elapsed().as_secs_f64());
-        let mut blocks = match report.to_blocks() {
-            Value::Array(b) => b,
-            other => vec![other],
-        };
-        let mut summary = report.summary_text();
-        if let Some((section, disabled)) = gitlab {
-            with_gitlab(&mut blocks, section);
-            if disabled > 0 {
-                summary.push_str(&format!(
-                    "; GitLab has disabled the webhook of {disabled} project{}",
-                    if disabled == 1 { "" } else { "s" }
-                ));
-            }
-        }
-        responder
-            .send(Reply::Ephemeral(Message::new(summary, blocks)))
-            .await;
+        app2.metrics
+            .command("status", outcome, started.elapsed().as_secs_f64());
+        let mut buttons = plan_button(&report);
+        buttons.push(button(
+            SHARE_ACTION,
+            "Share in channel",
+            &zones.join(" "),
+            None,
+        ));
+        before_footer(&mut message.blocks, vec![actions(None, buttons)]);
+        responder.send(Reply::Ephemeral(message)).await;
     });
-    Reply::ephemeral(format!("Looking at the ARM fleet in {}…", escape(&zones)))
+    Reply::ephemeral(format!("Looking at the ARM fleet in {}…", escape(&listed)))
 }
 
-/// The GitLab section goes above the report's closing context line, within Slack's block cap
-/// (the fleet's blocks give way at the end).
-fn with_gitlab(blocks: &mut Vec<Value>, section: Vec<Value>) {
+/// A "Share in channel" click: the report, gathered again over the zones the button names,
+/// posted in the channel once (a replayed click, same `key`, posts nothing) saying who shared
+/// it; then the clicker's ephemeral copy is removed. Runs in the background.
+pub async fn share(
+    app: AppState,
+    user: String,
+    channel: String,
+    zones: String,
+    key: Option<String>,
+    response_url: String,
+) {
+    let zones: Vec<String> = zones.split_whitespace().map(str::to_owned).collect();
+    let ctx = match &app.fleet {
+        // The value is the bot's own; anything else was not made by it.
+        Ok(_) if zones.iter().any(|z| !valid_zone(z)) => {
+            tracing::warn!(user = %user, "a status share click named an invalid zone");
+            return;
+        }
+        Ok(ctx) => ctx.with_zones(zones),
+        Err(missing) => {
+            let responder = Responder::new(app.clone(), &response_url, &user);
+            responder.send(Reply::aside(missing.to_string())).await;
+            return;
+        }
+    };
+    let (report, mut message) = report_message(&app, &ctx).await;
+    // Anyone who clicks gets their own plan, and only allowed people can confirm it.
+    let mut tail = match plan_button(&report) {
+        buttons if buttons.is_empty() => Vec::new(),
+        buttons => vec![actions(None, buttons)],
+    };
+    tail.push(context(&format!(
+        "Shared by <@{}> with `/arm status`",
+        escape(&user)
+    )));
+    before_footer(&mut message.blocks, tail);
+    let m = NewMessage {
+        channel,
+        kind: OutboxKind::Post,
+        incident_id: None,
+        target_ts: None,
+        target_id: None,
+        message,
+    };
+    let responder = Responder::new(app.clone(), &response_url, &user);
+    match app.outbox.enqueue_once(key.as_slice(), &m).await {
+        Ok(true) => responder.send(Reply::DeleteOriginal).await,
+        Ok(false) => tracing::info!(user = %user, "a replayed status share click changed nothing"),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "could not queue a shared status");
+            responder
+                .send(Reply::aside(
+                    "The report could not be shared: the bot cannot reach its store just now. \
+                     Try again in a minute.",
+                ))
+                .await;
+        }
+    }
+}
+
+/// The fleet report and the GitLab section, as of the app's clock.
+async fn report_message(app: &AppState, ctx: &FleetContext) -> (StatusReport, Message) {
+    let now = DateTime::from_timestamp((app.clock)(), 0).unwrap_or_else(Utc::now);
+    let (report, gitlab) =
+        tokio::join!(gather_status(ctx, now), catch_up::status_section(app, now));
+    let mut blocks = match report.to_blocks() {
+        Value::Array(b) => b,
+        other => vec![other],
+    };
+    let mut summary = report.summary_text();
+    if let Some((section, disabled)) = gitlab {
+        let mut with_divider = vec![divider()];
+        with_divider.extend(section);
+        before_footer(&mut blocks, with_divider);
+        if disabled > 0 {
+            summary.push_str(&format!(
+                "; GitLab has disabled the webhook of {disabled} project{}",
+                if disabled == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    (report, Message::new(summary, blocks))
+}
+
+/// "Plan a reap" (the fleet watch's button: the clicker alone sees the plan) when some
+/// builder is reapable.
+fn plan_button(report: &StatusReport) -> Vec<Value> {
+    if report.reapable() == 0 {
+        return Vec::new();
+    }
+    vec![button(
+        watch::PLAN_REAP_ACTION_ID,
+        "Plan a reap",
+        "status",
+        Some("primary"),
+    )]
+}
+
+/// `extra` goes above the report's closing context line, within Slack's block cap (the
+/// report's blocks give way at the end).
+fn before_footer(blocks: &mut Vec<Value>, extra: Vec<Value>) {
     let closing = blocks.pop();
-    let room = MAX_BLOCKS.saturating_sub(section.len() + 1 + usize::from(closing.is_some()));
+    let room = MAX_BLOCKS.saturating_sub(extra.len() + usize::from(closing.is_some()));
     blocks.truncate(room);
-    blocks.push(divider());
-    blocks.extend(section);
+    blocks.extend(extra);
     blocks.extend(closing);
 }

@@ -7,7 +7,10 @@ pub mod scw_config;
 pub mod settings;
 pub mod status;
 
-pub use model::{Deleted, Ip, Quotum, QuotumLimit, Server, ServerState, Volume, VolumeType};
+pub use model::{
+    Deleted, Ip, Quotum, QuotumLimit, Server, ServerState, Volume, VolumeType, common_name_prefix,
+    short_name,
+};
 pub use scaleway::{Operation, QuotaExceededDetail, RetryPolicy, ScalewayClient, ScwError};
 pub use settings::{FleetContext, FleetSettings, NotConfigured, ScalewayEnv, missing_settings};
 pub use status::{StatusReport, gather_status, list_zones};

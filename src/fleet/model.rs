@@ -76,6 +76,55 @@ impl Server {
     }
 }
 
+/// What listings leave out of the builders' names, so the part that tells them apart shows:
+/// `runner-qasr7s6-arm-` for `runner-qasr7s6-arm-1733407200-5f3c`. At least the configured
+/// prefix; with two or more names that start with it, all they share, cut just after a `-`,
+/// `_` or `.` so no name is cut mid-word. Empty when there is nothing to leave out. The
+/// listing must say what it left out.
+pub fn common_name_prefix<'a>(
+    configured: Option<&str>,
+    names: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let configured = configured.unwrap_or_default();
+    let mut shared: Option<&str> = None;
+    let mut count = 0;
+    for name in names.into_iter().filter(|n| n.starts_with(configured)) {
+        count += 1;
+        shared = Some(match shared {
+            None => name,
+            Some(s) => {
+                let end = s
+                    .char_indices()
+                    .zip(name.chars())
+                    .find(|((_, a), b)| a != b)
+                    .map_or(s.len().min(name.len()), |((i, _), _)| i);
+                &s[..end]
+            }
+        });
+    }
+    if count < 2 {
+        return if count == 1 {
+            configured.to_owned()
+        } else {
+            String::new()
+        };
+    }
+    let shared = shared.unwrap_or_default();
+    let cut = shared.rfind(['-', '_', '.']).map_or("", |i| &shared[..=i]);
+    if cut.len() > configured.len() {
+        cut.to_owned()
+    } else {
+        configured.to_owned()
+    }
+}
+
+/// `name` without the [`common_name_prefix`], unless nothing would be left.
+pub fn short_name<'a>(name: &'a str, prefix: &str) -> &'a str {
+    name.strip_prefix(prefix)
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(name)
+}
+
 /// `ServerState` in the SDK. Unknown values are kept in `Other`, never rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ServerState {
@@ -316,6 +365,35 @@ mod tests {
         assert_eq!(server.state, ServerState::Other("hibernating".into()));
         assert_eq!(server.modification_date, None);
         assert!(server.creation_date.is_some());
+    }
+
+    #[test]
+    fn the_shared_start_of_names_is_left_out_at_a_separator() {
+        let names = [
+            "runner-qasr7s6-arm-1733407200-5f3c",
+            "runner-qasr7s6-arm-1733407299-a1b2",
+            "elegant-shirley",
+        ];
+        let p = "runner-qasr7s6-arm-";
+        assert_eq!(common_name_prefix(Some(p), names), p);
+        // Without a configured prefix every name counts: the tagged one shares nothing.
+        assert_eq!(common_name_prefix(None, names), "");
+        assert_eq!(common_name_prefix(None, names[..2].iter().copied()), p);
+        // A configured prefix is kept even where the names share less after a separator.
+        assert_eq!(
+            common_name_prefix(Some("runner-qasr7s6-arm-17"), names),
+            "runner-qasr7s6-arm-17"
+        );
+        assert_eq!(common_name_prefix(Some("runner-"), ["runner-a"]), "runner-");
+        assert_eq!(common_name_prefix(None, ["runner-a"]), "");
+        assert_eq!(common_name_prefix(None, ["abc", "abd"]), "");
+        assert_eq!(common_name_prefix(None, ["é-1", "é-2", "é-"]), "é-");
+        assert_eq!(short_name("runner-a-1", "runner-a-"), "1");
+        assert_eq!(short_name("runner-a-", "runner-a-"), "runner-a-");
+        assert_eq!(
+            short_name("elegant-shirley", "runner-a-"),
+            "elegant-shirley"
+        );
     }
 
     #[test]

@@ -7,15 +7,19 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use super::escape;
-use super::model::{Quotum, Server, ServerState};
+use super::model::{Quotum, Server, ServerState, common_name_prefix, short_name};
 use super::scaleway::ScwError;
 use super::settings::{FleetContext, FleetSettings};
 use crate::runner::{MachineStates, RunnerMetricsError};
-use crate::slack::blocks::{MAX_BLOCKS, context, divider, duration, section};
+use crate::slack::blocks::{
+    MAX_BLOCKS, MAX_TEXT_CHARS, context, date, divider, duration, fit_lines, section,
+};
 use crate::slack::mrkdwn::truncate;
 
-/// Stuck builders listed per zone before "and N more".
-const STUCK_SHOWN_PER_ZONE: usize = 10;
+/// A zone with at most this many shut-down builders lists each of them.
+const LIST_EACH_UP_TO: usize = 8;
+/// Past that, builders alike share a line when there are at least this many.
+const GROUP_FROM: usize = 3;
 const CAP_REACHED: &str = ":warning: The cap is reached: the runner cannot create machines, \
                            so jobs stay pending.";
 /// Server names are user-chosen; long ones would crowd out the list.
@@ -60,6 +64,8 @@ pub struct StatusReport {
     pub project_id: Option<String>,
     pub name_prefix: Option<String>,
     pub tags: Vec<String>,
+    /// The start the builders' names share, left out where they are listed.
+    pub shown_without: String,
     pub reap_grace_minutes: u32,
     /// In the order the zones were configured.
     pub zones: Vec<ZoneStatus>,
@@ -259,10 +265,21 @@ impl StatusReport {
             Some(Ok(quota)) => quota_status(&zones, settings, &quota),
         };
 
+        let shown_without = common_name_prefix(
+            settings.name_prefix.as_deref(),
+            zones
+                .iter()
+                .filter_map(|(_, servers)| servers.as_ref().ok())
+                .flatten()
+                .filter(|s| settings.matches(s))
+                .map(|s| s.name.as_str()),
+        );
+
         StatusReport {
             generated_at: now,
             project_id: settings.project_id.clone(),
             name_prefix: settings.name_prefix.clone().filter(|p| !p.is_empty()),
+            shown_without,
             tags: settings
                 .tags
                 .iter()
@@ -299,7 +316,8 @@ impl StatusReport {
         self.zones.iter().filter_map(|z| z.fleet.as_ref().ok())
     }
 
-    /// The one-line summary, also the notification fallback text.
+    /// The one-line summary, also the notification fallback text: "ARM fleet: 360 builders
+    /// in 2 zones, 56 shut down, 42 reapable".
     pub fn summary_text(&self) -> String {
         let builders = self.builders();
         let zones = self.zones.len();
@@ -308,29 +326,12 @@ impl StatusReport {
             plural(builders, "builder", "builders"),
             plural(zones, "zone", "zones")
         );
-        let stuck = self.stuck();
-        let reapable = self.reapable();
-        if stuck == 0 {
-            text.push_str(", none stuck");
-        } else {
-            text.push_str(&format!(", {stuck} stuck (shut down)"));
-            if reapable == 0 {
-                text.push_str(&format!(
-                    ", none past the {}-minute grace period yet",
-                    self.reap_grace_minutes
-                ));
-            } else {
-                if reapable < stuck {
-                    text.push_str(&format!(
-                        ", {reapable} past the {}-minute grace period",
-                        self.reap_grace_minutes
-                    ));
-                }
-                text.push_str(&format!(
-                    " — run `/arm reap` to review {}",
-                    plural(reapable, "it", "them")
-                ));
-            }
+        match self.stuck() {
+            0 => text.push_str(", none shut down"),
+            stuck => text.push_str(&format!(
+                ", {stuck} shut down, {} reapable",
+                self.reapable()
+            )),
         }
         let failed: Vec<String> = self
             .zones
@@ -344,9 +345,40 @@ impl StatusReport {
         text
     }
 
-    /// The report as an array of Slack Block Kit blocks.
+    /// Why shut-down builders are not reapable, when some are not: "Not reapable: 2
+    /// protected, 4 in the 15 min grace period."
+    fn not_reapable_text(&self) -> Option<String> {
+        let mut by: BTreeMap<Verdict, usize> = BTreeMap::new();
+        for s in self.readable().flat_map(|f| f.stuck.iter()) {
+            *by.entry(s.verdict()).or_default() += 1;
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .filter_map(|(verdict, n)| {
+                let why = match verdict {
+                    Verdict::Reapable => return None,
+                    Verdict::Protected => "protected".to_owned(),
+                    Verdict::Grace => format!(
+                        "in the {} grace period",
+                        duration(i64::from(self.reap_grace_minutes) * 60)
+                    ),
+                    Verdict::Undated => "without a date from Scaleway".to_owned(),
+                };
+                Some(format!("{n} {why}"))
+            })
+            .collect();
+        (!parts.is_empty()).then(|| format!("Not reapable: {}.", parts.join(", ")))
+    }
+
+    /// The report as an array of Slack Block Kit blocks, ending with the context line that
+    /// says what counts as a builder (callers insert their blocks before it).
     pub fn to_blocks(&self) -> Value {
-        let mut blocks = vec![section(&format!("*{}*", self.summary_text()))];
+        let mut head = format!("*{}*", self.summary_text());
+        if let Some(text) = self.not_reapable_text() {
+            head.push('\n');
+            head.push_str(&text);
+        }
+        let mut blocks = vec![section(&head)];
         if let Some(text) = self.cap_text() {
             blocks.push(section(&text));
         }
@@ -358,18 +390,18 @@ impl StatusReport {
             blocks.push(divider());
             blocks.push(section(&text));
         }
-        blocks.push(context(&self.context_text()));
-        if blocks.len() > MAX_BLOCKS {
-            let omitted = blocks.len() - (MAX_BLOCKS - 1);
-            blocks.truncate(MAX_BLOCKS - 1);
+        let footer = context(&self.context_text());
+        if blocks.len() >= MAX_BLOCKS {
+            let omitted = blocks.len() - (MAX_BLOCKS - 2);
+            blocks.truncate(MAX_BLOCKS - 2);
             blocks.push(section(&format!(
                 "…and {omitted} more {} not shown.",
                 plural(omitted, "section", "sections")
             )));
         }
+        blocks.push(footer);
         Value::Array(blocks)
     }
-
     fn cap_text(&self) -> Option<String> {
         let mut lines: Vec<String> = Vec::new();
         match &self.cap {
@@ -412,7 +444,7 @@ impl StatusReport {
                 };
                 lines.push(format!(
                     "*Runner cap:* {builders} of {cap} slots used{stuck_detail} (counted from \
-                     Scaleway; machines the runner is still removing are not visible here)."
+                     Scaleway, which does not see machines the runner is removing)."
                 ));
                 if *builders as u64 >= u64::from(*cap) {
                     lines.push(CAP_REACHED.to_owned());
@@ -443,68 +475,106 @@ impl StatusReport {
         };
         let total = fleet.counts.total();
         if total == 0 {
-            return format!("*{name}*: no builders");
+            return format!("*{name}* · no builders");
         }
-        let mut lines = vec![format!(
-            "*{name}*: {total} {} — {}",
+        let head = format!(
+            "*{name}* · {total} {}: {}",
             plural(total, "builder", "builders"),
             fleet.counts.describe()
-        )];
-        if !fleet.stuck.is_empty() {
-            lines.push("Shut down:".to_owned());
-            for server in fleet.stuck.iter().take(STUCK_SHOWN_PER_ZONE) {
-                let since = server
-                    .stuck_for
-                    .map(|d| format!(" for {}", duration(d.num_seconds())))
-                    .unwrap_or_default();
-                // Why `/arm reap` would leave it alone, if it would.
-                let note = if server.protected {
-                    " (protected)"
-                } else if !server.reapable {
-                    " (in grace period)"
-                } else {
-                    ""
-                };
-                lines.push(format!(
-                    "• {} {}, {}{since}{note}",
-                    code(&server.name),
-                    escape(&server.commercial_type),
-                    server.state
-                ));
-            }
-            if fleet.stuck.len() > STUCK_SHOWN_PER_ZONE {
-                lines.push(format!(
-                    "…and {} more",
-                    fleet.stuck.len() - STUCK_SHOWN_PER_ZONE
-                ));
+        );
+        let mut lines = self.shut_down_lines(&fleet.stuck);
+        for locked in &fleet.locked {
+            lines.push(format!(
+                "• {} · locked (not documented by Scaleway): check it in the console or with \
+                 support",
+                self.name(locked)
+            ));
+        }
+        for (commercial_type, count) in &fleet.end_of_service {
+            lines.push(format!(
+                "• {count} on {}, an end-of-service type: Scaleway will shut {} down at end of \
+                 life; move to a current ARM type",
+                escape(commercial_type),
+                plural(*count, "it", "them")
+            ));
+        }
+        fit_lines(
+            &head,
+            &lines,
+            0,
+            |n| format!("…and {n} more"),
+            None,
+            MAX_TEXT_CHARS,
+        )
+    }
+
+    /// One line per shut-down builder when there are few; otherwise builders of the same
+    /// state, age bucket and verdict share a line ("• 30 stopped for 1 h 30 min to 1 h 58
+    /// min"), and only groups too small to be worth it list their builders. Oldest first.
+    fn shut_down_lines(&self, stuck: &[StuckServer]) -> Vec<String> {
+        let mixed_types = stuck.iter().any(|s| {
+            stuck
+                .first()
+                .is_some_and(|f| f.commercial_type != s.commercial_type)
+        });
+        let one = |s: &StuckServer| {
+            let kind = if mixed_types {
+                format!(" · {}", escape(&s.commercial_type))
+            } else {
+                String::new()
+            };
+            let age = s
+                .stuck_for
+                .map(|d| format!(" for {}", duration(d.num_seconds())))
+                .unwrap_or_default();
+            format!(
+                "• {}{kind} · {}{age}{}",
+                self.name(&s.name),
+                escape(s.state.as_str()),
+                s.verdict().note()
+            )
+        };
+        if stuck.len() <= LIST_EACH_UP_TO {
+            return stuck.iter().map(one).collect();
+        }
+        // `stuck` is oldest first, so groups come in the order of their oldest builder.
+        let mut groups: Vec<(GroupKey, Vec<&StuckServer>)> = Vec::new();
+        for s in stuck {
+            let key = (&s.state, age_bucket(s.stuck_for), s.verdict());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(s),
+                None => groups.push((key, vec![s])),
             }
         }
-        if !fleet.locked.is_empty() || !fleet.end_of_service.is_empty() {
-            lines.push("Needs a human:".to_owned());
-            for name in fleet.locked.iter().take(STUCK_SHOWN_PER_ZONE) {
-                lines.push(format!(
-                    "• {} is `locked` (not documented by Scaleway): check it in the console or \
-                     with support",
-                    code(name)
-                ));
+        let mut lines = Vec::new();
+        for ((state, _, verdict), members) in groups {
+            if members.len() < GROUP_FROM {
+                lines.extend(members.into_iter().map(one));
+                continue;
             }
-            if fleet.locked.len() > STUCK_SHOWN_PER_ZONE {
-                lines.push(format!(
-                    "…and {} more locked",
-                    fleet.locked.len() - STUCK_SHOWN_PER_ZONE
-                ));
-            }
-            for (commercial_type, count) in &fleet.end_of_service {
-                lines.push(format!(
-                    "• {count} {} on {}, an end-of-service type: Scaleway will shut {} down at \
-                     end of life; move to a current ARM type",
-                    plural(*count, "builder", "builders"),
-                    escape(commercial_type),
-                    plural(*count, "it", "them")
-                ));
-            }
+            let ages: Vec<String> = members
+                .iter()
+                .filter_map(|s| s.stuck_for)
+                .map(|d| duration(d.num_seconds()))
+                .collect();
+            let age = match (ages.last(), ages.first()) {
+                (Some(young), Some(old)) if young == old => format!(" for {old}"),
+                (Some(young), Some(old)) => format!(" for {young} to {old}"),
+                _ => String::new(),
+            };
+            lines.push(format!(
+                "• {} {}{age}{}",
+                members.len(),
+                escape(state.as_str()),
+                verdict.note()
+            ));
         }
-        lines.join("\n")
+        lines
+    }
+
+    /// A builder's name as listed: without the fleet's common prefix (the footer names it).
+    fn name(&self, name: &str) -> String {
+        code(short_name(name, &self.shown_without))
     }
 
     fn quota_text(&self) -> Option<String> {
@@ -519,14 +589,14 @@ impl StatusReport {
                 unmatched_types,
                 partial,
             } => {
-                let mut out = vec![
-                    "*Quotas* (used = this project's servers; other projects of the Organization \
-                     share the quota):"
-                        .to_owned(),
-                ];
-                for line in lines {
+                let mut out = Vec::new();
+                // A zone where the fleet has nothing and the quota is far from full says
+                // nothing a reader needs.
+                for line in lines.iter().filter(|l| l.used > 0 || l.near_full()) {
                     let warn = if line.used as u64 >= line.limit {
                         " :warning: full"
+                    } else if line.near_full() {
+                        " :warning: nearly full"
                     } else {
                         ""
                     };
@@ -545,6 +615,13 @@ impl StatusReport {
                 if *partial {
                     out.push("Some zones could not be read, so usage may be higher.".to_owned());
                 }
+                if out.is_empty() {
+                    return None;
+                }
+                out.insert(
+                    0,
+                    "*Quotas* (this project's servers; other projects share them too):".to_owned(),
+                );
                 out.join("\n")
             }
         };
@@ -553,31 +630,96 @@ impl StatusReport {
 
     fn context_text(&self) -> String {
         let mut who: Vec<String> = Vec::new();
+        let mut said_prefix = false;
         if let Some(prefix) = &self.name_prefix {
-            who.push(format!("named {}…", code(prefix)));
+            said_prefix = *prefix == self.shown_without;
+            let listed = if said_prefix {
+                " (listed without it)"
+            } else {
+                ""
+            };
+            who.push(format!("named {}…{listed}", code(prefix)));
         }
         if !self.tags.is_empty() {
             let tags: Vec<String> = self.tags.iter().map(|t| code(t)).collect();
             who.push(format!("tagged {}", tags.join(" or ")));
         }
-        let project = self
-            .project_id
-            .as_deref()
-            .map(|p| format!(" of project {}", code(p)))
-            .unwrap_or_default();
-        let who = if who.is_empty() {
-            format!("all arm64 servers{project}")
+        let mut text = if who.is_empty() {
+            "Builders: all arm64 servers of the project".to_owned()
         } else {
-            format!("arm64 servers{project} {}", who.join(" or "))
+            format!("Builders: arm64 servers {}", who.join(" or "))
         };
-        let mut text = format!(
-            "Builders: {who} · as of {}",
-            self.generated_at.format("%Y-%m-%d %H:%M UTC")
-        );
+        if !self.shown_without.is_empty() && !said_prefix {
+            text.push_str(&format!(
+                " · names listed without {}",
+                code(&self.shown_without)
+            ));
+        }
+        text.push_str(&format!(" · as of {}", date(self.generated_at)));
         if self.quotas == QuotaStatus::NotConfigured {
             text.push_str(" · set SCW_DEFAULT_ORGANIZATION_ID to see quotas");
         }
         text
+    }
+}
+
+/// Builders shut down in the same state, age bucket and verdict share a line.
+type GroupKey<'a> = (&'a ServerState, usize, Verdict);
+
+/// Why `/arm reap` would take a shut-down builder or leave it alone. Ordered as the "Not
+/// reapable" sentence lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    Reapable,
+    Protected,
+    Grace,
+    Undated,
+}
+
+impl Verdict {
+    /// What a listed line adds after the age.
+    fn note(self) -> &'static str {
+        match self {
+            Verdict::Reapable => "",
+            Verdict::Protected => " · protected",
+            Verdict::Grace => " · in grace period",
+            Verdict::Undated => " · no date from Scaleway",
+        }
+    }
+}
+
+impl StuckServer {
+    fn verdict(&self) -> Verdict {
+        if self.protected {
+            Verdict::Protected
+        } else if self.reapable {
+            Verdict::Reapable
+        } else if self.stuck_for.is_some() {
+            Verdict::Grace
+        } else {
+            Verdict::Undated
+        }
+    }
+}
+
+impl QuotaLine {
+    /// At least 80% of the limit used (a limit of 0 is always).
+    fn near_full(&self) -> bool {
+        (self.used as u64).saturating_mul(5) >= self.limit.saturating_mul(4)
+    }
+}
+
+/// Ages that read alike share a line: a group stays between two of these steps (minutes:
+/// 15 min, 1 h, 3 h, 12 h, 2 d, 7 d), so "1 h 2 min to 2 h 55 min" but never "20 min to 3 h".
+const AGE_STEPS_MINUTES: [i64; 6] = [15, 60, 180, 720, 2880, 10_080];
+
+fn age_bucket(age: Option<TimeDelta>) -> usize {
+    match age {
+        Some(d) => AGE_STEPS_MINUTES
+            .iter()
+            .filter(|step| d.num_minutes() >= **step)
+            .count(),
+        None => usize::MAX,
     }
 }
 

@@ -8,7 +8,10 @@ use crate::{
     fleet::{ScwError, status::CapStatus},
     reap,
     slack::{
-        blocks::{MAX_TEXT_CHARS, Message, actions, button, context, duration, fit_lines, section},
+        blocks::{
+            MAX_TEXT_CHARS, Message, actions, button, context, date, duration, fit_lines, section,
+            time,
+        },
         mrkdwn::{escape, truncate},
     },
 };
@@ -82,8 +85,8 @@ pub fn root(stuck: &[Stuck], opened_at: i64, view: &View) -> Message {
         context(&format!(
             "Fleet watch · checks every {} · opened {} · as of {} · {reap_note}",
             duration(i64::try_from(view.interval_secs).unwrap_or(i64::MAX)),
-            clock(opened_at),
-            clock(view.now),
+            moment(opened_at, view.now),
+            moment(view.now, view.now),
         )),
     ];
     let names: Vec<&str> = stuck
@@ -126,8 +129,8 @@ pub fn resolved_root(incident: &Incident, view: &View) -> Message {
             section(&head),
             context(&format!(
                 "Fleet watch · opened {} · resolved {}, after {}",
-                clock(incident.opened_at),
-                clock(view.now),
+                moment(incident.opened_at, view.now),
+                moment(view.now, view.now),
                 duration(view.now - incident.opened_at)
             )),
         ],
@@ -219,7 +222,7 @@ pub fn warning(failed: &[(String, ScwError)], polls: u32, since: i64, view: &Vie
     let mut text = format!(
         ":warning: *The fleet watch cannot read Scaleway:* {polls} checks in a row have failed, \
          since {}.",
-        clock(since)
+        moment(since, view.now)
     );
     for (sentence, zones) in &sentences {
         text.push_str(&format!("\n*{}*: {sentence}", zones.join(", ")));
@@ -255,7 +258,7 @@ pub fn recovered(trouble: &Trouble, view: &View) -> Message {
     )
 }
 
-/// "• `runner-7` · fr-par-1 · stopped in place for 2h 5m (since 09:12 UTC) · protected"
+/// "• `runner-7` · fr-par-1 · stopped in place for 2 h 5 min (since 09:12) · protected"
 fn line(s: &Stuck, now: i64) -> String {
     let mut l = format!(
         "• {} · {} · {} for {} (since {})",
@@ -263,7 +266,7 @@ fn line(s: &Stuck, now: i64) -> String {
         escape(&s.zone),
         escape(s.state.as_str()),
         duration(now - s.since),
-        clock(s.since),
+        moment(s.since, now),
     );
     if s.by_itself {
         l.push_str(" · shut down by itself");
@@ -306,12 +309,14 @@ fn cap_text(cap: Option<&CapStatus>) -> Option<String> {
     }
 }
 
-/// `09:12 UTC`: the time of day, as the reap plan gives it; the durations beside it say
-/// how many days ago.
-fn clock(unix: i64) -> String {
-    DateTime::from_timestamp(unix, 0)
-        .map(|d| d.format("%H:%M UTC").to_string())
-        .unwrap_or_else(|| "?".to_owned())
+/// A moment as each reader's Slack shows it, in their time zone: the time of day within
+/// the last 12 hours ("09:12"), else with the day ("yesterday at 21:40").
+fn moment(unix: i64, now: i64) -> String {
+    match DateTime::from_timestamp(unix, 0) {
+        Some(at) if now.saturating_sub(unix) < 12 * 3600 => time(at),
+        Some(at) => date(at),
+        None => "?".to_owned(),
+    }
 }
 
 fn minutes(m: u64) -> String {

@@ -222,8 +222,7 @@ fn report_numbers_for_a_synthetic_fleet() {
 fn summary_line_first() {
     assert_eq!(
         synthetic_report().summary_text(),
-        "ARM fleet: 9 builders in 3 zones, 3 stuck (shut down), 1 past the 15-minute grace \
-         period — run `/arm reap` to review it (nl-ams-1 could not be read)"
+        "ARM fleet: 9 builders in 3 zones, 3 shut down, 1 reapable (nl-ams-1 could not be read)"
     );
     let calm = StatusReport::build(
         vec![(
@@ -237,7 +236,7 @@ fn summary_line_first() {
     );
     assert_eq!(
         calm.summary_text(),
-        "ARM fleet: 1 builder in 1 zone, none stuck"
+        "ARM fleet: 1 builder in 1 zone, none shut down"
     );
     let fresh = StatusReport::build(
         vec![(
@@ -254,73 +253,99 @@ fn summary_line_first() {
     );
     assert_eq!(
         fresh.summary_text(),
-        "ARM fleet: 2 builders in 1 zone, 2 stuck (shut down) — run `/arm reap` to review them"
+        "ARM fleet: 2 builders in 1 zone, 2 shut down, 2 reapable"
     );
 }
 
 #[test]
 fn blocks_of_a_representative_report() {
-    insta::assert_json_snapshot!(synthetic_report().to_blocks(), @r#"
-    [
-      {
-        "text": {
-          "text": "*ARM fleet: 9 builders in 3 zones, 3 stuck (shut down), 1 past the 15-minute grace period — run `/arm reap` to review it (nl-ams-1 could not be read)*",
-          "type": "mrkdwn"
-        },
-        "type": "section"
-      },
-      {
-        "text": {
-          "text": "*Runner cap:* 27 of 30 slots used, 6 by machines that do no work (4 removing, 2 stuck on removing).",
-          "type": "mrkdwn"
-        },
-        "type": "section"
-      },
-      {
-        "type": "divider"
-      },
-      {
-        "text": {
-          "text": "*fr-par-1*: 6 builders — 3 running, 2 stopped, 1 stopped in place\nShut down:\n• `runner-qasr7s6-arm-3` BASIC2-A4C-8G, stopped in place for 3h 12m\n• `runner-qasr7s6-arm-4` BASIC2-A4C-8G, stopped for 2h (protected)\n• `runner-qasr7s6-arm-5` BASIC2-A4C-8G, stopped for 5m (in grace period)",
-          "type": "mrkdwn"
-        },
-        "type": "section"
-      },
-      {
-        "text": {
-          "text": "*fr-par-2*: 3 builders — 1 running, 1 starting, 1 locked\nNeeds a human:\n• `runner-qasr7s6-arm-6` is `locked` (not documented by Scaleway): check it in the console or with support\n• 1 builder on AMP2-C4, an end-of-service type: Scaleway will shut it down at end of life; move to a current ARM type",
-          "type": "mrkdwn"
-        },
-        "type": "section"
-      },
-      {
-        "text": {
-          "text": "*nl-ams-1*: :x: could not list the servers. The Scaleway key lacks permission to list servers (`read` on `instance_server`) in project `proj-1`: give it InstancesReadOnly (or InstancesFullAccess, which `/arm reap` needs) in that project.",
-          "type": "mrkdwn"
-        },
-        "type": "section"
-      },
-      {
-        "type": "divider"
-      },
-      {
-        "text": {
-          "text": "*Quotas* (used = this project's servers; other projects of the Organization share the quota):\n• BASIC2-A4C-8G in fr-par-1: 8 of 8 :warning: full\n• BASIC2-A4C-8G in fr-par-2: 2 of 20\nNo quotum found for AMP2-C4.\nSome zones could not be read, so usage may be higher.",
-          "type": "mrkdwn"
-        },
-        "type": "section"
-      },
-      {
-        "elements": [
-          {
-            "text": "Builders: arm64 servers of project `proj-1` named `runner-qasr7s6-arm-`… or tagged `arm-builder` · as of 2026-08-25 10:00 UTC",
-            "type": "mrkdwn"
-          }
-        ],
-        "type": "context"
-      }
-    ]
-    "#);
+    let blocks = synthetic_report().to_blocks();
+    insta::assert_json_snapshot!("status_representative", blocks);
+    let texts: Vec<&str> = blocks
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(block_text)
+        .collect();
+    assert_eq!(
+        texts[0],
+        "*ARM fleet: 9 builders in 3 zones, 3 shut down, 1 reapable (nl-ams-1 could not be \
+         read)*\nNot reapable: 1 protected, 1 in the 15 min grace period."
+    );
+    // Names without the fleet's prefix, which the footer states; the one age format.
+    assert_eq!(
+        texts[3],
+        "*fr-par-1* · 6 builders: 3 running, 2 stopped, 1 stopped in place\n\
+         • `3` · stopped in place for 3 h 12 min\n\
+         • `4` · stopped for 2 h · protected\n\
+         • `5` · stopped for 5 min · in grace period"
+    );
+    assert!(texts[4].contains("• `6` · locked"), "{}", texts[4]);
+    // The zone where the fleet has nothing and the quota is far from full is left out.
+    assert!(!texts[7].contains("pl-waw-1"), "{}", texts[7]);
+    assert!(texts[7].contains("• BASIC2-A4C-8G in fr-par-1: 8 of 8 :warning: full"));
+    let footer = texts.last().expect("a footer");
+    assert!(
+        footer.contains("named `runner-qasr7s6-arm-`… (listed without it) or tagged"),
+        "{footer}"
+    );
+    assert!(footer.contains("as of <!date^1787652000^"), "{footer}");
+    assert!(!footer.contains("proj-1"), "no project id: {footer}");
+}
+
+/// A section's text or a context's first element.
+fn block_text(block: &Value) -> &str {
+    block
+        .pointer("/text/text")
+        .or_else(|| block.pointer("/elements/0/text"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// 360 builders: few states and ages, so they read in a few grouped lines per zone.
+fn big_fleet() -> Vec<(String, Result<Vec<Server>, ScwError>)> {
+    let p = "runner-qasr7s6-arm-";
+    let mut servers = Vec::new();
+    let mut add = |n: usize, state: ServerState, minutes: &dyn Fn(usize) -> i64| {
+        for i in 0..n {
+            let k = servers.len();
+            let mut s = builder(
+                &format!("{p}{}-{k:04}", 1_756_000_000 + k),
+                state.clone(),
+                minutes(i),
+            );
+            s.id = format!("id-{k}");
+            servers.push(s);
+        }
+    };
+    add(300, ServerState::Running, &|_| 10);
+    add(30, ServerState::Stopped, &|i| 90 + i as i64);
+    add(12, ServerState::StoppedInPlace, &|i| 185 + 5 * i as i64);
+    add(4, ServerState::Stopped, &|i| 2 + 2 * i as i64);
+    add(14, ServerState::StoppedInPlace, &|i| 20 + 2 * i as i64);
+    if let Some(s) = servers.get_mut(330) {
+        s.protected = true;
+    }
+    vec![("fr-par-1".into(), Ok(servers))]
+}
+
+#[test]
+fn many_builders_alike_share_a_line() {
+    let report = StatusReport::build(big_fleet(), &settings(), None, None, now());
+    assert_eq!(report.builders(), 360);
+    assert_eq!(report.reapable(), 55);
+    let blocks = report.to_blocks();
+    insta::assert_json_snapshot!("status_360_builders_report", blocks);
+    let zone = block_text(&blocks[3]);
+    assert_eq!(
+        zone,
+        "*fr-par-1* · 360 builders: 300 running, 34 stopped, 26 stopped in place\n\
+         • 11 stopped in place for 3 h 10 min to 4 h\n\
+         • `1756000330-0330` · stopped in place for 3 h 5 min · protected\n\
+         • 30 stopped for 1 h 30 min to 1 h 59 min\n\
+         • 14 stopped in place for 20 min to 46 min\n\
+         • 4 stopped for 2 min to 8 min · in grace period"
+    );
 }
 
 #[test]
@@ -368,8 +393,10 @@ fn configured_cap_is_the_fallback_and_runner_errors_are_shown() {
 fn values_from_scaleway_are_escaped() {
     let mut evil = builder("<!channel> & <http://x|y>", ServerState::Stopped, 100);
     evil.commercial_type = "A&B<C>".into();
+    // Types are listed when a zone has more than one.
+    let plain = builder("plain", ServerState::Stopped, 100);
     let report = StatusReport::build(
-        vec![("fr-par-1".into(), Ok(vec![evil]))],
+        vec![("fr-par-1".into(), Ok(vec![evil, plain]))],
         &FleetSettings::default(),
         None,
         None,
@@ -383,16 +410,16 @@ fn values_from_scaleway_are_escaped() {
 
 #[test]
 fn long_lists_are_truncated_within_block_kit_limits() {
-    let stuck: Vec<Server> = (0..30)
+    let locked: Vec<Server> = (0..30)
         .map(|i| {
             builder(
                 &format!("b{i:02}-{}", "x".repeat(300)),
-                ServerState::Stopped,
+                ServerState::Locked,
                 100 + i,
             )
         })
         .collect();
-    let mut zones = vec![("fr-par-1".to_owned(), Ok(stuck))];
+    let mut zones = vec![("fr-par-1".to_owned(), Ok(locked))];
     for i in 0..60 {
         zones.push((format!("zz-zone-{i}"), Ok(Vec::new())));
     }
@@ -400,9 +427,14 @@ fn long_lists_are_truncated_within_block_kit_limits() {
     let blocks = report.to_blocks();
     let blocks = blocks.as_array().expect("an array");
     assert_eq!(blocks.len(), 50);
-    assert!(section_text(blocks.last().expect("a block")).contains("more sections not shown"));
+    assert!(section_text(&blocks[48]).contains("more sections not shown"));
+    assert_eq!(blocks[49]["type"], "context", "the footer stays");
     let zone = section_text(&blocks[2]);
-    assert!(zone.contains("…and 20 more"), "{zone}");
+    let shown = zone.lines().filter(|l| l.starts_with('•')).count();
+    assert!(
+        zone.ends_with(&format!("…and {} more", 30 - shown)),
+        "{zone}"
+    );
     for block in blocks {
         if let Some(text) = block.pointer("/text/text").and_then(Value::as_str) {
             assert!(text.chars().count() <= 3000);
@@ -447,6 +479,9 @@ proptest! {
             prop_assert!(section_text(block).chars().count() <= 3000);
         }
         prop_assert!(report.reapable() <= report.stuck());
+        // Whatever the names, the mrkdwn stays well formed (escaped, nothing left open).
+        let message = armbot::slack::Message::new(report.summary_text(), blocks.clone());
+        prop_assert_eq!(message.problems(), Vec::<String>::new());
     }
 }
 
@@ -579,7 +614,7 @@ async fn every_zone_failing_still_gives_a_report() {
     ));
     assert_eq!(
         report.summary_text(),
-        "ARM fleet: 0 builders in 3 zones, none stuck (fr-par-1, fr-par-2, nl-ams-1 could not be read)"
+        "ARM fleet: 0 builders in 3 zones, none shut down (fr-par-1, fr-par-2, nl-ams-1 could not be read)"
     );
     assert!(
         report

@@ -73,7 +73,8 @@ async fn the_ack_does_not_wait_for_a_slow_scaleway() {
     assert_eq!(posted[0].method, "response_url");
     let text = posted[0].body.to_string();
     assert!(
-        text.contains("runner-arm-2"),
+        text.contains("• `2` · stopped in place for ")
+            && text.contains("names listed without `runner-arm-`"),
         "the stuck builder is listed: {text}"
     );
     assert!(!text.contains(KEY));
@@ -157,4 +158,379 @@ async fn an_expired_response_url_falls_back_to_a_direct_message() {
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].channel, "U0ASKER", "sent to the user directly");
     assert_listed_once(&scw);
+}
+
+// ---------------------------------------------------------------------------------------
+// The report as Slack shows it, on a small fleet and a 360-builder one, and its buttons.
+
+const PREFIX: &str = "runner-qasr7s6-arm-";
+
+/// Builder `n` of `zone`, named as docker-machine names them
+/// (`runner-qasr7s6-arm-<unix>-<hex>`), in `state` since `minutes_ago`.
+fn named(zone: &str, n: usize, state: &str, minutes_ago: i64) -> ScwServer {
+    let zone_no = zone.bytes().map(usize::from).sum::<usize>();
+    ScwServer::new(
+        zone,
+        format!("{zone_no:08x}-0000-4000-8000-{n:012x}"),
+        format!(
+            "{PREFIX}{}-{:08x}",
+            1_799_000_000 + n * 61,
+            (n * 2_654_435_761 + zone_no) % (1 << 32)
+        ),
+    )
+    .state(state)
+    .modified(chrono::DateTime::from_timestamp(NOW - minutes_ago * 60, 0).expect("date"))
+}
+
+/// `count` builders of `zone` numbered from `from`, in `state`, the i-th since `age(i)`.
+fn several(
+    zone: &str,
+    from: usize,
+    count: usize,
+    state: &str,
+    age: impl Fn(i64) -> i64,
+) -> Vec<ScwServer> {
+    (0..count)
+        .map(|i| named(zone, from + i, state, age(i as i64)))
+        .collect()
+}
+
+fn quotum(limits: &[(&str, u64)]) -> Value {
+    let limits: Vec<Value> = limits
+        .iter()
+        .map(|(zone, limit)| serde_json::json!({"zone": zone, "limit": limit}))
+        .collect();
+    serde_json::json!({
+        "name": "instances_coparm1_4c_16g", "pretty_name": "Instances COPARM1-4C-16G",
+        "locality_type": "zone", "limits": limits
+    })
+}
+
+/// The app over `zones`, with quotas, the fleet named by [`PREFIX`] and a runner cap.
+async fn fleet_app(scw: &FakeScaleway, zones: &[&str], cap: u32) -> TestApp {
+    let zones: Vec<String> = zones.iter().map(|z| format!("{z:?}")).collect();
+    let file: armbot::config::FileSettings = toml::from_str(&format!(
+        "[fleet]\nzones = [{}]\nname_prefix = \"{PREFIX}\"\nrunner_cap = {cap}\n",
+        zones.join(", ")
+    ))
+    .expect("valid TOML");
+    let uri = scw.uri();
+    let mut env = fleet_env(&uri);
+    env.push(("SCW_DEFAULT_ORGANIZATION_ID", "org-1"));
+    app(settings_with_file(file, &env)).await
+}
+
+/// `/arm status {args}`: the report as posted on `response_url`.
+async fn status_report(app: &TestApp, fake: &FakeSlack, args: &str) -> Value {
+    let url = fake.response_url("commands/T1/1/status");
+    let before = fake.messages().len();
+    let (status, _) = app.request(slash(&format!("status {args}"), &url)).await;
+    assert_eq!(status, StatusCode::OK);
+    let posted = wait_messages(fake, before + 1).await;
+    assert_eq!(posted[before].method, RESPONSE_URL);
+    posted[before].body.clone()
+}
+
+/// The report's blocks are within Slack's limits and its mrkdwn well formed.
+fn assert_slack_takes(body: &Value) {
+    let message: armbot::slack::Message = serde_json::from_value(body.clone()).expect("a message");
+    assert_eq!(message.problems(), Vec::<String>::new(), "{body}");
+}
+
+fn buttons(body: &Value) -> Vec<(String, String)> {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            (
+                e["text"]["text"].as_str().unwrap_or_default().to_owned(),
+                e["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn texts(body: &Value) -> Vec<String> {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| {
+            b.pointer("/text/text")
+                .or_else(|| b.pointer("/elements/0/text"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// fr-par-1: 4 running, one reapable, one protected, one in its grace period; nl-ams-1
+/// empty, and its quota far from full.
+async fn small_fleet() -> FakeScaleway {
+    let scw = FakeScaleway::start().await;
+    scw.require_key(KEY);
+    let mut servers = several("fr-par-1", 1, 4, "running", |_| 30);
+    servers.push(named("fr-par-1", 5, "stopped in place", 192));
+    servers.push(named("fr-par-1", 6, "stopped", 3 * 1440 + 125).protected(true));
+    servers.push(named("fr-par-1", 7, "stopped", 5));
+    scw.set_zone("fr-par-1", servers);
+    scw.set_zone("nl-ams-1", Vec::<ScwServer>::new());
+    scw.set_quotas("org-1", vec![quotum(&[("fr-par-1", 8), ("nl-ams-1", 20)])]);
+    scw
+}
+
+#[tokio::test]
+async fn a_small_fleet_lists_each_builder_without_the_common_prefix() {
+    let scw = small_fleet().await;
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1"], 30).await;
+    let fake = FakeSlack::start().await;
+    let body = status_report(&app, &fake, "").await;
+    insta::assert_json_snapshot!("status_small_fleet", body);
+    assert_slack_takes(&body);
+
+    let t = texts(&body);
+    let zone = |z: &str| {
+        t.iter()
+            .find(|x| x.starts_with(&format!("*{z}*")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        t[0],
+        "*ARM fleet: 7 builders in 2 zones, 3 shut down, 1 reapable*\nNot reapable: 1 \
+         protected, 1 in the 15 min grace period."
+    );
+    let par = zone("fr-par-1");
+    assert!(
+        par.starts_with("*fr-par-1* · 7 builders: 4 running, 2 stopped, 1 stopped in place\n• `"),
+        "{par}"
+    );
+    assert!(
+        par.contains(" · stopped for 3 d 2 h · protected\n"),
+        "{par}"
+    );
+    assert!(
+        par.contains(" · stopped in place for 3 h 12 min\n"),
+        "{par}"
+    );
+    assert!(
+        par.ends_with(" · stopped for 5 min · in grace period"),
+        "{par}"
+    );
+    assert!(!par.contains(PREFIX), "names are listed without the prefix");
+    assert_eq!(zone("nl-ams-1"), "*nl-ams-1* · no builders");
+    // Only the quota in use: nl-ams-1's 0 of 20 says nothing.
+    let quotas = zone("Quotas");
+    assert!(
+        quotas.contains("• COPARM1-4C-16G in fr-par-1: 7 of 8 :warning: nearly full"),
+        "{quotas}"
+    );
+    assert!(!quotas.contains("nl-ams-1"), "{quotas}");
+    let footer = t.last().expect("a footer");
+    assert!(
+        footer.contains(&format!("named `{PREFIX}`… (listed without it) · as of")),
+        "{footer}"
+    );
+    assert!(footer.contains("as of <!date^1800000000^"), "{footer}");
+    assert!(!body.to_string().contains("proj-1"), "no project id");
+    assert_eq!(
+        buttons(&body),
+        [
+            ("Plan a reap".to_owned(), "status".to_owned()),
+            ("Share in channel".to_owned(), String::new())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_360_builder_fleet_fits_in_a_screen() {
+    let scw = FakeScaleway::start().await;
+    scw.require_key(KEY);
+    let mut par = several("fr-par-1", 0, 185, "running", |_| 40);
+    par.extend(several("fr-par-1", 185, 4, "starting", |_| 1));
+    par.extend(several("fr-par-1", 189, 2, "stopping", |_| 1));
+    par.extend(several("fr-par-1", 191, 30, "stopped", |i| 90 + i));
+    par.extend(several("fr-par-1", 221, 12, "stopped in place", |i| {
+        185 + 20 * i
+    }));
+    par.extend(several("fr-par-1", 233, 4, "stopped", |i| 2 + 3 * i));
+    par.extend(
+        several("fr-par-1", 237, 2, "stopped", |i| 3 * 1440 + 180 + i)
+            .into_iter()
+            .map(|s| s.protected(true)),
+    );
+    par.push(named("fr-par-1", 239, "locked", 300));
+    let mut ams = several("nl-ams-1", 0, 107, "running", |_| 40);
+    ams.push(named("nl-ams-1", 107, "starting", 1));
+    ams.extend(several("nl-ams-1", 108, 8, "stopped in place", |i| {
+        20 + 4 * i
+    }));
+    ams.extend(several("nl-ams-1", 116, 3, "stopped", |i| {
+        1440 + 120 + 500 * i
+    }));
+    ams.push(named("nl-ams-1", 119, "stopped", 6 * 60));
+    assert_eq!(par.len() + ams.len(), 360);
+    scw.set_zone("fr-par-1", par);
+    scw.set_zone("nl-ams-1", ams);
+    scw.set_zone("pl-waw-1", Vec::<ScwServer>::new());
+    scw.set_quotas(
+        "org-1",
+        vec![quotum(&[
+            ("fr-par-1", 250),
+            ("nl-ams-1", 200),
+            ("pl-waw-1", 100),
+        ])],
+    );
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1", "pl-waw-1"], 400).await;
+    let fake = FakeSlack::start().await;
+    let body = status_report(&app, &fake, "").await;
+    insta::assert_json_snapshot!("status_360_builders", body);
+    assert_slack_takes(&body);
+
+    let t = texts(&body);
+    assert_eq!(
+        t[0],
+        "*ARM fleet: 360 builders in 3 zones, 60 shut down, 54 reapable*\nNot reapable: 2 \
+         protected, 4 in the 15 min grace period."
+    );
+    // Alike builders share a line, so the whole report is a screenful.
+    let lines: usize = t.iter().map(|x| x.lines().count()).sum();
+    assert!(lines <= 25, "{lines} lines: {t:#?}");
+    let zone = |z: &str| {
+        t.iter()
+            .find(|x| x.starts_with(&format!("*{z}*")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let par = zone("fr-par-1");
+    assert!(
+        par.contains("\n• 30 stopped for 1 h 30 min to 1 h 59 min\n"),
+        "{par}"
+    );
+    assert!(
+        par.contains("\n• 4 stopped for 2 min to 11 min · in grace period"),
+        "{par}"
+    );
+    let ams = zone("nl-ams-1");
+    assert!(
+        ams.contains("\n• 8 stopped in place for 20 min to 48 min"),
+        "{ams}"
+    );
+    // pl-waw-1's quota is neither used nor near its limit.
+    let quotas = zone("Quotas");
+    assert!(!quotas.contains("pl-waw-1"), "{quotas}");
+    assert!(
+        quotas.contains("fr-par-1: 240 of 250 :warning: nearly full"),
+        "{quotas}"
+    );
+    assert_eq!(buttons(&body).len(), 2);
+}
+
+/// A click as Slack sends it, with the message it was on and when it happened.
+fn share_click(
+    zones: &str,
+    response_url: &str,
+    action_ts: &str,
+) -> axum::http::Request<axum::body::Body> {
+    let payload = serde_json::json!({
+        "type": "block_actions", "user": {"id": "U0OPS1"}, "channel": {"id": "C0CHAN"},
+        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C0CHAN", "is_ephemeral": true},
+        "response_url": response_url,
+        "actions": [{"action_id": "status_share", "value": zones, "type": "button", "action_ts": action_ts}]
+    })
+    .to_string();
+    let form = serde_urlencoded::to_string([("payload", payload.as_str())]).expect("form");
+    slack_request(
+        "/slack/interactions",
+        "application/x-www-form-urlencoded",
+        &form,
+    )
+}
+
+#[tokio::test]
+async fn share_in_channel_posts_the_report_once_saying_who_shared_it() {
+    let scw = small_fleet().await;
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1"], 30).await;
+    let fake = FakeSlack::start().await;
+    let mine = status_report(&app, &fake, "").await;
+    let url = fake.response_url("actions/T1/2/share");
+
+    // The click, and the same request replayed twice: one report queued.
+    for _ in 0..3 {
+        let (status, _) = app
+            .request(share_click("", &url, "1700000001.000200"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // The clicker's ephemeral copy is removed once the shared one is queued.
+    let deleted = wait_messages(&fake, 2).await.remove(1);
+    assert_eq!(deleted.body, serde_json::json!({"delete_original": true}));
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
+
+    let mut worker = app.worker(slack_transport(&fake));
+    drain(&mut worker).await;
+    let posted: Vec<_> = fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.method == "chat.postMessage")
+        .collect();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0].channel, "C0CHAN");
+    let shared = &posted[0].body;
+    insta::assert_json_snapshot!("status_shared", shared);
+    assert_slack_takes(shared);
+    assert_eq!(
+        shared["text"], mine["text"],
+        "the same report, gathered again"
+    );
+    let t = texts(shared);
+    assert!(
+        t.iter()
+            .any(|x| x == "Shared by <@U0OPS1> with `/arm status`"),
+        "{t:?}"
+    );
+    // Anyone may plan a reap from it (only they see the plan); it is not shared again.
+    assert_eq!(
+        buttons(shared),
+        [("Plan a reap".to_owned(), "status".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn the_shared_report_covers_the_zones_asked_for() {
+    let scw = small_fleet().await;
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1"], 30).await;
+    let fake = FakeSlack::start().await;
+    let mine = status_report(&app, &fake, "nl-ams-1").await;
+    // Nothing reapable there: no "Plan a reap".
+    assert_eq!(
+        buttons(&mine),
+        [("Share in channel".to_owned(), "nl-ams-1".to_owned())]
+    );
+    let url = fake.response_url("actions/T1/3/share");
+    app.request(share_click("nl-ams-1", &url, "1700000002.000300"))
+        .await;
+    // A value the bot never made is ignored.
+    app.request(share_click("nl-ams-1 <!here>", &url, "1700000003.000300"))
+        .await;
+    wait_messages(&fake, 2).await;
+    let mut worker = app.worker(slack_transport(&fake));
+    drain(&mut worker).await;
+    let posted: Vec<_> = fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.method == "chat.postMessage")
+        .collect();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    let t = texts(&posted[0].body);
+    assert!(
+        t[0].starts_with("*ARM fleet: 0 builders in 1 zone, none shut down*"),
+        "{t:?}"
+    );
+    assert!(buttons(&posted[0].body).is_empty());
+    let lists = scw.calls_to(ScwOp::ListServers.in_zone("fr-par-1"));
+    assert!(lists.is_empty(), "only nl-ams-1 was listed: {lists:?}");
 }

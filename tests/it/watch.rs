@@ -182,7 +182,9 @@ on_both_engines! {
         let text = body(&root);
         for want in [
             "1 ARM builder is stuck shut down",
-            "`runner-arm-2` · fr-par-1 · stopped in place for 20m",
+            "`runner-arm-2` · fr-par-1 · stopped in place for 20 min (since <!date^1799998800^{time}|07:40 UTC>)",
+            "for longer than the 15 min grace period",
+            "checks every 5 min · opened <!date^1800000000^{time}|08:00 UTC> · as of <!date^1800000000^{time}|08:00 UTC>",
             "*Runner cap:* 23 of 30 slots used, 3 by machines the runner cannot remove.",
             "Plan a reap",
             "auto-reap off",
@@ -226,9 +228,9 @@ on_both_engines! {
         assert_eq!((update.channel.as_str(), update.ts.as_str()), (CHANNEL, root.ts.as_str()));
         let text = body(&update);
         assert!(text.contains("3 ARM builders are stuck shut down"), "{text}");
-        assert!(text.contains("`runner-arm-1` · fr-par-1 · stopped in place for 21m"), "{text}");
+        assert!(text.contains("`runner-arm-1` · fr-par-1 · stopped in place for 21 min"), "{text}");
         assert!(text.contains("· shut down by itself"), "{text}");
-        assert!(text.contains("`runner-arm-2` · fr-par-1 · stopped in place for 45m"), "{text}");
+        assert!(text.contains("`runner-arm-2` · fr-par-1 · stopped in place for 45 min"), "{text}");
 
         // Nothing changed: nothing said.
         w.clock.advance_minutes(5);
@@ -463,13 +465,13 @@ on_both_engines! {
         let messages = w.messages();
         assert_eq!(messages.len(), 3, "root, what was removed, root updated");
         assert!(body(&messages[0]).contains("5 ARM builders are stuck shut down"));
-        assert!(body(&messages[0]).contains("auto-reap after 1h"));
+        assert!(body(&messages[0]).contains("auto-reap after 1 h"));
         let told = &messages[1];
         assert_eq!(told.thread_ts.as_deref(), Some(messages[0].ts.as_str()));
         let text = body(told);
         for want in [
             "The fleet watch reaped 2 stuck builders: 2 servers, 1 volume, 1 IP removed",
-            "Auto-reap of the builders stuck over 1h: 2 servers removed",
+            "Auto-reap of the builders stuck over 1 h: 2 servers removed",
             "`runner-arm-1`",
             "`runner-arm-2`",
             "server removed",
@@ -753,4 +755,133 @@ async fn the_leading_replica_runs_the_watch() {
     );
     let _ = stop.send(());
     server.await.expect("joined").expect("clean stop");
+}
+
+/// The watch's messages as Slack shows them, on the sample of `docs/fleet-watch.md`: one
+/// duration format, and every time a Slack date each reader sees in their own time zone.
+#[test]
+fn the_watch_messages_read_at_a_glance() {
+    use armbot::{
+        fleet::{ServerState, status::CapStatus},
+        runner::MachineStates,
+        watch::{
+            incident::{Incident, Stuck, Trouble},
+            render::{self, View},
+        },
+    };
+    let view = |minutes: i64| View {
+        now: NOW + minutes * 60,
+        grace_minutes: 15,
+        interval_secs: 300,
+        auto_reap_after: Some(120),
+        project: Some("proj-1".into()),
+        cap: Some(CapStatus::Runner {
+            states: MachineStates {
+                used: 20,
+                stuck_on_removing: 3,
+                limit: Some(30),
+                seen: true,
+                ..MachineStates::default()
+            },
+            limit: Some(30),
+        }),
+    };
+    let stuck = |n: usize, minutes: i64, protected: bool, by_itself: bool| Stuck {
+        id: id(n),
+        name: format!("runner-arm-{n}"),
+        zone: ZONE.into(),
+        commercial_type: "COPARM1-4C-16G".into(),
+        state: ServerState::StoppedInPlace,
+        since: NOW + 25 * 60 - minutes * 60,
+        protected,
+        by_itself,
+    };
+    let shown = vec![
+        stuck(14, 7 * 60 + 5, true, false),
+        stuck(12, 72, false, false),
+        stuck(11, 22, false, true),
+    ];
+    let root = render::root(&shown, NOW, &view(25));
+    let by_itself = render::by_itself(&shown[2..], &view(25));
+    let incident = Incident {
+        opened_at: NOW,
+        shown: shown.clone(),
+        peak: 3,
+        reaped: 1,
+        ..Incident::default()
+    };
+    let resolved = [
+        render::resolved_root(&incident, &view(55)),
+        render::all_clear(&incident, &view(55)),
+    ];
+    let failed = [(
+        ZONE.to_owned(),
+        ScwError::InvalidKey {
+            reason: "expired".into(),
+        },
+    )];
+    let trouble = [
+        render::warning(&failed, 3, NOW + 60 * 60, &view(70)),
+        render::recovered(
+            &Trouble {
+                failed_polls: 3,
+                since: Some(NOW + 60 * 60),
+                ..Trouble::default()
+            },
+            &view(75),
+        ),
+    ];
+    for m in [&root, &by_itself]
+        .into_iter()
+        .chain(&resolved)
+        .chain(&trouble)
+    {
+        assert_eq!(m.problems(), Vec::<String>::new(), "{m:?}");
+        let text = serde_json::to_string(m).expect("json");
+        // Times are Slack dates; no bare clock time, no old "5m"-style duration.
+        assert!(!text.contains(" UTC "), "{text}");
+        assert!(!text.contains("UTC)") && !text.contains("UTC ·"), "{text}");
+    }
+    insta::assert_json_snapshot!("watch_incident_root", root);
+    insta::assert_json_snapshot!("watch_by_itself", by_itself);
+    insta::assert_json_snapshot!("watch_resolved", resolved);
+    insta::assert_json_snapshot!("watch_scaleway_trouble", trouble);
+
+    let root = root
+        .blocks
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<String>();
+    for want in [
+        "for longer than the 15 min grace period",
+        // Within 12 hours: the time of day; the duration says how long.
+        "`runner-arm-14` · fr-par-1 · stopped in place for 7 h 5 min (since <!date^1799976000^{time}|01:20 UTC>)",
+        "`runner-arm-11` · fr-par-1 · stopped in place for 22 min (since <!date^1800000180^{time}|08:03 UTC>)",
+        "Fleet watch · checks every 5 min · opened <!date^1800000000^{time}|08:00 UTC> · as of <!date^1800001500^{time}|08:25 UTC> · auto-reap after 2 h",
+    ] {
+        assert!(root.contains(want), "`{want}` not in {root}");
+    }
+    let resolved = serde_json::to_string(&resolved).expect("json");
+    assert!(
+        resolved.contains("resolved <!date^1800003300^{time}|08:55 UTC>, after 55 min"),
+        "{resolved}"
+    );
+    let trouble = serde_json::to_string(&trouble).expect("json");
+    assert!(
+        trouble.contains("since <!date^1800003600^{time}|09:00 UTC>."),
+        "{trouble}"
+    );
+    assert!(
+        trouble.contains("after 15 min (3 checks failed in a row)"),
+        "{trouble}"
+    );
+    // Older than 12 hours: with the day.
+    let old = render::root(&[stuck(1, 3 * 1440, false, false)], NOW, &view(25));
+    let old = serde_json::to_string(&old).expect("json");
+    assert!(
+        old.contains(
+            "for 3 d (since <!date^1799742300^{date_short_pretty} at {time}|2027-01-12 08:25 UTC>)"
+        ),
+        "{old}"
+    );
 }
