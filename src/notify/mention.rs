@@ -1,7 +1,7 @@
 //! "Who broke it": the first reply in a new incident's thread mentions the pipeline's user
 //! (`<@U…>`) when their Slack account is known, from `[notify.users]` or from Slack by their
 //! public email. The root message never pings anyone, and a user whose account is not known
-//! is shown by name only (the root's "Triggered by"): never guessed.
+//! is shown by name only (in the root's small print): never guessed.
 
 use super::{
     render::{MAX_REF, pipeline_url},
@@ -54,7 +54,7 @@ pub fn who<'a>(hook: &'a PipelineHook, s: &'a NotifySettings) -> Who<'a> {
 }
 
 /// The first reply in a new incident's thread, mentioning `slack_user`: `None` when no Slack
-/// account is known (the root's "Triggered by" names the user then, and nobody is pinged).
+/// account is known (the root's small print names the user then, and nobody is pinged).
 pub fn first_reply(hook: &PipelineHook, slack_user: Option<&str>) -> Option<Message> {
     let id = slack_user.filter(|id| is_slack_user_id(id))?;
     let a = &hook.object_attributes;
