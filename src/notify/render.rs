@@ -202,26 +202,31 @@ fn runner_words(b: &Build) -> Option<String> {
 }
 
 /// The pipeline's user: their name, with their username only when it says something more
-/// (`Administrator (root)`, but `dana` alone, not `dana (dana)`).
+/// (`Administrator (root)`, but `Dana Smith` alone for `dana.smith` or `danasmith`).
 fn user_words(hook: &PipelineHook) -> Option<String> {
     let u = hook.user.as_ref()?;
     let full = name(u.name.trim(), MAX_USER);
     let handle = name(u.username.trim(), MAX_USER);
-    let same = |a: &str, b: &str| {
-        let key = |s: &str| -> String {
-            s.chars()
-                .filter(|c| c.is_alphanumeric())
-                .flat_map(char::to_lowercase)
-                .collect()
-        };
-        key(a) == key(b)
-    };
     match (full.is_empty(), handle.is_empty()) {
-        (false, false) if !same(&full, &handle) => Some(format!("{full} ({handle})")),
+        (false, false) if !username_is_name(&u.username, &u.name) => {
+            Some(format!("{full} ({handle})"))
+        }
         (false, _) => Some(full),
         (true, false) => Some(handle),
         (true, true) => None,
     }
+}
+
+/// `dana`, `dana.smith`, `danasmith` for Dana Smith: the username only spells out the name.
+fn username_is_name(username: &str, full: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (user, name) = (words(username), words(full));
+    !user.is_empty() && (user.concat() == name.concat() || user.iter().all(|w| name.contains(w)))
 }
 
 /// GitLab's own names for pipelines nobody named (`Pipeline for branch: master`) say nothing
@@ -741,5 +746,24 @@ mod tests {
         ];
         let ids: Vec<u64> = culprits(&builds).iter().map(|b| b.id).collect();
         assert_eq!(ids, [3, 9]);
+    }
+
+    #[test]
+    fn a_username_is_shown_only_when_it_says_more_than_the_name() {
+        for (user, full) in [
+            ("dana", "Dana"),
+            ("dana.smith", "Dana Smith"),
+            ("danasmith", "Dana Smith"),
+            ("randler.ferraz", "Randler Ferraz Almeida"),
+        ] {
+            assert!(username_is_name(user, full), "{user} / {full}");
+        }
+        for (user, full) in [
+            ("root", "Administrator"),
+            ("dsmith", "Dana Smith"),
+            ("", "Dana"),
+        ] {
+            assert!(!username_is_name(user, full), "{user} / {full}");
+        }
     }
 }
