@@ -37,7 +37,7 @@ pub fn topics(kb: &KnowledgeBase) -> String {
 pub fn answer(kb: &KnowledgeBase, question: &str) -> Message {
     match kb.answer(question) {
         Answer::Hit { entry, .. } => Message::new(entry.title.clone(), answer_blocks(entry)),
-        Answer::Unknown => unknown(kb),
+        Answer::Unknown { .. } => unknown(kb),
     }
 }
 
@@ -67,7 +67,7 @@ pub fn slash(app: &AppState, question: Option<&str>) -> Reply {
             ));
             Reply::Ephemeral(Message::new(entry.title.clone(), blocks))
         }
-        Answer::Unknown => Reply::Ephemeral(unknown(&app.faq)),
+        Answer::Unknown { .. } => Reply::Ephemeral(unknown(&app.faq)),
     }
 }
 
