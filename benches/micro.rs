@@ -333,7 +333,7 @@ fn faq(c: &mut Criterion) {
     for (kind, question) in QUESTIONS {
         let answer = kb.answer(question);
         match *kind {
-            "unknown" => assert_eq!(answer, Answer::Unknown, "{question}"),
+            "unknown" => assert!(matches!(answer, Answer::Unknown { .. }), "{question}"),
             _ => assert!(matches!(answer, Answer::Hit { .. }), "{question}"),
         }
     }

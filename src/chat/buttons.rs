@@ -1,5 +1,6 @@
-//! Button clicks (`block_actions`): sharing an FAQ answer or a status report, confirming or
-//! cancelling a reap, planning a reap from a fleet-watch incident or a status report.
+//! Button clicks (`block_actions`): sharing an FAQ answer or a status report, answering an FAQ
+//! topic, confirming or cancelling a reap, planning a reap from a fleet-watch incident or a
+//! status report.
 //!
 //! Every click acts once: a request replayed within Slack's signature window carries the same
 //! `action_ts`, user and message, and changes nothing (no second message, no second audit row).
@@ -29,6 +30,23 @@ fn click_key(click: &BlockActions, action: &Action) -> Option<String> {
     ))
 }
 
+/// `Some(reply)` when the click was seen before (nothing more to do) or cannot be recorded
+/// (Slack should retry); `None` for a first click, now recorded.
+async fn replayed(app: &AppState, key: Option<&str>, what: &str) -> Option<Reply> {
+    let key = key?;
+    match app.store.first_sighting(&[key.to_owned()], now_ms()).await {
+        Ok(true) => None,
+        Ok(false) => {
+            tracing::info!(what, "a replayed click changed nothing");
+            Some(Reply::Nothing)
+        }
+        Err(e) => {
+            tracing::error!(what, error = format!("{e:#}"), "could not record a click");
+            Some(Reply::RetryLater)
+        }
+    }
+}
+
 /// Answers at once; a reap runs in the background and answers on `response_url`.
 pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
     let Some(action) = click.actions.first() else {
@@ -39,6 +57,20 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
     let channel = click.channel_id().map(str::to_string);
     let response_url = click.response_url.clone().unwrap_or_default();
     match action.action_id.as_str() {
+        // One of the closest topics under "I don't know": its answer, to the clicker alone.
+        id if faq::is_topic_action(id) => {
+            if let Some(done) = replayed(app, key.as_deref(), "topic").await {
+                return done;
+            }
+            let Some(message) = faq::topic(&app.faq, &action.value, channel.as_deref()) else {
+                return Reply::Nothing;
+            };
+            let responder = Responder::new(app.clone(), &response_url, &user);
+            app.spawn("faq topic", async move {
+                responder.send(Reply::Aside(message)).await;
+            });
+            Reply::Nothing
+        }
         faq::SHARE_ACTION => {
             let (Some(message), Some(channel)) =
                 (faq::shared(&app.faq, &action.value, &user), channel)

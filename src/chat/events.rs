@@ -57,7 +57,9 @@ async fn callback(app: &AppState, cb: Callback, retry: Option<&str>) -> &'static
         return "ignored_malformed";
     };
     let question = strip_mentions(text.as_deref().unwrap_or_default());
-    let message = faq::answer(&app.faq, &question);
+    // Public, like the question: in the thread under a mention, or in the DM. A "don't know"
+    // offers topic buttons, and those answer whoever clicks privately.
+    let message = faq::answer(&app.faq, &question, &user);
     let (kind, target_ts) = match (is_dm, thread_ts) {
         (true, None) => (OutboxKind::Post, None),
         (_, Some(thread)) => (OutboxKind::Reply, Some(thread)),

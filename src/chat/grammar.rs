@@ -27,12 +27,17 @@ impl ArmCommand {
     }
 }
 
-pub const HELP: &str = "*`/arm` — the ARM build fleet from Slack*\n\
-• `/arm status [zone…]` — the Scaleway ARM builders, their states, and how much of the runner cap and quota they use\n\
-• `/arm reap` — plan the removal of builders stuck shut down (nothing is deleted until an allowed person confirms)\n\
-• `/arm faq [question]` — answers from the team's ARM FAQ; without a question, the list of topics\n\
-• `/arm help` — this message\n\
-You can also mention the bot or send it a direct message with a question.";
+/// `/arm help` as mrkdwn: one command a line. Placeholders are written `[zone…]`, since Slack
+/// would read a bare `<zone>` as a link and show nothing of it.
+pub const HELP: &str = "*`/arm` commands*\n\
+• `/arm status [zone…]`: the Scaleway ARM builders, their states, and how much of the runner cap and quota they use\n\
+• `/arm reap`: plan removing builders stuck shut down (nothing is deleted until an allowed person confirms)\n\
+• `/arm faq [question]`: an answer from the team's ARM FAQ; without a question, the list of topics\n\
+• `/arm help`: this list";
+
+/// Under the help, in small print.
+pub const HELP_NOTE: &str =
+    "You can also mention the bot or send it a direct message with a question.";
 
 /// Slack may entity-escape `&`, `<`, `>` in `text`; undo exactly those.
 fn unescape(text: &str) -> String {

@@ -13,10 +13,14 @@ pub mod status;
 use std::time::Instant;
 
 use crate::{
-    slack::{Reply, mrkdwn::escape, mrkdwn::truncate},
+    slack::{
+        Message, Reply,
+        blocks::{context, section},
+        mrkdwn::{code, truncate},
+    },
     state::AppState,
 };
-use grammar::{ArmCommand, HELP};
+use grammar::{ArmCommand, HELP, HELP_NOTE};
 pub use responder::Responder;
 
 /// A verified slash command with the fields every command needs.
@@ -27,6 +31,24 @@ pub struct SlashRequest {
     pub response_url: String,
 }
 
+/// The help, after "I don't know that command" on a line of its own when `unknown` is set.
+fn help(unknown: Option<&str>) -> Message {
+    let mut blocks = Vec::new();
+    let mut text = String::from("The /arm commands: status, reap, faq, help");
+    if let Some(unknown) = unknown {
+        let shown = code(&truncate(unknown, 100));
+        text = if shown.is_empty() {
+            "I don't know that command.".to_string()
+        } else {
+            format!("I don't know the command {shown}.")
+        };
+        blocks.push(section(&text));
+    }
+    blocks.push(section(HELP));
+    blocks.push(context(HELP_NOTE));
+    Message::new(text, blocks)
+}
+
 /// Answers `/arm …` at once; status and reap acknowledge now and answer later.
 pub async fn slash(app: &AppState, req: SlashRequest) -> Reply {
     let started = Instant::now();
@@ -35,11 +57,8 @@ pub async fn slash(app: &AppState, req: SlashRequest) -> Reply {
     let _enter = span.enter();
     let name = cmd.name();
     let immediate = match cmd {
-        ArmCommand::Help => Reply::ephemeral(HELP),
-        ArmCommand::Unknown(text) => Reply::ephemeral(format!(
-            "I don't know `{}`. {HELP}",
-            escape(&truncate(&text, 100))
-        )),
+        ArmCommand::Help => Reply::Ephemeral(help(None)),
+        ArmCommand::Unknown(text) => Reply::Ephemeral(help(Some(&text))),
         ArmCommand::Faq { question } => faq::slash(app, question.as_deref()),
         // These answer later and record their own outcome and duration.
         ArmCommand::Status { zones } => return status::start(app, &req, zones),

@@ -122,6 +122,14 @@ pub(super) struct Scored {
     pub confidence: f64,
 }
 
+/// What the matcher makes of a question: the answer if it is confident, and the entries
+/// closest to it, best first, for when it is not.
+#[derive(Debug, Clone)]
+pub(super) struct Ranking {
+    pub best: Option<Scored>,
+    pub closest: Vec<usize>,
+}
+
 impl Index {
     pub(super) fn build(entries: &[Entry], synonyms: Synonyms) -> Self {
         let mut typos = TypoIndex::default();
@@ -295,7 +303,8 @@ impl Index {
         self.synonyms.terms(&words)
     }
 
-    pub(super) fn best(&self, question: &str) -> Option<Scored> {
+    /// Ranks the entries for `question`; `closest` holds at most `max_closest` of them.
+    pub(super) fn rank(&self, question: &str, max_closest: usize) -> Ranking {
         // Each distinct term once; an exact occurrence beats a typo-corrected one.
         let mut terms: Vec<Term> = Vec::new();
         for term in self.query_terms(question) {
@@ -321,7 +330,10 @@ impl Index {
             }
         }
         if known.is_empty() || total <= 0.0 {
-            return None;
+            return Ranking {
+                best: None,
+                closest: Vec::new(),
+            };
         }
         let on_topic = known.iter().any(|&(id, _, _)| self.subject[id]);
         let min_question_coverage = if on_topic {
@@ -367,12 +379,21 @@ impl Index {
                 )
             })
             .collect();
+        // Entries that share only answer-body words with the question have no confidence;
+        // evidence still orders them, so the closest topics are never picked by file order.
         ranked.sort_by(|a, b| {
             b.confidence
                 .total_cmp(&a.confidence)
+                .then_with(|| b.evidence.total_cmp(&a.evidence))
                 .then_with(|| a.entry.cmp(&b.entry))
         });
-        let best = ranked.first()?;
+        let closest = ranked.iter().take(max_closest).map(|c| c.entry).collect();
+        let Some(best) = ranked.first() else {
+            return Ranking {
+                best: None,
+                closest,
+            };
+        };
         let ambiguous = ranked.get(1).is_some_and(|second| {
             second.accepted && second.confidence >= AMBIGUOUS_RATIO * best.confidence
         });
@@ -388,10 +409,13 @@ impl Index {
             runner_up = ranked.get(1).map(|c| c.confidence),
             "faq match"
         );
-        (best.accepted && !ambiguous).then_some(Scored {
-            entry: best.entry,
-            confidence: best.confidence,
-        })
+        Ranking {
+            best: (best.accepted && !ambiguous).then_some(Scored {
+                entry: best.entry,
+                confidence: best.confidence,
+            }),
+            closest,
+        }
     }
 }
 

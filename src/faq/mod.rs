@@ -29,13 +29,18 @@ pub struct KnowledgeBase {
     index: Index,
 }
 
+/// How many of the closest entries an `Unknown` answer names.
+pub const CLOSEST: usize = 3;
+
 /// What the knowledge base says to a question.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Answer<'a> {
     /// `score` is the match confidence, from 0 to 1.
     Hit { entry: &'a Entry, score: f64 },
-    /// No entry answers the question with enough confidence.
-    Unknown,
+    /// No entry answers the question with enough confidence. `closest` holds the entries that
+    /// come nearest, best first (at most [`CLOSEST`]; none when the question shares no word
+    /// with the knowledge base).
+    Unknown { closest: Vec<&'a Entry> },
 }
 
 impl KnowledgeBase {
@@ -85,18 +90,30 @@ impl KnowledgeBase {
         &self.entries
     }
 
-    /// The entry that answers `question` (plain text or Slack message text), or `Unknown`.
+    /// The entry that answers `question` (plain text or Slack message text), or `Unknown`
+    /// with the entries closest to it.
     pub fn answer(&self, question: &str) -> Answer<'_> {
-        match self.index.best(question) {
-            Some(scored) => match self.entries.get(scored.entry) {
-                Some(entry) => Answer::Hit {
-                    entry,
-                    score: scored.confidence,
-                },
-                None => Answer::Unknown,
-            },
-            None => Answer::Unknown,
+        let ranking = self.index.rank(question, CLOSEST);
+        if let Some(best) = ranking.best
+            && let Some(entry) = self.entries.get(best.entry)
+        {
+            return Answer::Hit {
+                entry,
+                score: best.confidence,
+            };
         }
+        Answer::Unknown {
+            closest: ranking
+                .closest
+                .iter()
+                .filter_map(|&i| self.entries.get(i))
+                .collect(),
+        }
+    }
+
+    /// The entry with this id.
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
     }
 }
 

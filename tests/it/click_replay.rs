@@ -1,5 +1,6 @@
 //! A signed `block_actions` request replayed within Slack's signature window changes nothing:
-//! the FAQ answer is shared once, a reap click is audited and answered once.
+//! the FAQ answer is shared once, a topic is answered once, a reap click is audited and
+//! answered once.
 
 use crate::common::*;
 use armbot::config::FileSettings;
@@ -94,6 +95,41 @@ async fn a_replayed_share_click_posts_the_answer_once() {
         .filter(|p| p.method == "chat.postMessage")
         .count();
     assert_eq!(shared, 2);
+}
+
+#[tokio::test]
+async fn a_replayed_topic_click_answers_once() {
+    let app = app(settings(&[])).await;
+    let fake = FakeSlack::start().await;
+    let url = fake.response_url("actions/T1/1/x");
+    let (_, body) = app
+        .request(slash("faq how do I rotate the aws access keys", &url))
+        .await;
+    let dont_know: Value = serde_json::from_str(&body).expect("json");
+    let topic = dont_know["blocks"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["type"] == "actions"))
+        .and_then(|b| b["elements"][0]["value"].as_str())
+        .expect("a topic button")
+        .to_string();
+    for ts in ["1700000001.000200"; 3] {
+        let (status, _) = app
+            .request(click("faq_topic_0", &topic, "U0ASKER", &url, ts))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.request(click(
+        "faq_topic_0",
+        &topic,
+        "U0ASKER",
+        &url,
+        "1700000009.000300",
+    ))
+    .await;
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 2, "one answer per genuine click: {sent:?}");
 }
 
 #[tokio::test]

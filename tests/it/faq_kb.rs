@@ -31,6 +31,13 @@ fn shipped_file_loads_and_every_entry_is_well_formed() {
     for entry in entries {
         assert!(ids.insert(entry.id.as_str()), "duplicate id {}", entry.id);
         assert!(!entry.title.trim().is_empty(), "{}: title", entry.id);
+        // The title is a topic button's label when the bot has no answer: Block Kit cuts
+        // labels at 75 characters, and a short one reads at a glance.
+        assert!(
+            entry.title.chars().count() <= 60,
+            "{}: title over 60 characters",
+            entry.id
+        );
         assert!(
             entry.questions.len() >= 3,
             "{}: at least 3 questions",

@@ -561,7 +561,7 @@ fn rates(kb: &KnowledgeBase, name: &str, covered: &[(&str, &str)], not_covered: 
                 "{question:?}: expected {expected}, answered {} ({score:.2})",
                 entry.id
             )),
-            Answer::Unknown => {
+            Answer::Unknown { .. } => {
                 failures.push(format!("{question:?}: expected {expected}, got unknown"))
             }
         }
@@ -569,7 +569,7 @@ fn rates(kb: &KnowledgeBase, name: &str, covered: &[(&str, &str)], not_covered: 
     let mut unknowns = 0;
     for &question in not_covered {
         match kb.answer(question) {
-            Answer::Unknown => unknowns += 1,
+            Answer::Unknown { .. } => unknowns += 1,
             Answer::Hit { entry, score } => failures.push(format!(
                 "{question:?}: not covered, answered {} ({score:.2})",
                 entry.id
@@ -655,7 +655,36 @@ fn generic_words_alone_get_no_answer() {
         "what is this",
         "scaleway",
     ] {
-        assert_eq!(kb.answer(question), Answer::Unknown, "{question:?}");
+        assert!(
+            matches!(kb.answer(question), Answer::Unknown { .. }),
+            "{question:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_answers_name_the_closest_topics_best_first() {
+    let kb = KnowledgeBase::builtin();
+    let closest = |question: &str| match kb.answer(question) {
+        Answer::Unknown { closest } => closest.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        hit => panic!("{question:?}: {hit:?}"),
+    };
+    assert_eq!(
+        closest("how do I rotate the aws access keys"),
+        ["hardware-provider", "scaleway-login", "quota-usage"]
+    );
+    // Fewer when fewer entries share a word with the question; none for small talk.
+    assert_eq!(
+        closest("can I expense a raspberry pi for home"),
+        ["raspberry-pi"]
+    );
+    assert!(closest("what's the lunch menu").is_empty());
+    assert!(closest("").is_empty());
+    for &question in NOT_COVERED {
+        let ids = closest(question);
+        assert!(ids.len() <= armbot::faq::CLOSEST, "{question:?}");
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{question:?}: {ids:?}");
     }
 }
 
@@ -679,7 +708,7 @@ fn typo_matches_count_less_than_exact_ones() {
     };
     assert!(score("scalway quota usage") < score("scaleway quota usage"));
     // Short words are not corrected: "quot" is not "quota".
-    assert_eq!(kb.answer("quot"), Answer::Unknown);
+    assert!(matches!(kb.answer("quot"), Answer::Unknown { .. }));
 }
 
 #[test]
@@ -718,7 +747,7 @@ fn synonyms_from_the_file_are_applied_to_questions_and_entries() {
     .expect("valid knowledge base");
     let id = |question: &str| match kb.answer(question) {
         Answer::Hit { entry, .. } => entry.id.as_str(),
-        Answer::Unknown => "unknown",
+        Answer::Unknown { .. } => "unknown",
     };
     assert_eq!(id("rpi packages?"), "pi");
     assert_eq!(id("why don't we x-compile"), "cross");

@@ -11,6 +11,7 @@ mod catch_up;
 mod click_replay;
 mod faq_kb;
 mod faq_matching;
+mod faq_messages;
 mod fleet_membership;
 mod fleet_runner_metrics;
 mod fleet_scaleway;
