@@ -127,6 +127,7 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
                 confirm: action.action_id == reap::CONFIRM_ACTION_ID,
                 plan_id: action.value.clone(),
                 channel,
+                plan_seen_by_all: !click.is_ephemeral(),
                 response_url,
             };
             app.spawn("reap click", super::reap::click(app.clone(), click));

@@ -74,35 +74,42 @@ pub struct Click {
     pub user: String,
     pub confirm: bool,
     pub plan_id: String,
-    /// Where the plan was shown; the summary of a run is posted there.
+    /// Where the plan was shown.
     pub channel: Option<String>,
+    /// The plan was posted in the channel (`/arm reap`), not shown to one person ("Plan a
+    /// reap" on a fleet-watch incident).
+    pub plan_seen_by_all: bool,
     pub response_url: String,
 }
 
-/// Runs a click to its outcome and answers; called in the background.
+/// Runs a click to its outcome and answers; called in the background. The report replaces
+/// the plan; a plan only the clicker saw is also reported in the channel, so the team learns
+/// what was removed. (A plan posted in the channel already shows the report to everyone: a
+/// second post would only repeat it.)
 pub async fn click(app: AppState, click: Click) {
     let responder = Responder::new(app.clone(), &click.response_url, &click.user);
     let outcome = run(&app, &click).await;
-    responder.send(reap::click_reply(&outcome)).await;
-    if let (ClickOutcome::Executed { report, user, .. }, Some(channel)) = (&outcome, click.channel)
+    if let (ClickOutcome::Executed { plan, report, user }, Some(channel), false) =
+        (&outcome, &click.channel, click.plan_seen_by_all)
     {
         let m = NewMessage {
-            channel,
+            channel: channel.clone(),
             kind: OutboxKind::Post,
             incident_id: None,
             target_ts: None,
             target_id: None,
-            message: Message::plain(reap::summary_text(report, user)),
+            message: reap::report_message(report, plan, user),
         };
         if let Err(e) = app.outbox.enqueue(&m).await {
-            tracing::error!(error = format!("{e:#}"), "could not queue the reap summary");
+            tracing::error!(error = format!("{e:#}"), "could not queue the reap report");
         }
     }
+    responder.send(reap::click_reply(&outcome)).await;
 }
 
 async fn run(app: &AppState, click: &Click) -> ClickOutcome {
     let user = &click.user;
-    let via = match authorize(app, user).await {
+    let via = match authorize(app, user, click.confirm).await {
         Ok(via) => via,
         Err(refusal) => {
             reap::run::audit(
@@ -168,33 +175,28 @@ struct Refusal {
 }
 
 /// Which setting lets `user` confirm or cancel a reap: listed in `allowed_users`, or a member
-/// of `allowed_usergroup`. Fails closed: a group Slack cannot answer for lets nobody in.
-async fn authorize(app: &AppState, user: &str) -> Result<&'static str, Refusal> {
+/// of `allowed_usergroup`. Fails closed: a group Slack cannot answer for lets nobody in. The
+/// refusal names who can, not the settings.
+async fn authorize(app: &AppState, user: &str, confirm: bool) -> Result<&'static str, Refusal> {
     let s = &app.settings.reap;
     if s.allowed_users.iter().any(|u| u == user) {
         return Ok("allowed_users");
     }
-    let not_allowed = |who: &str| Refusal {
+    let not_allowed = || Refusal {
         reason: "not_allowed",
-        sentence: format!("Only {who} can confirm or cancel a reap; nothing was changed."),
+        sentence: reap::refusal(confirm, &s.allowed_users, s.allowed_usergroup.as_deref()),
     };
     let Some(group) = &s.allowed_usergroup else {
-        return Err(not_allowed("the people listed in `[reap] allowed_users`"));
+        return Err(not_allowed());
     };
     match app.usergroups.contains(group, user).await {
         Ok(true) => Ok("allowed_usergroup"),
-        Ok(false) => Err(not_allowed(
-            "the people listed in `[reap] allowed_users` or in the `[reap] allowed_usergroup` \
-             user group",
-        )),
+        Ok(false) => Err(not_allowed()),
         Err(e) => {
             tracing::warn!(error = %e, usergroup = %group, "could not check reap group membership");
             Err(Refusal {
                 reason: "usergroup_unavailable",
-                sentence: format!(
-                    "I couldn't check membership of the reap group: {}. Nothing was changed.",
-                    e.user_reason(group)
-                ),
+                sentence: reap::group_unchecked(confirm, &s.allowed_users, &e.user_reason(group)),
             })
         }
     }

@@ -16,12 +16,8 @@ use super::machines::SlotReleaser;
 use super::plan::{Assessment, Plan, PlanContext, PlannedRemoval, PlannedVolume, assess};
 use super::settings::ReapSettings;
 use crate::fleet::{Deleted, ScalewayClient, ScwError, VolumeType};
+use crate::slack::blocks::time;
 
-/// Said when no docker-machine store is configured, so no slot can be freed by the bot.
-pub const NO_STORE_NOTE: &str = "No docker-machine store is configured, so the bot freed no \
-    runner slot: the runner slot frees only when gitlab-runner gives up on the machine (about \
-    30 removal attempts on runner ≥ 19.1, never on older runners). Set `machine_store` under \
-    `[reap]`, or run `docker-machine rm -f <machine>` on the runner manager.";
 const NOT_ATTEMPTED: &str = "not attempted: the run stopped early";
 
 /// What a run did.
@@ -111,7 +107,7 @@ pub enum SlotOutcome {
     Failed {
         reason: String,
     },
-    /// No docker-machine store configured: see [`NO_STORE_NOTE`].
+    /// No docker-machine store configured: the bot cannot free the slot (the report says how).
     NoStore,
     /// The store has no machine for this server, so it holds no runner slot.
     NoMachine,
@@ -230,9 +226,8 @@ where
     };
     if plan.is_expired(started_at) {
         let _ = run.stop.set(format!(
-            "This plan expired at {} UTC, so nothing was done: run `/arm reap` again for a \
-             fresh one.",
-            plan.expires_at.format("%H:%M")
+            "This plan expired at {}, so nothing was done: run `/arm reap` again for a fresh one.",
+            time(plan.expires_at)
         ));
     }
     // The cap is enforced here too: settings may have shrunk since the plan was made.

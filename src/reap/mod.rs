@@ -15,8 +15,8 @@ pub mod settings;
 
 pub use click::{ClickOutcome, Unclaimed};
 pub use execute::{
-    NO_STORE_NOTE, ReapCounts, ReapReport, ResourceKind, ResourceOutcome, ResourceResult,
-    ServerOutcome, ServerResult, SlotOutcome, execute,
+    ReapCounts, ReapReport, ResourceKind, ResourceOutcome, ResourceResult, ServerOutcome,
+    ServerResult, SlotOutcome, execute,
 };
 pub use machines::{MachineIndex, MachineStoreError, ReleaseError, SlotReleaser};
 pub use plan::{
@@ -24,7 +24,8 @@ pub use plan::{
 };
 pub use render::{
     CANCEL_ACTION_ID, CONFIRM_ACTION_ID, auto_report_blocks, cancelled_blocks, click_reply,
-    interrupted_text, plan_blocks, plan_text, report_blocks, summary_text,
+    group_unchecked, interrupted_text, plan_blocks, plan_text, refusal, report_blocks,
+    report_message, summary_text,
 };
 pub use run::Reaping;
 pub use settings::ReapSettings;

@@ -49,6 +49,10 @@ pub struct Plan {
     pub running_left_alone: usize,
     /// Sentences about the plan as a whole (mrkdwn).
     pub notes: Vec<String>,
+    /// The name prefix the fleet's builders share (`name_prefix`), left out of the names
+    /// the messages show. Absent from plans stored before it was kept.
+    #[serde(default)]
+    pub name_prefix: Option<String>,
 }
 
 impl Plan {
@@ -300,6 +304,7 @@ pub fn plan(
         skipped,
         running_left_alone,
         notes,
+        name_prefix: settings.name_prefix.clone().filter(|p| !p.is_empty()),
     }
 }
 

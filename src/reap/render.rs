@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 
 use super::click::{ClickOutcome, Unclaimed};
 use super::execute::{
-    NO_STORE_NOTE, ReapReport, ResourceKind, ResourceOutcome, ServerOutcome, ServerResult,
+    ReapReport, ResourceKind, ResourceOutcome, ResourceResult, ServerOutcome, ServerResult,
     SlotOutcome,
 };
 use super::plan::{Plan, PlannedRemoval};
 use super::{count, escape, minutes};
 use crate::slack::{
     Message, Reply,
-    blocks::{MAX_BLOCKS, MAX_TEXT_CHARS, actions, button, context, duration, plain, section},
+    blocks::{MAX_TEXT_CHARS, actions, button, context, duration, fit_lines, plain, section, time},
     mrkdwn::truncate,
 };
 
@@ -26,175 +26,390 @@ pub const CANCEL_ACTION_ID: &str = "reap_cancel";
 
 /// Block Kit: `block_id` is at most 255 characters.
 const MAX_BLOCK_ID_CHARS: usize = 255;
-/// Blocks reserved for the summary, lists, notes, actions and footer around the servers.
-const FRAME_BLOCKS: usize = 8;
-/// Servers left alone listed before "and N more".
-const SKIPPED_SHOWN: usize = 15;
 /// Server names are user-chosen; long ones would crowd out the rest.
 const MAX_NAME_CHARS: usize = 80;
 /// A confirm dialog's title, confirm and deny texts, and its body.
 const MAX_DIALOG_TITLE: usize = 100;
 const MAX_DIALOG_BUTTON: usize = 30;
 const MAX_DIALOG_TEXT: usize = 300;
-/// Failures named in the one-line summary.
-const FAILURES_IN_SUMMARY: usize = 3;
+/// Block Kit: a button's label.
+const MAX_BUTTON_TEXT: usize = 75;
+/// Names in a report's one line of successes, and in a line of servers not attempted.
+const NAMES_IN_A_LINE: usize = 20;
+/// Allowed people named in a refusal before "and N others".
+const PEOPLE_NAMED: usize = 5;
 
-/// The dry run: what Confirm would remove, what is left alone and why, and the buttons
-/// (only when something is selected). `confirm_action_value` goes into both buttons' `value`.
+/// Without a docker-machine store the bot cannot free a slot: one line, with what to run.
+const NO_STORE_PLAN: &str = ":warning: Runner slots will not be freed (no docker-machine store): \
+    afterwards run `docker-machine rm -f &lt;machine&gt;` on the runner manager.";
+const NO_STORE_REPORT: &str = ":warning: Runner slots were not freed (no docker-machine store): \
+    run `docker-machine rm -f &lt;machine&gt;` on the runner manager.";
+
+/// The dry run: one line per server that Confirm would remove, what is left alone and why,
+/// and the buttons (only when something is selected). `confirm_action_value` goes into both
+/// buttons' `value`.
 pub fn plan_blocks(plan: &Plan, confirm_action_value: &str) -> Vec<Value> {
-    let mut blocks = vec![section(&match plan_note_line(plan) {
-        Some(note) => format!("{}\n{note}", plan_summary(plan)),
-        None => plan_summary(plan),
-    })];
-    let room = MAX_BLOCKS - FRAME_BLOCKS;
-    let (shown, rest) = plan.selected.split_at(plan.selected.len().min(room));
-    for removal in shown {
-        blocks.push(section(&removal_text(removal)));
+    let names = Names::of(plan);
+    if plan.selected.is_empty() {
+        return nothing_to_remove(plan, &names);
     }
-    if !rest.is_empty() {
-        let names: Vec<String> = rest.iter().map(|r| code_name(&r.name)).collect();
-        blocks.push(section(&format!(
-            "…and {} more: {}",
-            rest.len(),
-            names.join(", ")
-        )));
+    let lines: Vec<String> = plan
+        .selected
+        .iter()
+        .map(|r| removal_line(r, plan.machines_known, &names))
+        .collect();
+    let head = format!("{}\n{}", plan_summary(plan), what_goes(plan));
+    let mut blocks = vec![section(&fit_lines(
+        &head,
+        &lines,
+        0,
+        |n| format!("…and {n} more"),
+        None,
+        MAX_TEXT_CHARS,
+    ))];
+    if !plan.machines_known {
+        blocks.push(section(NO_STORE_PLAN));
     }
-    if let Some(text) = left_alone_text(plan) {
+    if let Some(text) = left_alone_text(plan, &names) {
         blocks.push(section(&text));
     }
     if !plan.notes.is_empty() {
         blocks.push(context(&plan.notes.join("\n")));
     }
-    if !plan.selected.is_empty() {
-        let mut confirm = button(
-            CONFIRM_ACTION_ID,
-            "Confirm",
-            confirm_action_value,
-            Some("danger"),
-        );
-        confirm["confirm"] = confirm_dialog(plan);
-        let cancel = button(CANCEL_ACTION_ID, "Cancel", confirm_action_value, None);
-        blocks.push(actions(
-            Some(&block_id("reap_actions", &plan.id)),
-            vec![confirm, cancel],
-        ));
-    }
-    blocks.push(context(&format!(
-        "Plan `{}` · made {} UTC · expires {} UTC · grace {} · at most {} per run",
-        escape(&plan.id),
-        plan.created_at.format("%H:%M"),
-        plan.expires_at.format("%H:%M"),
-        minutes(plan.grace_minutes),
-        plan.max_per_run
-    )));
+    let label = truncate(
+        &format!(
+            "Remove {}",
+            count(plan.selected.len(), "builder", "builders")
+        ),
+        MAX_BUTTON_TEXT,
+    );
+    let mut confirm = button(
+        CONFIRM_ACTION_ID,
+        &label,
+        confirm_action_value,
+        Some("danger"),
+    );
+    confirm["confirm"] = confirm_dialog(plan);
+    let cancel = button(CANCEL_ACTION_ID, "Cancel", confirm_action_value, None);
+    blocks.push(actions(
+        Some(&block_id("reap_actions", &plan.id)),
+        vec![confirm, cancel],
+    ));
+    let mut footer = vec![format!(
+        "Expires in {}, at {}",
+        duration((plan.expires_at - plan.created_at).num_seconds()),
+        time(plan.expires_at)
+    )];
+    footer.extend(names.note());
+    footer.push(plan_ref(plan));
+    blocks.push(context(&footer.join(" · ")));
     blocks
 }
 
 /// The plan's fallback text (notifications, clients without Block Kit).
 pub fn plan_text(plan: &Plan) -> String {
-    plan_summary(plan)
+    if plan.selected.is_empty() {
+        "Nothing to remove: no ARM builder is stuck shut down.".to_owned()
+    } else {
+        format!(
+            "{} can be removed.",
+            count(
+                plan.selected.len(),
+                "stuck ARM builder",
+                "stuck ARM builders"
+            )
+        )
+    }
 }
 
-/// The plan message after a run: no buttons, each server's outcome.
+/// The plan message after a run: no buttons, what went wrong in detail, the rest in a line.
 pub fn report_blocks(report: &ReapReport, plan: &Plan, confirmed_by_user_id: &str) -> Vec<Value> {
-    let who = mention(confirmed_by_user_id);
-    report_body(
-        report,
-        &format!("Reap confirmed by {who}"),
-        &format!("Plan `{}` · confirmed by {who}", escape(&plan.id)),
-    )
+    report_body(report, plan, &mention(confirmed_by_user_id), None)
 }
 
-/// What the fleet watch's auto-reap did, for the incident's thread: every server's outcome,
-/// as after a confirmed reap. `after` says which builders it takes ("stuck over 1h").
+/// What the fleet watch's auto-reap did, for the incident's thread, as after a confirmed reap.
+/// `after` says which builders it takes ("over 1 h").
 pub fn auto_report_blocks(report: &ReapReport, plan: &Plan, after: &str) -> Vec<Value> {
-    report_body(
-        report,
-        &format!("Auto-reap of the builders stuck {after}"),
-        &format!("Plan `{}` · run by the fleet watch", escape(&plan.id)),
-    )
+    report_body(report, plan, "The fleet watch", Some(after))
 }
 
-fn report_body(report: &ReapReport, headline_by: &str, footer: &str) -> Vec<Value> {
+/// `who removed 2 of 3 stuck builders`: the headline of a report and its fallback text.
+fn removed(report: &ReapReport, who: &str, after: Option<&str>, bold: bool) -> String {
     let c = report.counts();
-    let mut headline = format!(
-        "{} {headline_by}: {} removed",
-        if c.failed > 0 || report.stopped_early.is_some() {
-            ":warning:"
-        } else {
-            ":broom:"
-        },
-        count(c.servers_removed, "server", "servers"),
+    let total = report.results.len();
+    let gone = c.servers_removed + c.already_gone;
+    let builders = match after {
+        Some(after) => format!(
+            "{} stuck {}",
+            count(total, "builder", "builders"),
+            escape(after)
+        ),
+        None => count(total, "stuck builder", "stuck builders"),
+    };
+    let what = if gone == total {
+        builders
+    } else {
+        format!("{gone} of {builders}")
+    };
+    let mut text = if bold {
+        format!("{who} removed *{what}*")
+    } else {
+        format!("{who} removed {what}")
+    };
+    let mut rest = Vec::new();
+    for (n, one, many) in [
+        (c.failed, "with a failure", "with failures"),
+        (c.skipped, "skipped", "skipped"),
+        (c.not_attempted, "not attempted", "not attempted"),
+    ] {
+        if n > 0 {
+            rest.push(format!("{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    if !rest.is_empty() {
+        text.push_str("; ");
+        text.push_str(&rest.join(", "));
+    }
+    text.push('.');
+    text
+}
+
+fn report_body(report: &ReapReport, plan: &Plan, who: &str, after: Option<&str>) -> Vec<Value> {
+    let names = Names::of(plan);
+    let c = report.counts();
+    let emoji = if c.failed > 0 || report.stopped_early.is_some() {
+        ":warning:"
+    } else {
+        ":broom:"
+    };
+    let mut head = format!("{emoji} {}", removed(report, who, after, true));
+    if let Some(why) = &report.stopped_early {
+        head.push_str(&format!("\n:octagonal_sign: {why}"));
+    }
+    let mut lines: Vec<String> = successes_line(report, &names).into_iter().collect();
+    lines.extend(
+        report
+            .results
+            .iter()
+            .filter_map(|r| problem_line(r, &names)),
     );
+    lines.extend(not_attempted_lines(report, &names));
+    let mut blocks = vec![section(&fit_lines(
+        &head,
+        &lines,
+        0,
+        |n| format!("…and {n} more"),
+        None,
+        MAX_TEXT_CHARS,
+    ))];
+    if report.no_store() {
+        blocks.push(section(NO_STORE_REPORT));
+    }
+    let mut footer = Vec::new();
+    let mut gone_with = Vec::new();
+    if c.volumes_removed > 0 {
+        gone_with.push(count(c.volumes_removed, "volume", "volumes"));
+    }
+    if c.ips_removed > 0 {
+        gone_with.push(count(c.ips_removed, "flexible IP", "flexible IPs"));
+    }
+    if !gone_with.is_empty() {
+        footer.push(format!("{} removed", gone_with.join(" and ")));
+    }
+    if c.slots_freed > 0 {
+        footer.push(format!(
+            "{} freed",
+            count(c.slots_freed, "runner slot", "runner slots")
+        ));
+    }
     let quota = report.quota_freed();
     if !quota.is_empty() {
         let types: Vec<String> = quota
             .iter()
             .map(|(t, n)| format!("{n} × `{}`", escape(t)))
             .collect();
-        headline.push_str(&format!(" (quota freed: {})", types.join(", ")));
+        footer.push(format!("quota freed: {}", types.join(", ")));
     }
-    headline.push_str(&format!(
-        ", {} and {} removed, {} freed",
-        count(c.volumes_removed, "volume", "volumes"),
-        count(c.ips_removed, "flexible IP", "flexible IPs"),
-        count(c.slots_freed, "runner slot", "runner slots"),
-    ));
-    for (n, what) in [
-        (c.already_gone, "already gone"),
-        (c.skipped, "skipped"),
-        (c.failed, "with failures"),
-        (c.not_attempted, "not attempted"),
-    ] {
-        if n > 0 {
-            headline.push_str(&format!("; {n} {what}"));
+    footer.extend(names.note());
+    footer.push(plan_ref(plan));
+    blocks.push(context(&footer.join(" · ")));
+    blocks
+}
+
+/// The servers that went as planned, in one line: removed, or found already gone.
+fn successes_line(report: &ReapReport, names: &Names) -> Option<String> {
+    let clean = |want: &ServerOutcome| -> Vec<&ServerResult> {
+        report
+            .results
+            .iter()
+            .filter(|r| &r.outcome == want && is_clean(r))
+            .collect()
+    };
+    let (removed, gone) = (
+        clean(&ServerOutcome::Removed),
+        clean(&ServerOutcome::AlreadyGone),
+    );
+    let mut parts = Vec::new();
+    if !removed.is_empty() {
+        parts.push(format!("Removed {}", names.list(&removed)));
+    }
+    if !gone.is_empty() {
+        let were = if gone.len() == 1 { "was" } else { "were" };
+        parts.push(format!("{} {were} already gone", names.list(&gone)));
+    }
+    (!parts.is_empty()).then(|| format!(":white_check_mark: {}.", parts.join("; ")))
+}
+
+/// Gone, with everything that went with it, as planned.
+fn is_clean(r: &ServerResult) -> bool {
+    matches!(
+        r.outcome,
+        ServerOutcome::Removed | ServerOutcome::AlreadyGone
+    ) && !r.has_failure()
+        && r.resources.iter().all(|x| x.outcome.is_done())
+}
+
+/// One line for a server that did not go as planned (not attempted ones are grouped apart).
+fn problem_line(r: &ServerResult, names: &Names) -> Option<String> {
+    if is_clean(r) {
+        return None;
+    }
+    // What the server came to; a server that went has only its leftovers to tell.
+    let (emoji, server) = match &r.outcome {
+        ServerOutcome::Failed { reason } => (":x:", format!("not removed: {reason}")),
+        ServerOutcome::Skipped { reason } => {
+            (":leftwards_arrow_with_hook:", format!("skipped: {reason}"))
+        }
+        ServerOutcome::Removed => (":x:", "removed, but".to_owned()),
+        ServerOutcome::AlreadyGone => (":x:", "already gone, but".to_owned()),
+        // Grouped by reason instead (see `not_attempted_lines`).
+        ServerOutcome::NotAttempted { .. } => return None,
+    };
+    let slot = match &r.slot {
+        SlotOutcome::Failed { reason } => Some(format!(
+            "runner slot{} not freed: {reason}",
+            other_machine(&r.name, r.machine.as_deref())
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        )),
+        _ => None,
+    };
+    let left: Vec<String> = r
+        .resources
+        .iter()
+        .filter_map(resource_problem)
+        .chain(slot)
+        .collect();
+    // Gone with nothing failed: only something left on purpose (a volume type reap does not
+    // know), a warning rather than a failure.
+    let emoji = if r.has_failure() || left.is_empty() {
+        emoji
+    } else {
+        ":warning:"
+    };
+    let mut line = format!(
+        "{emoji} {} · {}: {server}",
+        names.code(&r.name),
+        escape(&r.zone)
+    );
+    if !left.is_empty() {
+        line.push(' ');
+        line.push_str(&left.join("; "));
+    }
+    Some(line)
+}
+
+fn resource_problem(res: &ResourceResult) -> Option<String> {
+    let what = match &res.kind {
+        ResourceKind::Volume { volume_type } => format!(
+            "volume `{}` ({})",
+            escape(&res.id),
+            escape(volume_type.as_str())
+        ),
+        ResourceKind::FlexibleIp => format!("flexible IP `{}`", escape(&res.id)),
+    };
+    match &res.outcome {
+        ResourceOutcome::Failed { reason } => Some(format!("{what} not removed: {reason}")),
+        ResourceOutcome::LeftAlone { reason } => Some(format!("{what} left: {reason}")),
+        ResourceOutcome::Removed | ResourceOutcome::AlreadyGone => None,
+    }
+}
+
+/// Servers the run did not reach, one line per reason ("the run stopped early", the cap).
+fn not_attempted_lines(report: &ReapReport, names: &Names) -> Vec<String> {
+    let mut by_reason: Vec<(&str, Vec<&ServerResult>)> = Vec::new();
+    for r in &report.results {
+        if let ServerOutcome::NotAttempted { reason } = &r.outcome {
+            match by_reason.iter_mut().find(|(why, _)| *why == reason) {
+                Some((_, rs)) => rs.push(r),
+                None => by_reason.push((reason, vec![r])),
+            }
         }
     }
-    headline.push('.');
-    let mut blocks = vec![section(&headline)];
-    if let Some(why) = &report.stopped_early {
-        blocks.push(section(&format!(":octagonal_sign: {why}")));
-    }
-    let room = MAX_BLOCKS - FRAME_BLOCKS;
-    let (shown, rest) = report.results.split_at(report.results.len().min(room));
-    for result in shown {
-        blocks.push(section(&result_text(result)));
-    }
-    if !rest.is_empty() {
-        let lines: Vec<String> = rest
-            .iter()
-            .map(|r| format!("{} {}", outcome_emoji(r), code_name(&r.name)))
-            .collect();
-        blocks.push(section(&format!(
-            "…and {} more: {}",
-            rest.len(),
-            lines.join(", ")
-        )));
-    }
-    if report.no_store() {
-        blocks.push(context(NO_STORE_NOTE));
-    }
-    blocks.push(context(&format!(
-        "{footer} · ran {}–{} UTC",
-        report.started_at.format("%H:%M:%S"),
-        report.finished_at.format("%H:%M:%S")
-    )));
-    blocks
+    by_reason
+        .into_iter()
+        .map(|(why, rs)| format!(":black_square_for_stop: {}: {why}", names.list(&rs)))
+        .collect()
 }
 
 /// The plan message after Cancel: no buttons, who cancelled, nothing done.
 pub fn cancelled_blocks(plan: &Plan, cancelled_by_user_id: &str) -> Vec<Value> {
     vec![
         section(&format!(
-            ":no_entry_sign: {} cancelled this reap: nothing was removed.",
-            mention(cancelled_by_user_id)
+            ":no_entry_sign: {} cancelled the reap: nothing was removed, the {} still there.",
+            mention(cancelled_by_user_id),
+            count(
+                plan.selected.len(),
+                "stuck builder is",
+                "stuck builders are"
+            )
         )),
-        context(&format!(
-            "Plan `{}` · {} planned",
-            escape(&plan.id),
-            count(plan.selected.len(), "server", "servers")
-        )),
+        context(&plan_ref(plan)),
     ]
+}
+
+/// Why a click was refused, naming who can: the allowed users and the user group's members
+/// as Slack mentions (shown as names; an ephemeral reply notifies nobody).
+pub fn refusal(confirm: bool, users: &[String], group: Option<&str>) -> String {
+    let verb = if confirm { "confirm" } else { "cancel" };
+    match allowed_people(users, group) {
+        Some(who) => format!("Only {who} can {verb} this reap; nothing changed."),
+        None => format!(
+            "Nobody may {verb} a reap yet: an admin has to allow people first. Nothing changed."
+        ),
+    }
+}
+
+/// A refusal because the user group's members could not be asked of Slack. `reason` is
+/// mrkdwn.
+pub fn group_unchecked(confirm: bool, users: &[String], reason: &str) -> String {
+    let verb = if confirm { "confirm" } else { "cancel" };
+    let others = allowed_people(users, None)
+        .map(|who| format!(" {who} can {verb} meanwhile."))
+        .unwrap_or_default();
+    format!(
+        "I couldn't check whether you are in the reap group: {reason}.{others} Nothing changed."
+    )
+}
+
+/// "<@U1>, <@U2> or members of <!subteam^S1>"; `None` when nobody is allowed.
+fn allowed_people(users: &[String], group: Option<&str>) -> Option<String> {
+    let mut who: Vec<String> = users
+        .iter()
+        .take(PEOPLE_NAMED)
+        .map(|u| mention(u))
+        .collect();
+    if users.len() > PEOPLE_NAMED {
+        who.push(format!("{} others", users.len() - PEOPLE_NAMED));
+    }
+    if let Some(group) = group {
+        who.push(format!("members of {}", group_mention(group)));
+    }
+    match who.split_last() {
+        None => None,
+        Some((last, [])) => Some(last.clone()),
+        Some((last, rest)) => Some(format!("{} or {last}", rest.join(", "))),
+    }
 }
 
 /// The plan's message once Confirm or Cancel was clicked: the outcome replaces the plan, a
@@ -208,7 +423,10 @@ pub fn click_reply(outcome: &ClickOutcome) -> Reply {
                 "That plan has expired; run `/arm reap` again for a fresh one.".to_string()
             }
             Unclaimed::AlreadyHandled(state) => {
-                format!("That plan is already {state}; nothing more to do.")
+                format!(
+                    "That plan is already {}; nothing more to do.",
+                    escape(state)
+                )
             }
             Unclaimed::Unreadable => {
                 "That plan could not be read; run `/arm reap` again.".to_string()
@@ -217,14 +435,22 @@ pub fn click_reply(outcome: &ClickOutcome) -> Reply {
                 "The store is unavailable; try again in a moment.".to_string()
             }
         }),
-        ClickOutcome::Cancelled { plan, user } => {
-            Reply::ReplaceOriginal(Message::new("Reap cancelled", cancelled_blocks(plan, user)))
-        }
-        ClickOutcome::Executed { plan, report, user } => Reply::ReplaceOriginal(Message::new(
-            summary_text(report, user),
-            report_blocks(report, plan, user),
+        ClickOutcome::Cancelled { plan, user } => Reply::ReplaceOriginal(Message::new(
+            format!("{} cancelled the reap: nothing was removed.", mention(user)),
+            cancelled_blocks(plan, user),
         )),
+        ClickOutcome::Executed { plan, report, user } => {
+            Reply::ReplaceOriginal(report_message(report, plan, user))
+        }
     }
+}
+
+/// A confirmed run's report, as the plan's message becomes and as a channel post.
+pub fn report_message(report: &ReapReport, plan: &Plan, user: &str) -> Message {
+    Message::new(
+        summary_text(report, user),
+        report_blocks(report, plan, user),
+    )
 }
 
 /// A run the service's crash (or a vanished replica) cut short, as found again at start-up:
@@ -235,9 +461,10 @@ pub fn interrupted_text(
     gone: &[&PlannedRemoval],
     still_there: &[&PlannedRemoval],
 ) -> String {
-    let names = |rs: &[&PlannedRemoval]| {
+    let names = Names::of(plan);
+    let list = |rs: &[&PlannedRemoval]| {
         rs.iter()
-            .map(|r| code_name(&r.name))
+            .map(|r| names.code(&r.name))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -250,14 +477,14 @@ pub fn interrupted_text(
         text.push_str(&format!(
             " Removed: {} ({}).",
             count(gone.len(), "server", "servers"),
-            names(gone)
+            list(gone)
         ));
     }
     if !still_there.is_empty() {
         text.push_str(&format!(
             " Still there: {} ({}); run `/arm reap` again for a fresh plan.",
             count(still_there.len(), "server", "servers"),
-            names(still_there)
+            list(still_there)
         ));
     }
     if gone.is_empty() && still_there.is_empty() {
@@ -266,301 +493,243 @@ pub fn interrupted_text(
     text
 }
 
-/// The channel summary, e.g. "<@U123> reaped 3 stuck builders: 3 servers, 5 volumes, 3 IPs
-/// removed, 3 runner slots freed; 1 failed: …".
+/// A run's outcome in one sentence, e.g. "<@U123> removed 2 of 3 stuck builders; 1 with a
+/// failure.": the fallback text of the report.
 pub fn summary_text(report: &ReapReport, user: &str) -> String {
-    let c = report.counts();
-    let total = report.results.len();
-    let done = c.servers_removed + c.already_gone;
-    let of = if done == total {
-        String::new()
-    } else {
-        format!("{done} of ")
-    };
-    let mut text = format!(
-        "{} reaped {of}{}: {}, {}, {} removed, {} freed",
-        mention(user),
-        count(total, "stuck builder", "stuck builders"),
-        count(c.servers_removed, "server", "servers"),
-        count(c.volumes_removed, "volume", "volumes"),
-        count(c.ips_removed, "IP", "IPs"),
-        count(c.slots_freed, "runner slot", "runner slots"),
-    );
-    if c.already_gone > 0 {
-        text.push_str(&format!("; {} already gone", c.already_gone));
-    }
-    if c.skipped > 0 {
-        text.push_str(&format!("; {} skipped", c.skipped));
-    }
-    if c.failed > 0 {
-        let failures: Vec<String> = report
-            .results
-            .iter()
-            .filter(|r| r.has_failure())
-            .take(FAILURES_IN_SUMMARY)
-            .map(|r| {
-                format!(
-                    "{} ({})",
-                    code_name(&r.name),
-                    truncate(&first_failure(r), 150)
-                )
-            })
-            .collect();
-        let more = if c.failed > FAILURES_IN_SUMMARY {
-            format!(" and {} more", c.failed - FAILURES_IN_SUMMARY)
-        } else {
-            String::new()
-        };
-        text.push_str(&format!(
-            "; {} failed: {}{more}",
-            c.failed,
-            failures.join(", ")
-        ));
-    }
-    if report.stopped_early.is_some() {
-        text.push_str(&format!(
-            "; the run stopped early ({} not attempted)",
-            c.not_attempted
-        ));
-    }
-    text
+    removed(report, &mention(user), None, false)
 }
 
 fn plan_summary(plan: &Plan) -> String {
     let n = plan.selected.len();
-    if n == 0 {
-        return match plan.skipped.len() {
-            0 => ":white_check_mark: No ARM builder is stuck: nothing to remove.".to_owned(),
-            left => format!(
-                ":white_check_mark: Nothing to remove: {} shut down but left alone (below).",
-                count(left, "server is", "servers are")
-            ),
-        };
-    }
-    let slots = if !plan.machines_known {
-        "runner slots unknown: no docker-machine store was read".to_owned()
-    } else {
-        let held = plan.runner_slots();
-        match (held, n) {
-            (0, _) => "none of them holds a runner slot".to_owned(),
-            (1, 1) => "it holds 1 runner slot".to_owned(),
-            (h, _) => format!("they hold {}", count(h, "runner slot", "runner slots")),
+    let slots = if plan.machines_known {
+        match plan.runner_slots() {
+            0 => ", holding no runner slot".to_owned(),
+            h => format!(", holding {}", count(h, "runner slot", "runner slots")),
         }
+    } else {
+        String::new()
     };
     format!(
-        ":broom: *{} can be removed* ({slots}).",
+        ":broom: *{} can be removed*{slots}.",
         count(n, "stuck ARM builder", "stuck ARM builders")
     )
 }
 
-/// What the reader should know before pressing Confirm.
-fn plan_note_line(plan: &Plan) -> Option<String> {
-    if plan.selected.is_empty() {
-        return None;
-    }
-    Some(if plan.machines_known {
-        "Confirm deletes the servers, their volumes and flexible IPs, then frees their runner \
-         slots. Nothing happens until an allowed person confirms."
-            .to_owned()
+/// What goes with each server, said once for all of them.
+fn what_goes(plan: &Plan) -> &'static str {
+    if plan.machines_known {
+        "Removing one deletes its server, volumes and flexible IPs, and frees its runner slot:"
     } else {
-        format!(
-            "Confirm deletes the servers, their volumes and flexible IPs. {NO_STORE_NOTE} \
-             Nothing happens until an allowed person confirms."
-        )
-    })
+        "Removing one deletes its server, volumes and flexible IPs:"
+    }
 }
 
-fn removal_text(r: &PlannedRemoval) -> String {
-    let mut parts = vec!["the server".to_owned()];
-    if !r.volumes.is_empty() {
-        parts.push(count(r.volumes.len(), "volume", "volumes"));
+/// The no-op plan: no id (nothing can be confirmed), what is left alone and why.
+fn nothing_to_remove(plan: &Plan, names: &Names) -> Vec<Value> {
+    let mut blocks = vec![section(if plan.skipped.is_empty() {
+        ":white_check_mark: *Nothing to remove*: no ARM builder is stuck shut down."
+    } else {
+        ":white_check_mark: *Nothing to remove*: the shut-down servers below are left alone."
+    })];
+    if let Some(text) = left_alone_text(plan, names) {
+        blocks.push(section(&text));
     }
-    if !r.flexible_ips.is_empty() {
-        parts.push(count(r.flexible_ips.len(), "flexible IP", "flexible IPs"));
+    if !plan.notes.is_empty() {
+        blocks.push(context(&plan.notes.join("\n")));
     }
-    let machine = match &r.machine {
-        Some(m) => format!("runner machine `{}`", escape(m)),
-        None => "no runner machine found".to_owned(),
+    let mut footer = vec![format!(
+        "A builder counts as stuck after {} shut down",
+        minutes(plan.grace_minutes)
+    )];
+    if !plan.skipped.is_empty() {
+        footer.extend(names.note());
+    }
+    blocks.push(context(&footer.join(" · ")));
+    blocks
+}
+
+/// `• name · zone · stopped for 2 h`, and the runner machine when it is not the server's
+/// namesake or is missing (then the server holds no slot).
+fn removal_line(r: &PlannedRemoval, machines_known: bool, names: &Names) -> String {
+    let machine = match r.machine.as_deref() {
+        None if machines_known => " · no runner machine, so no slot to free".to_owned(),
+        None => String::new(),
+        Some(m) => other_machine(&r.name, Some(m))
+            .map(|m| format!(" · runner machine {m}"))
+            .unwrap_or_default(),
     };
     format!(
-        "*{}* · `{}` · {} · {} for {}\nWill remove {}; {machine}.",
-        code_name(&r.name),
-        escape(&r.commercial_type),
+        "• {} · {} · {} for {}{machine}",
+        names.code(&r.name),
         escape(&r.zone),
         escape(r.state.as_str()),
         duration(r.stuck_for.num_seconds()),
-        parts.join(", ")
     )
 }
 
-fn left_alone_text(plan: &Plan) -> Option<String> {
+fn left_alone_text(plan: &Plan, names: &Names) -> Option<String> {
     if plan.skipped.is_empty() && plan.running_left_alone == 0 {
         return None;
     }
-    let mut text = "*Left alone*".to_owned();
-    let mut shown = 0;
-    for s in plan.skipped.iter().take(SKIPPED_SHOWN) {
-        let line = format!(
-            "\n• {} ({}): {}",
-            code_name(&s.name),
-            escape(&s.zone),
-            s.reason
-        );
-        // Room for the "and N more" and running lines below.
-        if text.chars().count() + line.chars().count() > MAX_TEXT_CHARS - 200 {
-            break;
-        }
-        text.push_str(&line);
-        shown += 1;
-    }
-    if plan.skipped.len() > shown {
-        text.push_str(&format!("\n…and {} more", plan.skipped.len() - shown));
-    }
-    if plan.running_left_alone > 0 {
-        text.push_str(&format!(
-            "\n{} running, starting or stopping: the runner may be using them.",
-            count(plan.running_left_alone, "builder", "builders")
-        ));
-    }
-    Some(text)
-}
-
-fn result_text(r: &ServerResult) -> String {
-    let head = format!(
-        "{} *{}* · `{}` · {}",
-        outcome_emoji(r),
-        code_name(&r.name),
-        escape(&r.commercial_type),
-        escape(&r.zone)
-    );
-    let server = match &r.outcome {
-        ServerOutcome::Removed => "server removed".to_owned(),
-        ServerOutcome::AlreadyGone => "server already gone".to_owned(),
-        ServerOutcome::Skipped { reason } => format!("skipped: {reason}"),
-        ServerOutcome::Failed { reason } => format!("server not removed: {reason}"),
-        ServerOutcome::NotAttempted { reason } => reason.clone(),
-    };
-    let mut lines = vec![server];
-    let volumes_done = r
-        .resources
+    let lines: Vec<String> = plan
+        .skipped
         .iter()
-        .filter(|x| matches!(x.kind, ResourceKind::Volume { .. }) && x.outcome.is_done())
-        .count();
-    let ips_done = r
-        .resources
-        .iter()
-        .filter(|x| x.kind == ResourceKind::FlexibleIp && x.outcome.is_done())
-        .count();
-    if volumes_done > 0 || ips_done > 0 {
-        lines.push(format!(
-            "{} and {} removed",
-            count(volumes_done, "volume", "volumes"),
-            count(ips_done, "flexible IP", "flexible IPs")
-        ));
-    }
-    for res in &r.resources {
-        let what = match &res.kind {
-            ResourceKind::Volume { volume_type } => {
-                format!(
-                    "volume `{}` ({})",
-                    escape(&res.id),
-                    escape(volume_type.as_str())
-                )
-            }
-            ResourceKind::FlexibleIp => format!("flexible IP `{}`", escape(&res.id)),
-        };
-        match &res.outcome {
-            ResourceOutcome::Failed { reason } => lines.push(format!("{what} failed: {reason}")),
-            ResourceOutcome::LeftAlone { reason } => {
-                lines.push(format!("{what} left: {reason}"));
-            }
-            ResourceOutcome::Removed | ResourceOutcome::AlreadyGone => {}
-        }
-    }
-    let machine = r
-        .machine
-        .as_deref()
-        .map(|m| format!("`{}`", escape(m)))
-        .unwrap_or_default();
-    match &r.slot {
-        SlotOutcome::Freed => lines.push(format!("runner slot freed ({machine})")),
-        SlotOutcome::Failed { reason } => {
-            lines.push(format!("runner slot not freed ({machine}): {reason}"));
-        }
-        SlotOutcome::NoStore => lines.push("runner slot: see the note below".to_owned()),
-        SlotOutcome::NoMachine => {
-            lines.push("no runner machine found, so no slot to free".to_owned());
-        }
-        SlotOutcome::NotAttempted => {}
-    }
-    format!("{head}\n{}", lines.join("\n"))
+        .map(|s| {
+            format!(
+                "• {} · {}: {}",
+                names.code(&s.name),
+                escape(&s.zone),
+                s.reason
+            )
+        })
+        .collect();
+    let running = (plan.running_left_alone > 0).then(|| {
+        format!(
+            "{} running, starting or stopping: the runner may be using them.",
+            count(plan.running_left_alone, "builder is", "builders are")
+        )
+    });
+    Some(fit_lines(
+        "*Left alone*",
+        &lines,
+        0,
+        |n| format!("…and {n} more"),
+        running.as_deref(),
+        MAX_TEXT_CHARS,
+    ))
 }
 
-fn outcome_emoji(r: &ServerResult) -> &'static str {
-    if r.has_failure() {
-        return ":x:";
-    }
-    match r.outcome {
-        ServerOutcome::Removed | ServerOutcome::AlreadyGone => ":white_check_mark:",
-        ServerOutcome::Skipped { .. } => ":leftwards_arrow_with_hook:",
-        ServerOutcome::NotAttempted { .. } | ServerOutcome::Failed { .. } => {
-            ":black_square_for_stop:"
-        }
-    }
-}
-
-fn first_failure(r: &ServerResult) -> String {
-    if let ServerOutcome::Failed { reason } = &r.outcome {
-        return reason.clone();
-    }
-    for res in &r.resources {
-        if let ResourceOutcome::Failed { reason } = &res.outcome {
-            return reason.clone();
-        }
-    }
-    if let SlotOutcome::Failed { reason } = &r.slot {
-        return format!("runner slot: {reason}");
-    }
-    String::new()
-}
-
+/// The dialog before anything is deleted: how many, where, how long they have been stuck,
+/// and everything that goes with them.
 fn confirm_dialog(plan: &Plan) -> Value {
     let n = plan.selected.len();
     let volumes: usize = plan.selected.iter().map(|r| r.volumes.len()).sum();
     let ips: usize = plan.selected.iter().map(|r| r.flexible_ips.len()).sum();
-    let slots = if plan.runner_slots() > 0 {
-        format!(
-            ", and frees {}",
-            count(plan.runner_slots(), "runner slot", "runner slots")
-        )
+    let mut zones: Vec<&str> = plan.selected.iter().map(|r| r.zone.as_str()).collect();
+    zones.sort_unstable();
+    zones.dedup();
+    let ages: Vec<i64> = plan
+        .selected
+        .iter()
+        .map(|r| r.stuck_for.num_seconds())
+        .collect();
+    let (least, most) = (
+        ages.iter().min().copied().unwrap_or(0),
+        ages.iter().max().copied().unwrap_or(0),
+    );
+    let age = if duration(least) == duration(most) {
+        duration(most)
     } else {
-        String::new()
+        format!("{} to {}", duration(least), duration(most))
     };
+    let slots = match plan.runner_slots() {
+        0 => String::new(),
+        h => format!(", and frees {}", count(h, "runner slot", "runner slots")),
+    };
+    // Plain text: Slack shows it as is, so nothing is escaped.
     let text = format!(
-        "This deletes {}, {} and {}{slots}. It cannot be undone.",
+        "Deletes {} in {} (shut down for {age}) with {} and {}{slots}. This cannot be undone.",
         count(n, "server", "servers"),
+        and_list(&zones),
         count(volumes, "volume", "volumes"),
         count(ips, "flexible IP", "flexible IPs"),
     );
+    let builders = count(n, "builder", "builders");
     json!({
-        "title": plain(&truncate(
-            &format!("Remove {}?", count(n, "builder", "builders")),
-            MAX_DIALOG_TITLE
-        )),
+        "title": plain(&truncate(&format!("Remove {builders}?"), MAX_DIALOG_TITLE)),
         "text": plain(&truncate(&text, MAX_DIALOG_TEXT)),
-        "confirm": plain(&truncate("Remove them", MAX_DIALOG_BUTTON)),
+        "confirm": plain(&truncate(&format!("Remove {builders}"), MAX_DIALOG_BUTTON)),
         "deny": plain(&truncate("Keep them", MAX_DIALOG_BUTTON)),
         "style": "danger",
     })
 }
 
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[&str]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Server names as the messages show them: without the prefix every builder's name starts
+/// with, so each line leads with what tells builders apart.
+struct Names<'a> {
+    prefix: Option<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        Names {
+            prefix: plan.name_prefix.as_deref().filter(|p| !p.is_empty()),
+        }
+    }
+
+    /// The name without the prefix, as inline code.
+    fn code(&self, name: &str) -> String {
+        code_name(short_name(name, self.prefix))
+    }
+
+    /// Up to [`NAMES_IN_A_LINE`] names, then how many more.
+    fn list(&self, results: &[&ServerResult]) -> String {
+        let mut shown: Vec<String> = results
+            .iter()
+            .take(NAMES_IN_A_LINE)
+            .map(|r| self.code(&r.name))
+            .collect();
+        if results.len() > NAMES_IN_A_LINE {
+            shown.push(format!("{} more", results.len() - NAMES_IN_A_LINE));
+        }
+        and_list(&shown.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Says what was left out of the names, so a reader can find the full ones.
+    fn note(&self) -> Option<String> {
+        self.prefix
+            .map(|p| format!("names without `{}`", escape(&p.replace('`', "'"))))
+    }
+}
+
+/// The runner machine, as inline code, when it is not named as its server: only then does it
+/// tell the reader something.
+fn other_machine(server: &str, machine: Option<&str>) -> Option<String> {
+    machine.filter(|m| *m != server).map(code_name)
+}
+
+/// `name` without the fleet's common prefix (and the separator after it, when the prefix
+/// stops short of one); the whole name when it does not start with the prefix or is nothing
+/// more than it.
+fn short_name<'n>(name: &'n str, prefix: Option<&str>) -> &'n str {
+    let rest = prefix
+        .and_then(|p| name.strip_prefix(p))
+        .map(|r| r.trim_start_matches(['-', '_', '.']));
+    match rest {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => name,
+    }
+}
+
 /// `<@U123>` for a Slack user id; anything else is shown as escaped text, never as markup.
 fn mention(user: &str) -> String {
-    if !user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if is_slack_id(user) {
         format!("<@{user}>")
     } else {
         escape(user)
     }
+}
+
+/// `<!subteam^S123>` for a user group id, which Slack shows as the group's handle.
+fn group_mention(group: &str) -> String {
+    if is_slack_id(group) {
+        format!("<!subteam^{group}>")
+    } else {
+        format!("the user group {}", code_name(group))
+    }
+}
+
+fn is_slack_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 fn code_name(name: &str) -> String {
@@ -574,6 +743,45 @@ fn code_name(name: &str) -> String {
     )
 }
 
+/// The plan's id, for the audit log; plain text, so the long id wraps like words.
+fn plan_ref(plan: &Plan) -> String {
+    format!("plan {}", escape(&plan.id))
+}
+
 fn block_id(prefix: &str, plan_id: &str) -> String {
     truncate(&format!("{prefix}:{plan_id}"), MAX_BLOCK_ID_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_drop_the_fleet_prefix_only() {
+        let p = Some("runner-qasr7s6-arm-");
+        assert_eq!(short_name("runner-qasr7s6-arm-1733-ab12", p), "1733-ab12");
+        assert_eq!(short_name("runner-qasr7s6-arm-", p), "runner-qasr7s6-arm-");
+        assert_eq!(short_name("runner-arm-stuck", Some("runner-arm")), "stuck");
+        assert_eq!(
+            short_name("runner-arm--", Some("runner-arm")),
+            "runner-arm--"
+        );
+        assert_eq!(short_name("web-1", p), "web-1");
+        assert_eq!(
+            short_name("runner-qasr7s6-arm-1", None),
+            "runner-qasr7s6-arm-1"
+        );
+    }
+
+    #[test]
+    fn lists_read_as_a_sentence() {
+        assert_eq!(and_list(&[]), "");
+        assert_eq!(and_list(&["a"]), "a");
+        assert_eq!(and_list(&["a", "b", "c"]), "a, b and c");
+        assert_eq!(
+            allowed_people(&["U1".into(), "<!here>".into()], Some("S1")).as_deref(),
+            Some("<@U1>, &lt;!here&gt; or members of <!subteam^S1>")
+        );
+        assert_eq!(allowed_people(&[], None), None);
+    }
 }

@@ -75,6 +75,11 @@ impl BlockActions {
             .filter(|t| !t.is_empty())
     }
 
+    /// Whether the button is on a message only the clicker sees.
+    pub fn is_ephemeral(&self) -> bool {
+        self.container.as_ref().is_some_and(|c| c.is_ephemeral)
+    }
+
     /// The channel the button was clicked in.
     pub fn channel_id(&self) -> Option<&str> {
         self.channel
@@ -109,6 +114,9 @@ pub struct Container {
     pub channel_id: Option<String>,
     #[serde(default)]
     pub message_ts: Option<String>,
+    /// The message is an ephemeral one: only the clicker ever saw it.
+    #[serde(default)]
+    pub is_ephemeral: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -224,6 +232,12 @@ mod tests {
             panic!("block_actions")
         };
         assert_eq!(ba.message_ts(), Some("1.2"));
+        assert!(!ba.is_ephemeral());
+        let eph: Interaction = serde_json::from_str(
+            r#"{"type":"block_actions","user":{"id":"U1"},"container":{"type":"message","message_ts":"1.3","channel_id":"C1","is_ephemeral":true},"actions":[]}"#,
+        )
+        .expect("parses");
+        assert!(matches!(eph, Interaction::BlockActions(b) if b.is_ephemeral()));
         assert_eq!(
             ba.actions[0].action_ts.as_deref(),
             Some("1700000000.123456")

@@ -29,25 +29,23 @@ pub enum MembershipError {
 }
 
 impl MembershipError {
-    /// Why, and what to do, for the person who clicked (mrkdwn).
+    /// Why, and what to do, for the person who clicked (mrkdwn): who to ask, not which setting.
     pub fn user_reason(&self, group: &str) -> String {
         let group = escape(group);
         match self {
-            Self::NoToken => {
-                "SLACK_BOT_TOKEN is not set, so the bot cannot ask Slack; ask an admin".into()
-            }
+            Self::NoToken => "the bot has no Slack token to ask Slack with; ask an admin".into(),
             Self::Slack(SlackError::Permanent(m)) if m.ends_with(": missing_scope") => {
                 "the Slack app lacks the `usergroups:read` scope; ask an admin to reinstall it \
                  from `manifest/slack-app.yaml`"
                     .into()
             }
             Self::Slack(SlackError::Permanent(m)) if m.ends_with(": no_such_subteam") => format!(
-                "Slack knows no user group `{group}`; ask an admin to check `[reap] \
-                 allowed_usergroup` (the group's id, S…, not its handle)"
+                "Slack knows no user group `{group}`; ask an admin to give the bot the group's \
+                 id (S…), not its handle"
             ),
             Self::Slack(SlackError::Permanent(m)) if m.ends_with(": plan_upgrade_required") => {
-                "this Slack workspace's plan has no user groups; ask an admin to list you in \
-                 `[reap] allowed_users`"
+                "this Slack workspace's plan has no user groups; ask an admin to allow you by \
+                 name"
                     .into()
             }
             Self::Slack(SlackError::Permanent(m)) => {
@@ -180,7 +178,7 @@ mod tests {
                 .user_reason("S0<ARM>")
         };
         assert!(e("no_such_subteam").contains("`S0&lt;ARM&gt;`"));
-        assert!(e("plan_upgrade_required").contains("allowed_users"));
+        assert!(e("plan_upgrade_required").contains("allow you by name"));
         assert!(e("invalid_auth").contains("`usergroups.users.list: invalid_auth`"));
         let transient =
             MembershipError::Slack(SlackError::Transient("x".into())).user_reason("S0ARM");
@@ -188,7 +186,7 @@ mod tests {
         assert!(
             MembershipError::NoToken
                 .user_reason("S0ARM")
-                .contains("SLACK_BOT_TOKEN")
+                .contains("no Slack token")
         );
     }
 }

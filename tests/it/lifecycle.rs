@@ -122,7 +122,7 @@ async fn a_stop_lets_a_running_reap_finish_its_server_and_start_no_other() {
         .into_iter()
         .find(|m| m.method == RESPONSE_URL && m.channel == "done")
         .expect("the clicker was told");
-    assert!(report.text.contains("reaped 1 of 3"), "{}", report.text);
+    assert!(report.text.contains("removed 1 of 3"), "{}", report.text);
     assert!(
         report.body.to_string().contains("The bot was stopping"),
         "{}",

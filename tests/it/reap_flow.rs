@@ -1,7 +1,5 @@
 //! `/arm reap` through Slack: plan, who may confirm (user list and user group), confirmation
-//! once, what Scaleway's answers do to the summary, and the audit log.
-
-use std::time::Duration;
+//! once, what Scaleway's answers do to the report, where the report goes, and the audit log.
 
 use crate::common::*;
 use armbot::{check_config, config::FileSettings};
@@ -100,27 +98,23 @@ impl Planned {
             .expect("audit")
     }
 
-    /// Delivers the outbox to the fake Slack until the reap summary reaches the channel.
-    async fn channel_summary(&self) -> String {
+    /// The plan's message replaced by the report of the one click made: its fallback text.
+    async fn report(&self) -> String {
+        let report = self.nth(2).await;
+        assert_eq!(report["replace_original"], true, "{report:?}");
+        report["text"].as_str().expect("text").to_string()
+    }
+
+    /// What the outbox posts in the channel once delivered in full.
+    async fn channel_posts(&self) -> Vec<Value> {
         let mut worker = self.app.worker(slack_transport(&self.fake));
-        let found = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                drain(&mut worker).await;
-                let posted = self
-                    .fake
-                    .messages()
-                    .into_iter()
-                    .find(|p| p.method == "chat.postMessage" && p.channel == "C0CHAN");
-                if let Some(p) = posted {
-                    return p;
-                }
-                // The summary is queued after the response_url post; queueing wakes this.
-                self.app.state.outbox.signal().notified().await;
-            }
-        })
-        .await
-        .expect("the reap summary reached the channel");
-        found.body["text"].as_str().expect("text").to_string()
+        drain(&mut worker).await;
+        self.fake
+            .messages()
+            .into_iter()
+            .filter(|p| p.method == "chat.postMessage" && p.channel == "C0CHAN")
+            .map(|p| p.body)
+            .collect()
     }
 }
 
@@ -143,10 +137,9 @@ on_both_engines! {
         // Someone not allowed: refused, nothing deleted.
         p.click("reap_confirm", "UNOBODY").await;
         let refusal = p.nth(2).await;
-        assert!(
-            refusal["text"]
-                .as_str()
-                .is_some_and(|t| t.contains("allowed_users")),
+        assert_eq!(
+            refusal["text"],
+            "Only <@UADMIN> can confirm this reap; nothing changed.",
             "{refusal:?}"
         );
 
@@ -234,7 +227,7 @@ on_both_engines! {
         assert!(
             done["text"]
                 .as_str()
-                .is_some_and(|t| t.starts_with("<@UMEMBER> reaped 1 stuck builder: 1 server")),
+                .is_some_and(|t| t == "<@UMEMBER> removed 1 stuck builder."),
             "{done:?}"
         );
         let audit = p.actions().await;
@@ -266,8 +259,8 @@ on_both_engines! {
         assert_eq!(refusal["response_type"], "ephemeral");
         assert_eq!(
             refusal["text"],
-            "Only the people listed in `[reap] allowed_users` or in the `[reap] allowed_usergroup` \
-             user group can confirm or cancel a reap; nothing was changed."
+            "Only <@UADMIN> or members of <!subteam^S0ARM> can confirm this reap; nothing \
+             changed."
         );
         let audit = p.actions().await;
         assert_eq!(audit_actions(&audit), vec!["plan", "refused"]);
@@ -286,9 +279,9 @@ on_both_engines! {
         assert_eq!(refusal["response_type"], "ephemeral");
         assert_eq!(
             refusal["text"],
-            "I couldn't check membership of the reap group: Slack knows no user group `S0ARM`; ask \
-             an admin to check `[reap] allowed_usergroup` (the group's id, S…, not its handle). \
-             Nothing was changed."
+            "I couldn't check whether you are in the reap group: Slack knows no user group \
+             `S0ARM`; ask an admin to give the bot the group's id (S…), not its handle. \
+             <@UADMIN> can confirm meanwhile. Nothing changed."
         );
         assert!(!refusal.to_string().contains("xoxb"));
         let audit = p.actions().await;
@@ -315,7 +308,7 @@ on_both_engines! {
             .filter_map(|m| m.body["text"].as_str())
             .collect();
         assert!(texts.iter().any(|t| t.starts_with("Only")), "{texts:?}");
-        assert!(texts.iter().any(|t| t.contains("reaped")), "{texts:?}");
+        assert!(texts.iter().any(|t| t.contains("removed")), "{texts:?}");
         assert_eq!(p.fake.count("usergroups.users.list"), 1);
         assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
     }
@@ -332,11 +325,9 @@ on_both_engines! {
         );
 
         p.click("reap_confirm", "UADMIN").await;
-        assert_eq!(
-            p.channel_summary().await,
-            "<@UADMIN> reaped 1 stuck builder: 0 servers, 0 volumes, 0 IPs removed, 0 runner \
-             slots freed; 1 already gone"
-        );
+        assert_eq!(p.report().await, "<@UADMIN> removed 1 stuck builder.");
+        let blocks = p.nth(2).await["blocks"].to_string();
+        assert!(blocks.contains(":white_check_mark: `stuck` was already gone."), "{blocks}");
         let audit = p.actions().await;
         assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
         let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
@@ -361,11 +352,7 @@ on_both_engines! {
         );
 
         p.click("reap_confirm", "UADMIN").await;
-        assert_eq!(
-            p.channel_summary().await,
-            "<@UADMIN> reaped 1 stuck builder: 1 server, 0 volumes, 0 IPs removed, 0 runner \
-             slots freed"
-        );
+        assert_eq!(p.report().await, "<@UADMIN> removed 1 stuck builder.");
         let audit = p.actions().await;
         assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
         let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
@@ -391,18 +378,12 @@ on_both_engines! {
         );
 
         p.click("reap_confirm", "UADMIN").await;
-        let summary = p.channel_summary().await;
-        assert!(
-            summary.starts_with(
-                "<@UADMIN> reaped 0 of 2 stuck builders: 0 servers, 0 volumes, 0 IPs removed, 0 \
-                 runner slots freed; 1 failed: `runner-arm-"
-            ),
-            "{summary}"
+        assert_eq!(
+            p.report().await,
+            "<@UADMIN> removed 0 of 2 stuck builders; 1 with a failure, 1 not attempted."
         );
-        assert!(
-            summary.ends_with("; the run stopped early (1 not attempted)"),
-            "{summary}"
-        );
+        let blocks = p.nth(2).await["blocks"].to_string();
+        assert!(blocks.contains(":octagonal_sign: Scaleway refused"), "{blocks}");
         let audit = p.actions().await;
         assert_eq!(audit_actions(&audit), vec!["plan", "confirm", "executed"]);
         let executed: Value = serde_json::from_str(&audit[2].2).expect("json");
@@ -454,4 +435,49 @@ fn check_config_warns_about_a_usergroup_it_cannot_check() {
         "{:?}",
         check_config::problems(&fine)
     );
+}
+
+on_both_engines! {
+    async fn a_plan_posted_in_the_channel_is_not_reported_twice(db: Db) {
+        let p = planned(db, vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+        p.click("reap_confirm", "UADMIN").await;
+        // The plan's message in the channel became the report: everyone sees it there.
+        assert_eq!(p.report().await, "<@UADMIN> removed 1 stuck builder.");
+        assert_eq!(p.channel_posts().await, Vec::<Value>::new());
+    }
+}
+
+on_both_engines! {
+    async fn a_plan_only_the_clicker_saw_is_reported_in_the_channel(db: Db) {
+        let p = planned(db, vec![stuck()], "allowed_users = [\"UADMIN\"]\n").await;
+        // As Slack sends a click on an ephemeral message ("Plan a reap" on an incident).
+        let payload = serde_json::json!({
+            "type": "block_actions", "user": {"id": "UADMIN"},
+            "container": {"type": "message", "channel_id": "C0CHAN", "message_ts": "1.2",
+                          "is_ephemeral": true},
+            "response_url": p.url,
+            "actions": [{"action_id": "reap_confirm", "value": p.plan_id}],
+        });
+        let form =
+            serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
+        let (status, _) = p
+            .app
+            .request(slack_request(
+                "/slack/interactions",
+                "application/x-www-form-urlencoded",
+                &form,
+            ))
+            .await;
+        assert_eq!(status, axum::http::StatusCode::OK);
+        assert_eq!(p.report().await, "<@UADMIN> removed 1 stuck builder.");
+        let posts = p.channel_posts().await;
+        assert_eq!(posts.len(), 1, "{posts:?}");
+        assert_eq!(posts[0]["text"], "<@UADMIN> removed 1 stuck builder.");
+        assert!(
+            posts[0]["blocks"].to_string().contains(":broom: <@UADMIN> removed *1 stuck builder*."),
+            "{:?}",
+            posts[0]
+        );
+        assert_eq!(deletes(&p.scw), (1, vec![SERVER_ID.to_owned()]));
+    }
 }

@@ -253,14 +253,14 @@ fn each_rule_says_why() {
         ),
         (
             stuck(&name, 14),
-            "stopped in place for only 14m (grace period 15m)",
+            "stopped in place for only 14 min (grace period 15 min)",
         ),
         (
             Server {
                 state: ServerState::Stopped,
                 ..stuck(&name, -3)
             },
-            "stopped for only 0s (grace period 15m)",
+            "stopped for only 0 s (grace period 15 min)",
         ),
     ];
     for (server, reason) in cases {

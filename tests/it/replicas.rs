@@ -208,7 +208,7 @@ async fn a_double_confirm_across_replicas_deletes_each_server_once() {
     let answers = wait_messages(&fake, 3).await;
     let texts: Vec<&str> = answers[1..].iter().map(|m| m.text.as_str()).collect();
     assert!(
-        texts.iter().any(|t| t.contains("reaped 1 stuck builder")),
+        texts.iter().any(|t| t.contains("removed 1 stuck builder")),
         "{texts:?}"
     );
     assert!(
