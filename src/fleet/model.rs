@@ -118,11 +118,20 @@ pub fn common_name_prefix<'a>(
     }
 }
 
-/// `name` without the [`common_name_prefix`], unless nothing would be left.
+/// `name` without the fleet's common prefix (see [`common_name_prefix`]) and the separators
+/// right after it, when the prefix stops short of one (`runner-arm` for `runner-arm-7`); the
+/// whole name when it does not start with the prefix or would be nothing more than it.
 pub fn short_name<'a>(name: &'a str, prefix: &str) -> &'a str {
-    name.strip_prefix(prefix)
-        .filter(|rest| !rest.is_empty())
-        .unwrap_or(name)
+    if prefix.is_empty() {
+        return name;
+    }
+    match name
+        .strip_prefix(prefix)
+        .map(|rest| rest.trim_start_matches(['-', '_', '.']))
+    {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => name,
+    }
 }
 
 /// `ServerState` in the SDK. Unknown values are kept in `Other`, never rejected.
@@ -389,6 +398,13 @@ mod tests {
         assert_eq!(common_name_prefix(None, ["abc", "abd"]), "");
         assert_eq!(common_name_prefix(None, ["é-1", "é-2", "é-"]), "é-");
         assert_eq!(short_name("runner-a-1", "runner-a-"), "1");
+        // A prefix that stops short of the separator takes it along.
+        assert_eq!(short_name("runner-arm-stuck", "runner-arm"), "stuck");
+        assert_eq!(short_name("runner-arm--", "runner-arm"), "runner-arm--");
+        assert_eq!(
+            short_name("runner-qasr7s6-arm-1", ""),
+            "runner-qasr7s6-arm-1"
+        );
         assert_eq!(short_name("runner-a-", "runner-a-"), "runner-a-");
         assert_eq!(
             short_name("elegant-shirley", "runner-a-"),

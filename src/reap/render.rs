@@ -13,6 +13,7 @@ use super::execute::{
 };
 use super::plan::{Plan, PlannedRemoval};
 use super::{count, escape, minutes};
+use crate::fleet::short_name;
 use crate::slack::{
     Message, Reply,
     blocks::{MAX_TEXT_CHARS, actions, button, context, duration, fit_lines, plain, section, time},
@@ -668,7 +669,7 @@ impl<'a> Names<'a> {
 
     /// The name without the prefix, as inline code.
     fn code(&self, name: &str) -> String {
-        code_name(short_name(name, self.prefix))
+        code_name(short_name(name, self.prefix.unwrap_or_default()))
     }
 
     /// Up to [`NAMES_IN_A_LINE`] names, then how many more.
@@ -695,19 +696,6 @@ impl<'a> Names<'a> {
 /// tell the reader something.
 fn other_machine(server: &str, machine: Option<&str>) -> Option<String> {
     machine.filter(|m| *m != server).map(code_name)
-}
-
-/// `name` without the fleet's common prefix (and the separator after it, when the prefix
-/// stops short of one); the whole name when it does not start with the prefix or is nothing
-/// more than it.
-fn short_name<'n>(name: &'n str, prefix: Option<&str>) -> &'n str {
-    let rest = prefix
-        .and_then(|p| name.strip_prefix(p))
-        .map(|r| r.trim_start_matches(['-', '_', '.']));
-    match rest {
-        Some(rest) if !rest.is_empty() => rest,
-        _ => name,
-    }
 }
 
 /// `<@U123>` for a Slack user id; anything else is shown as escaped text, never as markup.
@@ -755,23 +743,6 @@ fn block_id(prefix: &str, plan_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_names_drop_the_fleet_prefix_only() {
-        let p = Some("runner-qasr7s6-arm-");
-        assert_eq!(short_name("runner-qasr7s6-arm-1733-ab12", p), "1733-ab12");
-        assert_eq!(short_name("runner-qasr7s6-arm-", p), "runner-qasr7s6-arm-");
-        assert_eq!(short_name("runner-arm-stuck", Some("runner-arm")), "stuck");
-        assert_eq!(
-            short_name("runner-arm--", Some("runner-arm")),
-            "runner-arm--"
-        );
-        assert_eq!(short_name("web-1", p), "web-1");
-        assert_eq!(
-            short_name("runner-qasr7s6-arm-1", None),
-            "runner-qasr7s6-arm-1"
-        );
-    }
 
     #[test]
     fn lists_read_as_a_sentence() {
