@@ -19,7 +19,7 @@ use crate::{
     notify::{
         event::{Applied, Notice, PipelineEvent},
         incident::{self, RefHead, Step},
-        render::{self, Failure, FixedNotice},
+        render::{self, FailedJobs, Failure, FixedNotice},
     },
     store::{
         OutboxKind, Store,
@@ -238,9 +238,9 @@ struct Incident<'e> {
     failures: i64,
     first_pipeline: u64,
     latest_pipeline: u64,
-    /// Its latest failure; `None` for one opened by an older version, which kept a rendered
-    /// message instead (the next reply then lists the jobs without comparing).
-    latest: Option<Cow<'e, Failure>>,
+    /// What it keeps of its latest failure; `None` for one opened by an older version, which
+    /// kept a rendered message instead (the next reply then lists the jobs without comparing).
+    latest: Option<Cow<'e, FailedJobs>>,
 }
 
 /// A ref as the batch sees it.
@@ -431,10 +431,11 @@ fn decide<'e>(
         (
             Step::Open,
             Notice::Failed {
-                failure,
-                failure_json,
+                kept,
+                kept_json,
                 root_json,
                 first_reply_json,
+                ..
             },
         ) => {
             let id = IncidentRef::New(writes.new_incidents.len());
@@ -443,7 +444,7 @@ fn decide<'e>(
                 project_path: &ev.project_path,
                 git_ref: &ev.git_ref,
                 channel: &ev.channel,
-                root_body_json: failure_json,
+                root_body_json: kept_json,
                 first_pipeline: ev.pipeline_id,
                 latest_pipeline: ev.pipeline_id,
                 latest_url: url,
@@ -470,7 +471,7 @@ fn decide<'e>(
                 failures: 1,
                 first_pipeline: ev.pipeline_id,
                 latest_pipeline: ev.pipeline_id,
-                latest: Some(Cow::Borrowed(&**failure)),
+                latest: Some(Cow::Borrowed(kept)),
             });
             if let Some(reply) = first_reply_json {
                 writes.rows.push((
@@ -491,7 +492,8 @@ fn decide<'e>(
             Step::StillFailing,
             Notice::Failed {
                 failure,
-                failure_json,
+                kept,
+                kept_json,
                 ..
             },
         ) => {
@@ -505,18 +507,18 @@ fn decide<'e>(
                     n.failures = failures;
                     n.latest_pipeline = ev.pipeline_id;
                     n.latest_url = url;
-                    n.root_body_json = failure_json;
+                    n.root_body_json = kept_json;
                 },
                 |u| {
                     u.failures = Some(failures);
                     u.latest_pipeline = Some(ev.pipeline_id);
                     u.latest_url = Some(url.to_string());
-                    u.root_body = Some(failure_json.clone());
+                    u.root_body = Some(kept_json.clone());
                 },
             )?;
             let failure: &'e Failure = failure;
             let reply = render::still_failing(inc.latest.as_deref(), failure);
-            inc.latest = Some(Cow::Borrowed(failure));
+            inc.latest = Some(Cow::Borrowed(kept));
             inc.latest_pipeline = ev.pipeline_id;
             let root = Root::Broken {
                 failure,

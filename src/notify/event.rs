@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::{
     mention,
     policy::Outcome,
-    render::{self, Failure, FixedNotice},
+    render::{self, FailedJobs, Failure, FixedNotice},
     settings::NotifySettings,
 };
 use crate::gitlab::PipelineHook;
@@ -43,8 +43,10 @@ pub enum Notice {
     Failed {
         /// The failure, as the thread shows it.
         failure: Box<Failure>,
-        /// `failure` as stored with the incident (its latest failure).
-        failure_json: String,
+        /// What the incident keeps of it, should it be the incident's latest failure.
+        kept: FailedJobs,
+        /// `kept` as stored with the incident.
+        kept_json: String,
         /// The root, should this failure open an incident.
         root_json: String,
         /// The first reply in the thread, should this failure open an incident: who started
@@ -69,8 +71,10 @@ impl PipelineEvent {
         let notice = match outcome {
             Outcome::Failed => {
                 let failure = Box::new(Failure::new(hook, settings));
+                let kept = failure.kept();
                 Notice::Failed {
-                    failure_json: serde_json::to_string(&failure)?,
+                    kept_json: serde_json::to_string(&kept)?,
+                    kept,
                     root_json: serde_json::to_string(&render::root_opened(&failure))?,
                     first_reply_json: mention::first_reply(hook, slack_user)
                         .map(|m| serde_json::to_string(&m))

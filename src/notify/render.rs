@@ -240,7 +240,7 @@ fn chosen_name(hook: &PipelineHook) -> Option<String> {
 }
 
 /// A failed job as every message of the thread shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FailedJob {
     /// The job's name, plain (compared between pipelines, and used in notification texts).
     pub name: String,
@@ -251,10 +251,8 @@ pub struct FailedJob {
     /// Why, in a word or two, for notification texts.
     pub short: String,
     /// The failure is the runner's or the machine's, not the code's.
-    #[serde(default)]
     pub infra: bool,
     /// `runner `arm-3` (#7)`, for an infrastructure failure, as far as the payload tells.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
 }
 
@@ -309,14 +307,20 @@ fn short_reason(reason: &str) -> String {
     }
 }
 
-/// Jobs kept by name with an incident, to tell the next failure's jobs "again" from "new".
+/// Failed jobs an incident keeps by name, to tell the next failure's jobs "again" from "new".
 const MAX_KEPT_JOBS: usize = 200;
 
-/// One failed pipeline, as the thread shows it: every part already escaped mrkdwn, so the
-/// writer, which alone knows where the incident stands, only puts the parts together. The
-/// incident keeps its latest failure this way (its root shows it, and the next failure's
-/// reply says what changed from it).
+/// What an incident keeps of its latest failure: the names of its failed jobs (escaped, as
+/// shown), enough for the next failure's reply to say what changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedJobs {
+    pub pipeline: u64,
+    pub jobs: Vec<String>,
+}
+
+/// One failed pipeline, as the thread shows it: every part already escaped mrkdwn, so the
+/// writer, which alone knows where the incident stands, only puts the parts together.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub subject: String,
     pub subject_text: String,
@@ -325,29 +329,21 @@ pub struct Failure {
     pub pipeline_url: String,
     /// The pipeline's failures page when jobs failed, else its page.
     pub failures_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_of: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub took_secs: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_name: Option<String>,
     /// The failed jobs, oldest first (the first [`MAX_KEPT_JOBS`]).
     pub jobs: Vec<FailedJob>,
     /// How many failed, kept or not.
     pub failed: usize,
     /// Why no job is listed, when none is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_jobs: Option<String>,
     /// An infrastructure failure ran on an ARM builder.
-    #[serde(default)]
     pub on_arm: bool,
-    /// Names of the jobs whose newest attempt passed: only this pipeline's reply needs them
-    /// (to say which jobs of the previous failure now pass), so they are not stored.
-    #[serde(skip)]
+    /// Names of the jobs whose newest attempt passed (to say which jobs of the failure before
+    /// now pass).
     pub passed: HashSet<String>,
 }
 
@@ -410,6 +406,14 @@ impl Failure {
                 .filter(|b| b.status == "success")
                 .map(|b| name(&b.name, MAX_JOB_NAME))
                 .collect(),
+        }
+    }
+
+    /// What the incident keeps of this failure.
+    pub fn kept(&self) -> FailedJobs {
+        FailedJobs {
+            pipeline: self.pipeline,
+            jobs: self.jobs.iter().map(|j| j.name.clone()).collect(),
         }
     }
 
@@ -566,13 +570,13 @@ fn job_names(jobs: &[&FailedJob], more: &dyn Fn(usize) -> String) -> String {
 }
 
 /// Names of jobs that pass again, unlinked (their passing run is not in the payload by id).
-fn passing_names(jobs: &[&FailedJob]) -> String {
+fn passing_names(jobs: &[&String]) -> String {
     const SHOWN: usize = 6;
-    // `name` is escaped already: only a backtick could break the code span.
+    // The names are escaped already: only a backtick could break the code span.
     let mut names: Vec<String> = jobs
         .iter()
         .take(SHOWN)
-        .map(|j| format!("`{}`", j.name.replace('`', "ˋ")))
+        .map(|name| format!("`{}`", name.replace('`', "ˋ")))
         .collect();
     if jobs.len() > SHOWN {
         names.push(format!("and {} more", jobs.len() - SHOWN));
@@ -583,7 +587,7 @@ fn passing_names(jobs: &[&FailedJob]) -> String {
 /// The reply for another failure of a broken ref: the new pipeline and commit, then what
 /// changed since the failure before it (`prev`, when the incident kept it): which jobs failed
 /// again, which fail for the first time, which now pass.
-pub fn still_failing(prev: Option<&Failure>, f: &Failure) -> Message {
+pub fn still_failing(prev: Option<&FailedJobs>, f: &Failure) -> Message {
     let mut head = format!(":red_circle: Still failing: pipeline {}", f.pipeline_link());
     if let Some(commit) = &f.commit {
         head.push_str(&format!(" · {commit}"));
@@ -596,16 +600,16 @@ pub fn still_failing(prev: Option<&Failure>, f: &Failure) -> Message {
             job_names(&f.jobs.iter().collect::<Vec<_>>(), &more)
         ),
         (None, Some(prev)) => {
-            let before: HashSet<&str> = prev.jobs.iter().map(|j| j.name.as_str()).collect();
+            let before: HashSet<&str> = prev.jobs.iter().map(String::as_str).collect();
             let now: HashSet<&str> = f.jobs.iter().map(|j| j.name.as_str()).collect();
             let (again, new): (Vec<&FailedJob>, Vec<&FailedJob>) = f
                 .jobs
                 .iter()
                 .partition(|j| before.contains(j.name.as_str()));
-            let fixed: Vec<&FailedJob> = prev
+            let fixed: Vec<&String> = prev
                 .jobs
                 .iter()
-                .filter(|j| !now.contains(j.name.as_str()) && f.passed.contains(&j.name))
+                .filter(|name| !now.contains(name.as_str()) && f.passed.contains(*name))
                 .collect();
             let mut parts = Vec::new();
             if !again.is_empty() {

@@ -245,7 +245,7 @@ proptest! {
                 messages.push(render::root_opened(&failure));
                 messages.push(render::root_broken(&failure, since, 3, 4242));
                 // The failure compared with itself (every job again) and with nothing.
-                messages.push(render::still_failing(Some(&failure), &failure));
+                messages.push(render::still_failing(Some(&failure.kept()), &failure));
                 messages.push(render::still_failing(None, &failure));
                 messages.extend(mention::first_reply(&hook, Some(mention_id)));
             }

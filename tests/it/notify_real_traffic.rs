@@ -282,7 +282,7 @@ fn over_long_fields_are_capped_and_long_urls_left_unlinked() {
         Vec::<String>::new()
     );
     assert_eq!(
-        render::still_failing(Some(&f), &f).problems(),
+        render::still_failing(Some(&f.kept()), &f).problems(),
         Vec::<String>::new()
     );
     let fixed = render::FixedNotice::new(&h);
