@@ -1,6 +1,10 @@
 //! Block Kit messages for failure notices: pure functions of the payload.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    borrow::Cow,
+    collections::{HashMap, HashSet},
+    hash::{Hash, Hasher},
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +15,7 @@ use crate::{
     gitlab::{PipelineHook, payload::Build},
     slack::{
         blocks::{MAX_TEXT_CHARS, Message, context, date, duration, fit_lines, section},
-        mrkdwn::{clip, code, code_link, link, name, one_line, truncate},
+        mrkdwn::{clip, code, code_link, escape, len, link, name, one_line, truncate},
     },
 };
 
@@ -142,16 +146,6 @@ fn pipeline_link(project_url: &str, id: u64) -> String {
     )
 }
 
-/// A job's name linked to its log, shown literally (in code).
-fn job_link(hook: &PipelineHook, b: &Build) -> String {
-    let label = if b.name.trim().is_empty() {
-        format!("job {}", b.id)
-    } else {
-        truncate(&b.name, MAX_JOB_NAME)
-    };
-    code_link(&format!("{}/-/jobs/{}", hook.project.web_url, b.id), &label)
-}
-
 /// The commit: its short sha linked to it, and its title (or its message's first line).
 fn commit_parts(hook: &PipelineHook) -> (Option<String>, Option<String>) {
     let Some(c) = hook.commit.as_ref() else {
@@ -239,62 +233,100 @@ fn chosen_name(hook: &PipelineHook) -> Option<String> {
     (!default).then(|| name(n, MAX_TITLE))
 }
 
-/// A failed job as every message of the thread shows it.
+/// A failed job: what the payload says of it, rendered only where a message shows it (a root
+/// shows 10 of a pipeline's jobs, a reply a few, whatever the pipeline's size).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailedJob {
-    /// The job's name, plain (compared between pipelines, and used in notification texts).
-    pub name: String,
-    /// The name linked to the job's log.
-    pub link: String,
-    /// Why it failed, in words (mrkdwn).
-    pub reason: String,
-    /// Why, in a word or two, for notification texts.
-    pub short: String,
-    /// The failure is the runner's or the machine's, not the code's.
-    pub infra: bool,
-    /// `runner `arm-3` (#7)`, for an infrastructure failure, as far as the payload tells.
-    pub runner: Option<String>,
+    id: u64,
+    /// The job's name on one line, capped (escaped where shown); what pipelines are compared by.
+    pub label: String,
+    /// GitLab's `failure_reason`.
+    reason: Option<String>,
+    /// `runner `arm-3` (#7)` when the failure is the runner's or the machine's, not the
+    /// code's, as far as the payload tells (`Some("")` when it names no runner).
+    infra: Option<String>,
 }
 
 impl FailedJob {
-    fn new(hook: &PipelineHook, b: &Build) -> Self {
+    fn new(b: &Build) -> Self {
         let reason = b.failure_reason.as_deref();
         Self {
-            name: name(&b.name, MAX_JOB_NAME),
-            link: job_link(hook, b),
-            reason: name(
-                &reason.map_or_else(|| "failed".into(), reason_in_words),
-                MAX_REASON,
-            ),
-            short: name(
-                &reason.map_or_else(|| "failed".into(), short_reason),
-                MAX_REASON,
-            ),
-            infra: reason.is_some_and(is_infra),
-            runner: reason.filter(|r| is_infra(r)).and_then(|_| runner_words(b)),
+            id: b.id,
+            label: if b.name.trim().is_empty() {
+                format!("job {}", b.id)
+            } else {
+                label(&b.name).into_owned()
+            },
+            reason: reason.map(str::to_string),
+            infra: reason
+                .filter(|r| is_infra(r))
+                .map(|_| runner_words(b).unwrap_or_default()),
         }
+    }
+
+    /// The name linked to the job's log, shown literally (in code).
+    fn link(&self, project_url: &str) -> String {
+        code_link(&format!("{project_url}/-/jobs/{}", self.id), &self.label)
+    }
+
+    /// Why it failed, in words.
+    fn reason(&self) -> String {
+        name(
+            &self
+                .reason
+                .as_deref()
+                .map_or_else(|| "failed".into(), reason_in_words),
+            MAX_REASON,
+        )
     }
 
     /// `runner system failure on runner `x` (#7)`: the reason, and where, when it is known.
     fn reason_where(&self) -> String {
-        match &self.runner {
-            Some(runner) => format!("{} on {runner}", self.reason),
-            None => self.reason.clone(),
+        match self.infra.as_deref() {
+            Some(runner) if !runner.is_empty() => format!("{} on {runner}", self.reason()),
+            _ => self.reason(),
         }
     }
 
     /// `• `job` — runner system failure on runner `x` (#7): infrastructure, not the code`.
-    fn line(&self) -> String {
-        if self.infra {
+    fn line(&self, project_url: &str) -> String {
+        if self.infra.is_some() {
             format!(
                 "• {} — {}: *infrastructure, not the code*",
-                self.link,
+                self.link(project_url),
                 self.reason_where()
             )
         } else {
-            format!("• {} — {}", self.link, self.reason)
+            format!("• {} — {}", self.link(project_url), self.reason())
         }
     }
+
+    /// `job (script)`, for notification texts.
+    fn text(&self) -> String {
+        let short = self
+            .reason
+            .as_deref()
+            .map_or_else(|| "failed".into(), short_reason);
+        format!("{} ({})", escape(&self.label), name(&short, MAX_REASON))
+    }
+}
+
+/// A job's name as pipelines are compared by it: on one line, capped.
+fn label(name: &str) -> Cow<'_, str> {
+    if len(name) <= MAX_JOB_NAME && !name.chars().any(char::is_control) {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(truncate(&one_line(name), MAX_JOB_NAME))
+    }
+}
+
+/// A label's fingerprint: passing jobs are only looked up, so a pipeline of hundreds of them
+/// keeps one number each instead of a copy of each name. Never stored: the hasher's keys are
+/// fixed, but need not be stable across versions.
+fn fingerprint(label: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    label.hash(&mut h);
+    h.finish()
 }
 
 /// Why a job failed, in a word or two: `script`, `runner system failure`.
@@ -310,8 +342,9 @@ fn short_reason(reason: &str) -> String {
 /// Failed jobs an incident keeps by name, to tell the next failure's jobs "again" from "new".
 const MAX_KEPT_JOBS: usize = 200;
 
-/// What an incident keeps of its latest failure: the names of its failed jobs (escaped, as
-/// shown), enough for the next failure's reply to say what changed.
+/// What an incident keeps of its latest failure: the names of its failed jobs (as GitLab sent
+/// them, one line, capped; escaped where shown), enough for the next failure's reply to say
+/// what changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedJobs {
     pub pipeline: u64,
@@ -342,9 +375,9 @@ pub struct Failure {
     pub no_jobs: Option<String>,
     /// An infrastructure failure ran on an ARM builder.
     pub on_arm: bool,
-    /// Names of the jobs whose newest attempt passed (to say which jobs of the failure before
-    /// now pass).
-    pub passed: HashSet<String>,
+    /// Fingerprints of the labels of the jobs whose newest attempt passed, sorted (to say
+    /// which jobs of the failure before now pass).
+    passed: Vec<u64>,
 }
 
 impl Failure {
@@ -396,16 +429,20 @@ impl Failure {
             jobs: culprits
                 .iter()
                 .take(MAX_KEPT_JOBS)
-                .map(|b| FailedJob::new(hook, b))
+                .map(|b| FailedJob::new(b))
                 .collect(),
             failed: culprits.len(),
             no_jobs,
             on_arm,
-            passed: latest
-                .iter()
-                .filter(|b| b.status == "success")
-                .map(|b| name(&b.name, MAX_JOB_NAME))
-                .collect(),
+            passed: {
+                let mut passed: Vec<u64> = latest
+                    .iter()
+                    .filter(|b| b.status == "success")
+                    .map(|b| fingerprint(&label(&b.name)))
+                    .collect();
+                passed.sort_unstable();
+                passed
+            },
         }
     }
 
@@ -413,7 +450,7 @@ impl Failure {
     pub fn kept(&self) -> FailedJobs {
         FailedJobs {
             pipeline: self.pipeline,
-            jobs: self.jobs.iter().map(|j| j.name.clone()).collect(),
+            jobs: self.jobs.iter().map(|j| j.label.clone()).collect(),
         }
     }
 
@@ -452,7 +489,7 @@ impl Failure {
             .jobs
             .iter()
             .take(MAX_JOBS)
-            .map(FailedJob::line)
+            .map(|j| j.line(&self.project_url))
             .collect();
         let arm = self
             .on_arm
@@ -492,7 +529,7 @@ fn jobs_text(jobs: &[FailedJob], failed: usize) -> String {
     let mut t = jobs
         .iter()
         .take(SHOWN)
-        .map(|j| format!("{} ({})", j.name, j.short))
+        .map(FailedJob::text)
         .collect::<Vec<_>>()
         .join(", ");
     if failed > SHOWN.min(jobs.len()) {
@@ -549,37 +586,38 @@ pub fn root_broken(f: &Failure, since: DateTime<Utc>, failures: i64, first: u64)
 }
 
 /// Names of failed jobs, linked to their logs and flagged when the runner failed, at most a
-/// few; the rest counted and linked to the failures page.
-fn job_names(jobs: &[&FailedJob], more: &dyn Fn(usize) -> String) -> String {
+/// few; the rest of `total` counted and linked to the failures page.
+fn job_names(
+    jobs: &[&FailedJob],
+    total: usize,
+    project_url: &str,
+    more: &dyn Fn(usize) -> String,
+) -> String {
     const SHOWN: usize = 6;
     let mut names: Vec<String> = jobs
         .iter()
         .take(SHOWN)
         .map(|j| {
-            if j.infra {
-                format!("{} ({})", j.link, j.reason_where())
+            if j.infra.is_some() {
+                format!("{} ({})", j.link(project_url), j.reason_where())
             } else {
-                j.link.clone()
+                j.link(project_url)
             }
         })
         .collect();
-    if jobs.len() > SHOWN {
-        names.push(more(jobs.len() - SHOWN));
+    let shown = names.len();
+    if total > shown {
+        names.push(more(total - shown));
     }
     names.join(", ")
 }
 
 /// Names of jobs that pass again, unlinked (their passing run is not in the payload by id).
-fn passing_names(jobs: &[&String]) -> String {
+fn passing_names(labels: &[&String]) -> String {
     const SHOWN: usize = 6;
-    // The names are escaped already: only a backtick could break the code span.
-    let mut names: Vec<String> = jobs
-        .iter()
-        .take(SHOWN)
-        .map(|name| format!("`{}`", name.replace('`', "ˋ")))
-        .collect();
-    if jobs.len() > SHOWN {
-        names.push(format!("and {} more", jobs.len() - SHOWN));
+    let mut names: Vec<String> = labels.iter().take(SHOWN).map(|l| code(l)).collect();
+    if labels.len() > SHOWN {
+        names.push(format!("and {} more", labels.len() - SHOWN));
     }
     names.join(", ")
 }
@@ -597,26 +635,36 @@ pub fn still_failing(prev: Option<&FailedJobs>, f: &Failure) -> Message {
         (Some(why), _) => why.clone(),
         (None, None) => format!(
             "Failed: {}",
-            job_names(&f.jobs.iter().collect::<Vec<_>>(), &more)
+            job_names(
+                &f.jobs.iter().collect::<Vec<_>>(),
+                f.failed,
+                &f.project_url,
+                &more
+            )
         ),
         (None, Some(prev)) => {
             let before: HashSet<&str> = prev.jobs.iter().map(String::as_str).collect();
-            let now: HashSet<&str> = f.jobs.iter().map(|j| j.name.as_str()).collect();
+            let now: HashSet<&str> = f.jobs.iter().map(|j| j.label.as_str()).collect();
             let (again, new): (Vec<&FailedJob>, Vec<&FailedJob>) = f
                 .jobs
                 .iter()
-                .partition(|j| before.contains(j.name.as_str()));
+                .partition(|j| before.contains(j.label.as_str()));
             let fixed: Vec<&String> = prev
                 .jobs
                 .iter()
-                .filter(|name| !now.contains(name.as_str()) && f.passed.contains(*name))
+                .filter(|name| {
+                    !now.contains(name.as_str())
+                        && f.passed.binary_search(&fingerprint(name)).is_ok()
+                })
                 .collect();
             let mut parts = Vec::new();
             if !again.is_empty() {
-                parts.push(format!("Failed again: {}", job_names(&again, &more)));
+                let names = job_names(&again, again.len(), &f.project_url, &more);
+                parts.push(format!("Failed again: {names}"));
             }
             if !new.is_empty() {
-                parts.push(format!("Newly failing: {}", job_names(&new, &more)));
+                let names = job_names(&new, new.len(), &f.project_url, &more);
+                parts.push(format!("Newly failing: {names}"));
             }
             if !fixed.is_empty() {
                 parts.push(format!("Now passing: {}", passing_names(&fixed)));

@@ -36,8 +36,8 @@ pub struct OpenIncident {
     pub first_pipeline: u64,
     /// The newest failed pipeline.
     pub latest_pipeline: u64,
-    /// What the root shows: the latest failure, as JSON the writer reads (an incident opened
-    /// by an older version holds its first failure's message instead).
+    /// What the incident keeps of its latest failure (its failed jobs' names), as JSON the
+    /// writer reads; an incident opened by an older version holds its first failure's message.
     pub root_body: String,
     /// Its root message could not be posted and never will be.
     pub root_failed: bool,
