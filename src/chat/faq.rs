@@ -8,7 +8,10 @@ use crate::{
     faq::{Answer, Entry, KnowledgeBase},
     slack::{
         Message, Reply,
-        blocks::{MAX_TEXT_CHARS, actions, button, context, fit_lines, section},
+        blocks::{
+            MAX_BUTTON_LABEL, MAX_BUTTON_VALUE, MAX_TEXT_CHARS, actions, button, context,
+            fit_lines, section,
+        },
         mrkdwn::{code, escape, len, link, name, one_line, truncate},
     },
     state::AppState,
@@ -21,10 +24,6 @@ const TOPIC_ACTION: &str = "faq_topic_";
 
 /// How much of a question is quoted back ("@dana asked: …") and carried by a button.
 pub const MAX_QUESTION: usize = 300;
-/// Block Kit: a button's value is at most 2,000 characters.
-const MAX_VALUE: usize = 2000;
-/// Block Kit: a button's label is at most 75 characters.
-const MAX_LABEL: usize = 75;
 
 const ALL_TOPICS: &str = "All topics: `/arm faq` · or ask the Distribution team";
 
@@ -65,7 +64,7 @@ impl Asked {
     fn value(&self) -> String {
         let json = |a: &Asked| serde_json::to_string(a).unwrap_or_else(|_| a.entry.clone());
         let full = json(self);
-        if len(&full) <= MAX_VALUE {
+        if len(&full) <= MAX_BUTTON_VALUE {
             return full;
         }
         json(&Asked {
@@ -144,7 +143,7 @@ fn topics(kb: &KnowledgeBase) -> Message {
     let lines: Vec<String> = kb
         .entries()
         .iter()
-        .map(|e| format!("• {}", name(&e.title, MAX_LABEL)))
+        .map(|e| format!("• {}", name(&e.title, MAX_BUTTON_LABEL)))
         .collect();
     let list = fit_lines(
         "*Topics I can answer*",
@@ -184,7 +183,7 @@ fn unknown(closest: &[&Entry], question: &str, asker: Option<&str>) -> Message {
             .enumerate()
             .map(|(i, entry)| {
                 let value = Asked::new(entry, question, asker).value();
-                let label = truncate(&one_line(&entry.title), MAX_LABEL);
+                let label = truncate(&one_line(&entry.title), MAX_BUTTON_LABEL);
                 button(&format!("{TOPIC_ACTION}{i}"), &label, &value, None)
             })
             .collect();
@@ -312,7 +311,7 @@ mod tests {
         let long = kb(&"a".repeat(1900));
         let asked = Asked::new(&long.entries()[0], &"\"".repeat(400), None);
         let value = asked.value();
-        assert!(len(&value) <= MAX_VALUE, "{}", len(&value));
+        assert!(len(&value) <= MAX_BUTTON_VALUE, "{}", len(&value));
         assert_eq!(Asked::read(&value).question, None);
     }
 

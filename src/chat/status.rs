@@ -6,14 +6,17 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Responder, SlashRequest, grammar::valid_zone};
+use super::{
+    Responder, SlashRequest,
+    grammar::{self, valid_zone},
+};
 use crate::{
     catch_up,
     fleet::{FleetContext, StatusReport, gather_status},
     slack::{
         Message, Reply,
-        blocks::{MAX_BLOCKS, actions, button, context, divider},
-        mrkdwn::escape,
+        blocks::{MAX_BLOCKS, MAX_BUTTON_VALUE, actions, button, context, divider},
+        mrkdwn::{escape, len},
     },
     state::AppState,
     store::{NewMessage, OutboxKind},
@@ -21,10 +24,13 @@ use crate::{
 };
 
 /// `action_id` of the "Share in channel" button. Its value is the zones asked for (space
-/// separated, empty for the configured ones): an ephemeral report is not sent back with the
-/// click, and a 360-builder report would not fit in a button's 2,000 characters, so the
-/// shared copy is gathered afresh over the same zones, as of the click.
+/// separated, [`CONFIGURED_ZONES`] for the configured ones): an ephemeral report is not sent
+/// back with the click, and a 360-builder report would not fit in a button's 2,000
+/// characters, so the shared copy is gathered afresh over the same zones, as of the click.
 pub const SHARE_ACTION: &str = "status_share";
+/// The share button's value for the configured zones: Slack refuses an empty value. (Buttons
+/// sent before this carry an empty value, read the same.)
+const CONFIGURED_ZONES: &str = "*";
 
 pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Reply {
     let started = Instant::now();
@@ -54,13 +60,18 @@ pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Reply {
         app2.metrics
             .command("status", outcome, started.elapsed().as_secs_f64());
         let mut buttons = plan_button(&report);
-        buttons.push(button(
-            SHARE_ACTION,
-            "Share in channel",
-            &zones.join(" "),
-            None,
-        ));
-        before_footer(&mut message.blocks, vec![actions(None, buttons)]);
+        let value = if zones.is_empty() {
+            CONFIGURED_ZONES.to_owned()
+        } else {
+            zones.join(" ")
+        };
+        // Zones are capped when parsed, but one absurdly long name could still overflow it.
+        if len(&value) <= MAX_BUTTON_VALUE {
+            buttons.push(button(SHARE_ACTION, "Share in channel", &value, None));
+        }
+        if !buttons.is_empty() {
+            before_footer(&mut message.blocks, vec![actions(None, buttons)]);
+        }
         responder.send(Reply::Ephemeral(message)).await;
     });
     Reply::ephemeral(format!("Looking at the ARM fleet in {}…", escape(&listed)))
@@ -77,7 +88,10 @@ pub async fn share(
     key: Option<String>,
     response_url: String,
 ) {
-    let zones: Vec<String> = zones.split_whitespace().map(str::to_owned).collect();
+    let zones = match zones.trim() {
+        CONFIGURED_ZONES => Vec::new(),
+        asked => grammar::zones(asked),
+    };
     let ctx = match &app.fleet {
         // The value is the bot's own; anything else was not made by it.
         Ok(_) if zones.iter().any(|z| !valid_zone(z)) => {

@@ -16,7 +16,10 @@ use super::{count, escape, minutes};
 use crate::fleet::short_name;
 use crate::slack::{
     Message, Reply,
-    blocks::{MAX_TEXT_CHARS, actions, button, context, duration, fit_lines, plain, section, time},
+    blocks::{
+        MAX_BUTTON_LABEL, MAX_ID_CHARS, MAX_TEXT_CHARS, actions, button, context, duration,
+        fit_lines, plain, section, time,
+    },
     mrkdwn::truncate,
 };
 
@@ -25,16 +28,12 @@ pub const CONFIRM_ACTION_ID: &str = "reap_confirm";
 /// `action_id` of the Cancel button; same `value` as Confirm.
 pub const CANCEL_ACTION_ID: &str = "reap_cancel";
 
-/// Block Kit: `block_id` is at most 255 characters.
-const MAX_BLOCK_ID_CHARS: usize = 255;
 /// Server names are user-chosen; long ones would crowd out the rest.
 const MAX_NAME_CHARS: usize = 80;
 /// A confirm dialog's title, confirm and deny texts, and its body.
 const MAX_DIALOG_TITLE: usize = 100;
 const MAX_DIALOG_BUTTON: usize = 30;
 const MAX_DIALOG_TEXT: usize = 300;
-/// Block Kit: a button's label.
-const MAX_BUTTON_TEXT: usize = 75;
 /// Names in a report's one line of successes, and in a line of servers not attempted.
 const NAMES_IN_A_LINE: usize = 20;
 /// Allowed people named in a refusal before "and N others".
@@ -82,7 +81,7 @@ pub fn plan_blocks(plan: &Plan, confirm_action_value: &str) -> Vec<Value> {
             "Remove {}",
             count(plan.selected.len(), "builder", "builders")
         ),
-        MAX_BUTTON_TEXT,
+        MAX_BUTTON_LABEL,
     );
     let mut confirm = button(
         CONFIRM_ACTION_ID,
@@ -737,7 +736,7 @@ fn plan_ref(plan: &Plan) -> String {
 }
 
 fn block_id(prefix: &str, plan_id: &str) -> String {
-    truncate(&format!("{prefix}:{plan_id}"), MAX_BLOCK_ID_CHARS)
+    truncate(&format!("{prefix}:{plan_id}"), MAX_ID_CHARS)
 }
 
 #[cfg(test)]
