@@ -105,22 +105,8 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
             Reply::Nothing
         }
         reap::CONFIRM_ACTION_ID | reap::CANCEL_ACTION_ID => {
-            if let Some(key) = &key {
-                match app
-                    .store
-                    .first_sighting(std::slice::from_ref(key), now_ms())
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::info!(user = %user, "a replayed reap click changed nothing");
-                        return Reply::Nothing;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = format!("{e:#}"), "could not record a reap click");
-                        return Reply::RetryLater;
-                    }
-                }
+            if let Some(done) = replayed(app, key.as_deref(), "reap").await {
+                return done;
             }
             let click = Click {
                 user,
@@ -149,11 +135,11 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
         }
         // The same plan as `/arm reap`, shown to the clicker alone.
         watch::PLAN_REAP_ACTION_ID => {
-            tokio::spawn(super::reap::plan_for_clicker(
-                app.clone(),
-                user,
-                response_url,
-            ));
+            if let Some(done) = replayed(app, key.as_deref(), "plan").await {
+                return done;
+            }
+            let plan = super::reap::plan_for_clicker(app.clone(), user, response_url);
+            app.spawn("reap plan", plan);
             Reply::Nothing
         }
         _ => Reply::Nothing,
