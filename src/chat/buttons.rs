@@ -120,17 +120,21 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
             Reply::Nothing
         }
         super::status::SHARE_ACTION => {
-            if let Some(channel) = channel {
-                let share = super::status::share(
-                    app.clone(),
-                    user,
-                    channel,
-                    action.value.clone(),
-                    key,
-                    response_url,
-                );
-                app.spawn("status share", share);
+            let Some(channel) = channel else {
+                return Reply::Nothing;
+            };
+            // Recorded before the report is gathered, so a replay costs no fleet listing.
+            if let Some(done) = replayed(app, key.as_deref(), "status share").await {
+                return done;
             }
+            let share = super::status::share(
+                app.clone(),
+                user,
+                channel,
+                action.value.clone(),
+                response_url,
+            );
+            app.spawn("status share", share);
             Reply::Nothing
         }
         // The same plan as `/arm reap`, shown to the clicker alone.

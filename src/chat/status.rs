@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     catch_up,
-    fleet::{FleetContext, StatusReport, gather_status},
+    fleet::{FleetContext, ScwError, StatusReport, gather_status},
     slack::{
         Message, Reply,
         blocks::{MAX_BLOCKS, MAX_BUTTON_VALUE, actions, button, context, divider},
@@ -77,19 +77,21 @@ pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Reply {
     Reply::ephemeral(format!("Looking at the ARM fleet in {}…", escape(&listed)))
 }
 
-/// A "Share in channel" click: the report, gathered again over the zones the button names,
-/// posted in the channel once (a replayed click, same `key`, posts nothing) saying who shared
-/// it; then the clicker's ephemeral copy is removed. Runs in the background.
+/// A "Share in channel" click, already recorded as seen (a replay never gets here, so it costs
+/// no fleet listing): the report, gathered again over the zones the button names, posted in
+/// the channel saying who shared it; then the clicker's ephemeral copy is removed. When no
+/// zone can be read, or the store cannot queue the post, the clicker is told and keeps their
+/// copy: a new click (a new `action_ts`) tries again. Runs in the background.
 pub async fn share(
     app: AppState,
     user: String,
     channel: String,
     zones: String,
-    key: Option<String>,
     response_url: String,
 ) {
+    let responder = Responder::new(app.clone(), &response_url, &user);
     let zones = match zones.trim() {
-        CONFIGURED_ZONES => Vec::new(),
+        CONFIGURED_ZONES | "" => Vec::new(),
         asked => grammar::zones(asked),
     };
     let ctx = match &app.fleet {
@@ -100,12 +102,21 @@ pub async fn share(
         }
         Ok(ctx) => ctx.with_zones(zones),
         Err(missing) => {
-            let responder = Responder::new(app.clone(), &response_url, &user);
             responder.send(Reply::aside(missing.to_string())).await;
             return;
         }
     };
     let (report, mut message) = report_message(&app, &ctx).await;
+    // A report of errors alone tells the channel nothing.
+    if let Some(e) = unreadable(&report) {
+        responder
+            .send(Reply::aside(format!(
+                "The report was not shared: {}",
+                e.user_message(ctx.settings.project_id.as_deref())
+            )))
+            .await;
+        return;
+    }
     // Anyone who clicks gets their own plan, and only allowed people can confirm it.
     let mut tail = match plan_button(&report) {
         buttons if buttons.is_empty() => Vec::new(),
@@ -124,10 +135,8 @@ pub async fn share(
         target_id: None,
         message,
     };
-    let responder = Responder::new(app.clone(), &response_url, &user);
-    match app.outbox.enqueue_once(key.as_slice(), &m).await {
-        Ok(true) => responder.send(Reply::DeleteOriginal).await,
-        Ok(false) => tracing::info!(user = %user, "a replayed status share click changed nothing"),
+    match app.outbox.enqueue(&m).await {
+        Ok(_) => responder.send(Reply::DeleteOriginal).await,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "could not queue a shared status");
             responder
@@ -138,6 +147,16 @@ pub async fn share(
                 .await;
         }
     }
+}
+
+/// The first zone's error when no zone could be read.
+fn unreadable(report: &StatusReport) -> Option<&ScwError> {
+    let errors: Option<Vec<&ScwError>> = report
+        .zones
+        .iter()
+        .map(|z| z.fleet.as_ref().err())
+        .collect();
+    errors?.into_iter().next()
 }
 
 /// The fleet report and the GitLab section, as of the app's clock.

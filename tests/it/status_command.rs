@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use armbot_fakes::{FakeScaleway, ScwOp, ScwServer};
+use armbot_fakes::{FakeScaleway, ScwFailure, ScwOp, ScwServer};
 use axum::http::StatusCode;
 use serde_json::Value;
 
@@ -459,16 +459,25 @@ async fn share_in_channel_posts_the_report_once_saying_who_shared_it() {
     let mine = status_report(&app, &fake, "").await;
     let url = fake.response_url("actions/T1/2/share");
 
-    // The click, and the same request replayed twice: one report queued.
+    let listed = scw.calls_to(ScwOp::ListServers).len();
+    // The click, and the same request replayed twice: one report gathered, one queued.
     for _ in 0..3 {
         let (status, _) = app
             .request(share_click("*", &url, "1700000001.000200"))
             .await;
         assert_eq!(status, StatusCode::OK);
     }
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    assert_eq!(
+        scw.calls_to(ScwOp::ListServers).len(),
+        listed + 2,
+        "one listing of each zone, for the one genuine click"
+    );
     // The clicker's ephemeral copy is removed once the shared one is queued.
-    let deleted = wait_messages(&fake, 2).await.remove(1);
-    assert_eq!(deleted.body, serde_json::json!({"delete_original": true}));
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 2, "the report, then one delete: {sent:#?}");
+    assert_eq!(sent[1].body, serde_json::json!({"delete_original": true}));
     assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
 
     let mut worker = app.worker(slack_transport(&fake));
@@ -576,4 +585,45 @@ async fn a_share_button_sent_with_an_empty_value_shares_the_configured_zones() {
     assert_eq!(posted.len(), 1, "{posted:?}");
     let t = texts(&posted[0].body);
     assert!(t[0].contains(" in 2 zones"), "{t:?}");
+}
+
+#[tokio::test]
+async fn a_share_when_scaleway_cannot_be_read_tells_the_clicker_and_a_new_click_shares() {
+    let scw = small_fleet().await;
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1"], 30).await;
+    let fake = FakeSlack::start().await;
+    let url = fake.response_url("actions/T1/5/share");
+    scw.fail_next(
+        ScwOp::ListServers,
+        2,
+        ScwFailure::permissions_denied("read", "instance_server"),
+    );
+    app.request(share_click("*", &url, "1700000005.000300"))
+        .await;
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let told = sent[0].body["text"].as_str().unwrap_or_default();
+    assert!(
+        told.starts_with("The report was not shared: ") && told.contains("InstancesReadOnly"),
+        "{told}"
+    );
+    assert_ne!(
+        sent[0].body["replace_original"], true,
+        "the clicker keeps their copy"
+    );
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 0);
+
+    // Clicked again (a new action_ts), once Scaleway answers: shared.
+    app.state.tasks.reopen();
+    app.request(share_click("*", &url, "1700000006.000300"))
+        .await;
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
+    assert_eq!(
+        fake.messages()[1].body,
+        serde_json::json!({"delete_original": true})
+    );
 }
