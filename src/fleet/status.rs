@@ -14,7 +14,7 @@ use crate::runner::{MachineStates, RunnerMetricsError};
 use crate::slack::blocks::{
     MAX_BLOCKS, MAX_TEXT_CHARS, context, date, divider, duration, fit_lines, section,
 };
-use crate::slack::mrkdwn::truncate;
+use crate::slack::mrkdwn::code_name;
 
 /// A zone with at most this many shut-down builders lists each of them.
 const LIST_EACH_UP_TO: usize = 8;
@@ -929,13 +929,9 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// Inline code for a value from Scaleway: escaped, clipped, with backticks neutralised so it
-/// cannot close the code span.
+/// Inline code for a value from Scaleway or the settings, on one line and clipped.
 fn code(s: &str) -> String {
-    format!(
-        "`{}`",
-        escape(&truncate(s, MAX_NAME_CHARS)).replace('`', "'")
-    )
+    code_name(s, MAX_NAME_CHARS)
 }
 
 #[cfg(test)]
@@ -1011,6 +1007,6 @@ mod tests {
     fn clipping_respects_char_boundaries() {
         assert_eq!(crate::slack::mrkdwn::truncate("ééééé", 3), "éé…");
         assert_eq!(crate::slack::mrkdwn::truncate("abc", 3), "abc");
-        assert_eq!(code("a`b<c>"), "`a'b&lt;c&gt;`");
+        assert_eq!(code("a`b<c>"), "`aˋb&lt;c&gt;`");
     }
 }

@@ -20,7 +20,7 @@ use crate::slack::{
         MAX_BUTTON_LABEL, MAX_ID_CHARS, MAX_TEXT_CHARS, actions, button, context, duration,
         fit_lines, plain, section, time,
     },
-    mrkdwn::truncate,
+    mrkdwn::{code_name, truncate},
 };
 
 /// `action_id` of the Confirm button; its `value` is what the caller passed (the plan id).
@@ -668,7 +668,7 @@ impl<'a> Names<'a> {
 
     /// The name without the prefix, as inline code.
     fn code(&self, name: &str) -> String {
-        code_name(short_name(name, self.prefix.unwrap_or_default()))
+        code(short_name(name, self.prefix.unwrap_or_default()))
     }
 
     /// Up to [`NAMES_IN_A_LINE`] names, then how many more.
@@ -686,15 +686,14 @@ impl<'a> Names<'a> {
 
     /// Says what was left out of the names, so a reader can find the full ones.
     fn note(&self) -> Option<String> {
-        self.prefix
-            .map(|p| format!("names without `{}`", escape(&p.replace('`', "'"))))
+        self.prefix.map(|p| format!("names without {}", code(p)))
     }
 }
 
 /// The runner machine, as inline code, when it is not named as its server: only then does it
 /// tell the reader something.
 fn other_machine(server: &str, machine: Option<&str>) -> Option<String> {
-    machine.filter(|m| *m != server).map(code_name)
+    machine.filter(|m| *m != server).map(code)
 }
 
 /// `<@U123>` for a Slack user id; anything else is shown as escaped text, never as markup.
@@ -711,7 +710,7 @@ fn group_mention(group: &str) -> String {
     if is_slack_id(group) {
         format!("<!subteam^{group}>")
     } else {
-        format!("the user group {}", code_name(group))
+        format!("the user group {}", code(group))
     }
 }
 
@@ -719,15 +718,9 @@ fn is_slack_id(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn code_name(name: &str) -> String {
-    if name.is_empty() {
-        return "(unnamed)".to_owned();
-    }
-    // A backtick would end the code span early.
-    format!(
-        "`{}`",
-        escape(&truncate(&name.replace('`', "'"), MAX_NAME_CHARS))
-    )
+/// A server, machine or group name as inline code, clipped so a long one leaves room.
+fn code(name: &str) -> String {
+    code_name(name, MAX_NAME_CHARS)
 }
 
 /// The plan's id, for the audit log; plain text, so the long id wraps like words.

@@ -623,3 +623,33 @@ async fn every_zone_failing_still_gives_a_report() {
             .contains("ask an admin to set a new SCW_SECRET_KEY")
     );
 }
+
+/// A name made to end the code span and fake a line of its own stays inside its line.
+#[test]
+fn a_name_with_a_line_break_and_a_backtick_stays_in_its_line() {
+    let forged = builder(
+        "x`\n• *fr-par-2* · 40 builders `y",
+        ServerState::Stopped,
+        120,
+    );
+    let report = StatusReport::build(
+        vec![("fr-par-1".into(), Ok(vec![forged]))],
+        &FleetSettings::default(),
+        None,
+        None,
+        now(),
+    );
+    let blocks = report.to_blocks();
+    let zone = blocks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(section_text)
+        .find(|t| t.starts_with("*fr-par-1*"))
+        .expect("the zone's section");
+    assert_eq!(zone.lines().count(), 2, "{zone}");
+    assert!(
+        zone.contains("\n• `xˋ • *fr-par-2* · 40 builders ˋy` · stopped for 2 h"),
+        "{zone}"
+    );
+}

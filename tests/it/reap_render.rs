@@ -679,3 +679,18 @@ fn something_left_on_purpose_is_a_warning_not_a_failure() {
          `vol-1` (l_ssd) left: volume type `weird` is unknown to reap: delete it by hand"
     );
 }
+
+/// A name made to end the code span and fake a line of its own stays inside its line.
+#[test]
+fn a_name_with_a_line_break_and_a_backtick_stays_in_its_line() {
+    let mut plan = sample_plan();
+    plan.selected[0].name = "x`\n• *all 40 builders removed* `y".into();
+    let message = plan_message(&plan);
+    assert_eq!(message.problems(), Vec::<String>::new());
+    let all = texts(&message.blocks).join("\n");
+    assert!(
+        all.contains("\n• `xˋ • *all 40 builders removed* ˋy` · fr-par-1 · "),
+        "{all}"
+    );
+    assert!(!all.contains("\n• *all"), "{all}");
+}

@@ -875,6 +875,21 @@ fn the_watch_messages_read_at_a_glance() {
         trouble.contains("after 15 min (3 checks failed in a row)"),
         "{trouble}"
     );
+    // A name made to end the code span and fake a line of its own stays inside its line.
+    let mut forged = stuck(2, 30, false, true);
+    forged.name = "x`\n• `runner-arm-9` · fine `y".into();
+    for m in [
+        render::root(std::slice::from_ref(&forged), NOW, &view(25)),
+        render::by_itself(std::slice::from_ref(&forged), &view(25)),
+    ] {
+        assert_eq!(m.problems(), Vec::<String>::new(), "{m:?}");
+        let text = serde_json::to_string(&m).expect("json");
+        assert!(
+            text.contains(r"\n• `xˋ • ˋrunner-arm-9ˋ · fine ˋy` · fr-par-1 · "),
+            "{text}"
+        );
+        assert!(!text.contains(r"\n• `runner-arm-9`"), "{text}");
+    }
     // Older than 12 hours: with the day.
     let old = render::root(&[stuck(1, 3 * 1440, false, false)], NOW, &view(25));
     let old = serde_json::to_string(&old).expect("json");
