@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::{
     faq::{Answer, Entry, KnowledgeBase},
+    notify::settings::is_slack_user_id,
     slack::{
         Message, Reply,
         blocks::{
@@ -92,12 +93,7 @@ impl Asked {
 
 /// A Slack user id (`U…`, `W…`), safe to put in `<@…>`.
 fn user_id(id: &str) -> Option<&str> {
-    let ok = (2..=32).contains(&id.len())
-        && id.starts_with(['U', 'W'])
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    ok.then_some(id)
+    is_slack_user_id(id).then_some(id)
 }
 
 /// A direct message channel: there, "Share in channel" would share with no one.

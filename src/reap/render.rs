@@ -14,6 +14,7 @@ use super::execute::{
 use super::plan::{Plan, PlannedRemoval};
 use super::{count, escape, minutes};
 use crate::fleet::short_name;
+use crate::notify::settings::is_slack_user_id;
 use crate::slack::{
     Message, Reply,
     blocks::{
@@ -397,7 +398,7 @@ fn allowed_people(users: &[String], group: Option<&str>) -> Option<String> {
     let mut who: Vec<String> = users
         .iter()
         .take(PEOPLE_NAMED)
-        .map(|u| mention(u))
+        .map(|u| allowed_user(u))
         .collect();
     if users.len() > PEOPLE_NAMED {
         who.push(format!("{} others", users.len() - PEOPLE_NAMED));
@@ -696,26 +697,42 @@ fn other_machine(server: &str, machine: Option<&str>) -> Option<String> {
     machine.filter(|m| *m != server).map(code)
 }
 
-/// `<@U123>` for a Slack user id; anything else is shown as escaped text, never as markup.
+/// Who did something: `<@U123>` for a Slack user id; an actor's name ("The fleet watch") is
+/// shown as escaped text, never as markup.
 fn mention(user: &str) -> String {
-    if is_slack_id(user) {
+    if is_slack_user_id(user) {
         format!("<@{user}>")
     } else {
         escape(user)
     }
 }
 
+/// Someone `allowed_users` names: a mention, or what a misconfiguration put there (`dana`)
+/// as inline code, which reads as a setting rather than a person.
+fn allowed_user(user: &str) -> String {
+    if is_slack_user_id(user) {
+        mention(user)
+    } else {
+        code(user)
+    }
+}
+
 /// `<!subteam^S123>` for a user group id, which Slack shows as the group's handle.
 fn group_mention(group: &str) -> String {
-    if is_slack_id(group) {
+    if is_user_group_id(group) {
         format!("<!subteam^{group}>")
     } else {
         format!("the user group {}", code(group))
     }
 }
 
-fn is_slack_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())
+/// A Slack user group id as Slack writes them: `S`, then capitals and digits.
+fn is_user_group_id(id: &str) -> bool {
+    (3..=32).contains(&id.len())
+        && id.starts_with('S')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// A server, machine or group name as inline code, clipped so a long one leaves room.
@@ -742,9 +759,27 @@ mod tests {
         assert_eq!(and_list(&["a"]), "a");
         assert_eq!(and_list(&["a", "b", "c"]), "a, b and c");
         assert_eq!(
-            allowed_people(&["U1".into(), "<!here>".into()], Some("S1")).as_deref(),
-            Some("<@U1>, &lt;!here&gt; or members of <!subteam^S1>")
+            allowed_people(&["U01".into(), "<!here>".into()], Some("S01")).as_deref(),
+            Some("<@U01>, `&lt;!here&gt;` or members of <!subteam^S01>")
         );
         assert_eq!(allowed_people(&[], None), None);
+    }
+
+    #[test]
+    fn only_slack_ids_become_mentions() {
+        // Names where ids belong (a misconfiguration) show as themselves, pinging no one.
+        assert_eq!(allowed_user("dana"), "`dana`");
+        assert_eq!(allowed_user("U1"), "`U1`");
+        assert_eq!(allowed_user("W0DANA"), "<@W0DANA>");
+        assert_eq!(mention("The fleet watch"), "The fleet watch");
+        assert_eq!(mention("<!here>"), "&lt;!here&gt;");
+        assert_eq!(group_mention("S0ARM"), "<!subteam^S0ARM>");
+        for group in ["dist", "U0ARM", "s0arm", "S", "S0-ARM"] {
+            assert_eq!(
+                group_mention(group),
+                format!("the user group `{group}`"),
+                "{group}"
+            );
+        }
     }
 }
