@@ -1,5 +1,6 @@
-//! Slack messages for `/arm reap`: the plan with its Confirm and Cancel buttons, the same
-//! message updated with the outcome, and the one-line channel summary.
+//! Slack messages for `/arm reap`: the plan with its Remove and Cancel buttons, the same
+//! message updated with the outcome (also posted in the channel, in full, when only the
+//! clicker saw the plan), refusals, and the fleet watch's auto-reap report.
 //!
 //! Reasons in plans and reports are already mrkdwn (escaped where they quote values); names,
 //! ids, zones and types are escaped here.

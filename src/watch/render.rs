@@ -16,7 +16,7 @@ use crate::{
     },
 };
 
-/// `action_id` of the root's "Plan a reap" button.
+/// `action_id` of "Plan a reap", on the incident's root and on `/arm status` reports.
 pub const PLAN_REAP_ACTION_ID: &str = "watch_plan_reap";
 /// Names in the notification text before "and N more".
 const NAMES_IN_TEXT: usize = 5;

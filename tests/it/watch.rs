@@ -155,7 +155,7 @@ on_both_engines! {
         )
         .await;
         let t0 = w.clock.now();
-        // Builder 2 is stuck past the 15-minute grace period; builder 5 only shut down 5
+        // Builder 2 is stuck past the 15 min grace period; builder 5 only shut down 5
         // minutes ago. An x86 server and an arm64 server outside the fleet are stuck too.
         let outsiders = || {
             vec![
@@ -841,7 +841,9 @@ fn the_watch_messages_read_at_a_glance() {
         // Times are Slack dates; no bare clock time, no old "5m"-style duration.
         assert!(!text.contains(" UTC "), "{text}");
         assert!(!text.contains("UTC)") && !text.contains("UTC ·"), "{text}");
+        assert_eq!(terse_duration(&text), None, "{text}");
     }
+    assert_eq!(terse_duration("over 2h: 5m"), Some(5));
     insta::assert_json_snapshot!("watch_incident_root", root);
     insta::assert_json_snapshot!("watch_by_itself", by_itself);
     insta::assert_json_snapshot!("watch_resolved", resolved);
@@ -899,4 +901,13 @@ fn the_watch_messages_read_at_a_glance() {
         ),
         "{old}"
     );
+}
+
+/// Where an old terse duration ("5m", "2h") starts: a digit, `m` or `h`, then no letter
+/// (so "5 min" and "16G" are not one).
+fn terse_duration(text: &str) -> Option<usize> {
+    let padded = format!("{text} ");
+    padded.as_bytes().windows(3).position(|w| {
+        w[0].is_ascii_digit() && matches!(w[1], b'm' | b'h') && !w[2].is_ascii_alphabetic()
+    })
 }
