@@ -15,7 +15,7 @@ use crate::{
     fleet::{FleetContext, ScwError, StatusReport, gather_status},
     slack::{
         Message, Reply,
-        blocks::{MAX_BLOCKS, MAX_BUTTON_VALUE, actions, button, context, divider},
+        blocks::{MAX_BUTTON_VALUE, actions, button, context, divider},
         mrkdwn::{escape, len},
     },
     state::AppState,
@@ -54,24 +54,24 @@ pub fn start(app: &AppState, req: &SlashRequest, zones: Vec<String>) -> Reply {
     let responder = Responder::new(app.clone(), &req.response_url, &req.user_id);
     let app2 = app.clone();
     app.spawn("status", async move {
-        let (report, mut message) = report_message(&app2, &ctx).await;
-        let failed_zone = report.zones.iter().any(|z| z.fleet.is_err());
-        let outcome = if failed_zone { "scaleway_error" } else { "ok" };
-        app2.metrics
-            .command("status", outcome, started.elapsed().as_secs_f64());
-        let mut buttons = plan_button(&report);
         let value = if zones.is_empty() {
             CONFIGURED_ZONES.to_owned()
         } else {
             zones.join(" ")
         };
-        // Zones are capped when parsed, but one absurdly long name could still overflow it.
-        if len(&value) <= MAX_BUTTON_VALUE {
-            buttons.push(button(SHARE_ACTION, "Share in channel", &value, None));
-        }
-        if !buttons.is_empty() {
-            before_footer(&mut message.blocks, vec![actions(None, buttons)]);
-        }
+        let (report, message) = report_message(&app2, &ctx, |report| {
+            let mut buttons = plan_button(report);
+            // Zones are capped when parsed, but one absurdly long name could still overflow it.
+            if len(&value) <= MAX_BUTTON_VALUE {
+                buttons.push(button(SHARE_ACTION, "Share in channel", &value, None));
+            }
+            row(buttons)
+        })
+        .await;
+        let failed_zone = report.zones.iter().any(|z| z.fleet.is_err());
+        let outcome = if failed_zone { "scaleway_error" } else { "ok" };
+        app2.metrics
+            .command("status", outcome, started.elapsed().as_secs_f64());
         responder.send(Reply::Ephemeral(message)).await;
     });
     Reply::ephemeral(format!("Looking at the ARM fleet in {}…", escape(&listed)))
@@ -106,7 +106,16 @@ pub async fn share(
             return;
         }
     };
-    let (report, mut message) = report_message(&app, &ctx).await;
+    let (report, message) = report_message(&app, &ctx, |report| {
+        // Anyone who clicks gets their own plan, and only allowed people can confirm it.
+        let mut tail = row(plan_button(report));
+        tail.push(context(&format!(
+            "Shared by <@{}> with `/arm status`",
+            escape(&user)
+        )));
+        tail
+    })
+    .await;
     // A report of errors alone tells the channel nothing.
     if let Some(e) = unreadable(&report) {
         responder
@@ -117,16 +126,6 @@ pub async fn share(
             .await;
         return;
     }
-    // Anyone who clicks gets their own plan, and only allowed people can confirm it.
-    let mut tail = match plan_button(&report) {
-        buttons if buttons.is_empty() => Vec::new(),
-        buttons => vec![actions(None, buttons)],
-    };
-    tail.push(context(&format!(
-        "Shared by <@{}> with `/arm status`",
-        escape(&user)
-    )));
-    before_footer(&mut message.blocks, tail);
     let m = NewMessage {
         channel,
         kind: OutboxKind::Post,
@@ -159,20 +158,21 @@ fn unreadable(report: &StatusReport) -> Option<&ScwError> {
     errors?.into_iter().next()
 }
 
-/// The fleet report and the GitLab section, as of the app's clock.
-async fn report_message(app: &AppState, ctx: &FleetContext) -> (StatusReport, Message) {
+/// The fleet report, the GitLab section and then the blocks `tail` makes for the report, as of
+/// the app's clock.
+async fn report_message(
+    app: &AppState,
+    ctx: &FleetContext,
+    tail: impl FnOnce(&StatusReport) -> Vec<Value>,
+) -> (StatusReport, Message) {
     let now = DateTime::from_timestamp((app.clock)(), 0).unwrap_or_else(Utc::now);
     let (report, gitlab) =
         tokio::join!(gather_status(ctx, now), catch_up::status_section(app, now));
-    let mut blocks = match report.to_blocks() {
-        Value::Array(b) => b,
-        other => vec![other],
-    };
+    let mut extra = Vec::new();
     let mut summary = report.summary_text();
     if let Some((section, disabled)) = gitlab {
-        let mut with_divider = vec![divider()];
-        with_divider.extend(section);
-        before_footer(&mut blocks, with_divider);
+        extra.push(divider());
+        extra.extend(section);
         if disabled > 0 {
             summary.push_str(&format!(
                 "; GitLab has disabled the webhook of {disabled} project{}",
@@ -180,7 +180,21 @@ async fn report_message(app: &AppState, ctx: &FleetContext) -> (StatusReport, Me
             ));
         }
     }
+    extra.extend(tail(&report));
+    let blocks = match report.to_blocks_with(extra) {
+        Value::Array(b) => b,
+        other => vec![other],
+    };
     (report, Message::new(summary, blocks))
+}
+
+/// A row of buttons, or nothing when there are none (Slack refuses an empty row).
+fn row(buttons: Vec<Value>) -> Vec<Value> {
+    if buttons.is_empty() {
+        Vec::new()
+    } else {
+        vec![actions(None, buttons)]
+    }
 }
 
 /// "Plan a reap" (the fleet watch's button: the clicker alone sees the plan) when some
@@ -195,14 +209,4 @@ fn plan_button(report: &StatusReport) -> Vec<Value> {
         "status",
         Some("primary"),
     )]
-}
-
-/// `extra` goes above the report's closing context line, within Slack's block cap (the
-/// report's blocks give way at the end).
-fn before_footer(blocks: &mut Vec<Value>, extra: Vec<Value>) {
-    let closing = blocks.pop();
-    let room = MAX_BLOCKS.saturating_sub(extra.len() + usize::from(closing.is_some()));
-    blocks.truncate(room);
-    blocks.extend(extra);
-    blocks.extend(closing);
 }

@@ -371,8 +371,15 @@ impl StatusReport {
     }
 
     /// The report as an array of Slack Block Kit blocks, ending with the context line that
-    /// says what counts as a builder (callers insert their blocks before it).
+    /// says what counts as a builder.
     pub fn to_blocks(&self) -> Value {
+        self.to_blocks_with(Vec::new())
+    }
+
+    /// The report with the caller's `extra` blocks (buttons, another section) above its
+    /// closing context line, within Slack's block cap: the report's own sections give way at
+    /// the end, and a line says how many.
+    pub fn to_blocks_with(&self, extra: Vec<Value>) -> Value {
         let mut head = format!("*{}*", self.summary_text());
         if let Some(text) = self.not_reapable_text() {
             head.push('\n');
@@ -391,14 +398,17 @@ impl StatusReport {
             blocks.push(section(&text));
         }
         let footer = context(&self.context_text());
-        if blocks.len() >= MAX_BLOCKS {
-            let omitted = blocks.len() - (MAX_BLOCKS - 2);
-            blocks.truncate(MAX_BLOCKS - 2);
+        if blocks.len() + extra.len() + 1 > MAX_BLOCKS {
+            // Room for the line saying what is left out, and the footer.
+            let keep = MAX_BLOCKS.saturating_sub(extra.len() + 2).max(1);
+            let omitted = blocks.len().saturating_sub(keep);
+            blocks.truncate(keep);
             blocks.push(section(&format!(
                 "…and {omitted} more {} not shown.",
                 plural(omitted, "section", "sections")
             )));
         }
+        blocks.extend(extra);
         blocks.push(footer);
         Value::Array(blocks)
     }

@@ -442,6 +442,30 @@ fn long_lists_are_truncated_within_block_kit_limits() {
     }
 }
 
+/// Blocks a caller adds (buttons, "shared by") go above the footer, and the line saying how many
+/// of the report's sections were left out counts those they displaced too.
+#[test]
+fn blocks_added_above_the_footer_keep_the_count_of_what_is_left_out() {
+    let zones: Vec<_> = (0..60)
+        .map(|i| (format!("zz-zone-{i}"), Ok(Vec::new())))
+        .collect();
+    let report = StatusReport::build(zones, &FleetSettings::default(), None, None, now());
+    let extra = vec![
+        serde_json::json!({"type": "actions", "elements": []}),
+        serde_json::json!({"type": "context", "elements": []}),
+    ];
+    let blocks = report.to_blocks_with(extra.clone());
+    let blocks = blocks.as_array().expect("an array");
+    assert_eq!(blocks.len(), 50);
+    assert_eq!(blocks[49]["type"], "context", "the footer stays last");
+    assert_eq!(blocks[47..49], extra[..]);
+    // The report's own blocks are its head, a divider and 60 zones: 46 fit.
+    assert_eq!(
+        section_text(&blocks[46]),
+        "…and 16 more sections not shown."
+    );
+}
+
 fn section_text(block: &Value) -> &str {
     block
         .pointer("/text/text")
