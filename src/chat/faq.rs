@@ -156,7 +156,7 @@ fn topics(kb: &KnowledgeBase) -> Message {
         vec![
             section(&list),
             context(
-                "Ask with `/arm faq &lt;question&gt;`, for example `/arm faq why are my builds pending`",
+                "Ask with `/arm faq [question]`, for example `/arm faq why are my builds pending`",
             ),
         ],
     )

@@ -116,7 +116,7 @@ async fn the_topic_list_has_one_topic_a_line_and_an_escaped_placeholder() {
     let t = texts(&m);
     let topics = app.state.faq.entries().len();
     assert_eq!(t[0].lines().filter(|l| l.starts_with("• ")).count(), topics);
-    assert!(t[1].contains("`/arm faq &lt;question&gt;`"), "{t:?}");
+    assert!(t[1].contains("`/arm faq [question]`"), "{t:?}");
 }
 
 #[tokio::test]
