@@ -105,22 +105,8 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
             Reply::Nothing
         }
         reap::CONFIRM_ACTION_ID | reap::CANCEL_ACTION_ID => {
-            if let Some(key) = &key {
-                match app
-                    .store
-                    .first_sighting(std::slice::from_ref(key), now_ms())
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::info!(user = %user, "a replayed reap click changed nothing");
-                        return Reply::Nothing;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = format!("{e:#}"), "could not record a reap click");
-                        return Reply::RetryLater;
-                    }
-                }
+            if let Some(done) = replayed(app, key.as_deref(), "reap").await {
+                return done;
             }
             let click = Click {
                 user,
@@ -134,26 +120,30 @@ pub async fn handle(app: &AppState, click: BlockActions) -> Reply {
             Reply::Nothing
         }
         super::status::SHARE_ACTION => {
-            if let Some(channel) = channel {
-                let share = super::status::share(
-                    app.clone(),
-                    user,
-                    channel,
-                    action.value.clone(),
-                    key,
-                    response_url,
-                );
-                app.spawn("status share", share);
+            let Some(channel) = channel else {
+                return Reply::Nothing;
+            };
+            // Recorded before the report is gathered, so a replay costs no fleet listing.
+            if let Some(done) = replayed(app, key.as_deref(), "status share").await {
+                return done;
             }
+            let share = super::status::share(
+                app.clone(),
+                user,
+                channel,
+                action.value.clone(),
+                response_url,
+            );
+            app.spawn("status share", share);
             Reply::Nothing
         }
         // The same plan as `/arm reap`, shown to the clicker alone.
         watch::PLAN_REAP_ACTION_ID => {
-            tokio::spawn(super::reap::plan_for_clicker(
-                app.clone(),
-                user,
-                response_url,
-            ));
+            if let Some(done) = replayed(app, key.as_deref(), "plan").await {
+                return done;
+            }
+            let plan = super::reap::plan_for_clicker(app.clone(), user, response_url);
+            app.spawn("reap plan", plan);
             Reply::Nothing
         }
         _ => Reply::Nothing,

@@ -6,9 +6,13 @@ use serde_json::Value;
 
 use crate::{
     faq::{Answer, Entry, KnowledgeBase},
+    notify::settings::is_slack_user_id,
     slack::{
         Message, Reply,
-        blocks::{MAX_TEXT_CHARS, actions, button, context, fit_lines, section},
+        blocks::{
+            MAX_BUTTON_LABEL, MAX_BUTTON_VALUE, MAX_TEXT_CHARS, actions, button, context,
+            fit_lines, section,
+        },
         mrkdwn::{code, escape, len, link, name, one_line, truncate},
     },
     state::AppState,
@@ -21,10 +25,6 @@ const TOPIC_ACTION: &str = "faq_topic_";
 
 /// How much of a question is quoted back ("@dana asked: …") and carried by a button.
 pub const MAX_QUESTION: usize = 300;
-/// Block Kit: a button's value is at most 2,000 characters.
-const MAX_VALUE: usize = 2000;
-/// Block Kit: a button's label is at most 75 characters.
-const MAX_LABEL: usize = 75;
 
 const ALL_TOPICS: &str = "All topics: `/arm faq` · or ask the Distribution team";
 
@@ -33,7 +33,8 @@ pub fn is_topic_action(action_id: &str) -> bool {
 }
 
 /// What an FAQ button carries back with its click: the entry, and the question it was offered
-/// for with who asked it, so that a shared answer can start with "@dana asked: …".
+/// for with who asked it, so that a shared answer can start with "@dana asked: …" when Dana
+/// shares it herself.
 ///
 /// Slack returns a button's value with the click, so the question needs no storage: nothing
 /// to expire or clean up, and any replica can take the click. The value is bounded (see
@@ -44,7 +45,8 @@ struct Asked {
     entry: String,
     #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
     question: Option<String>,
-    /// Who asked; absent when only the asker can click (an ephemeral reply).
+    /// Who asked; absent when only the asker can click (an ephemeral reply). Read back only to
+    /// tell whether the sharer asked: a value is no proof of what someone else asked.
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     asker: Option<String>,
 }
@@ -65,7 +67,7 @@ impl Asked {
     fn value(&self) -> String {
         let json = |a: &Asked| serde_json::to_string(a).unwrap_or_else(|_| a.entry.clone());
         let full = json(self);
-        if len(&full) <= MAX_VALUE {
+        if len(&full) <= MAX_BUTTON_VALUE {
             return full;
         }
         json(&Asked {
@@ -93,12 +95,7 @@ impl Asked {
 
 /// A Slack user id (`U…`, `W…`), safe to put in `<@…>`.
 fn user_id(id: &str) -> Option<&str> {
-    let ok = (2..=32).contains(&id.len())
-        && id.starts_with(['U', 'W'])
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    ok.then_some(id)
+    is_slack_user_id(id).then_some(id)
 }
 
 /// A direct message channel: there, "Share in channel" would share with no one.
@@ -136,7 +133,7 @@ fn private_answer(entry: &Entry, asked: &Asked, shareable: bool) -> Message {
             )],
         ));
     }
-    Message::new(entry.title.clone(), blocks)
+    Message::new(escape(&entry.title), blocks)
 }
 
 /// `/arm faq` alone: every topic, one a line.
@@ -144,7 +141,7 @@ fn topics(kb: &KnowledgeBase) -> Message {
     let lines: Vec<String> = kb
         .entries()
         .iter()
-        .map(|e| format!("• {}", name(&e.title, MAX_LABEL)))
+        .map(|e| format!("• {}", name(&e.title, MAX_BUTTON_LABEL)))
         .collect();
     let list = fit_lines(
         "*Topics I can answer*",
@@ -159,7 +156,7 @@ fn topics(kb: &KnowledgeBase) -> Message {
         vec![
             section(&list),
             context(
-                "Ask with `/arm faq &lt;question&gt;`, for example `/arm faq why are my builds pending`",
+                "Ask with `/arm faq [question]`, for example `/arm faq why are my builds pending`",
             ),
         ],
     )
@@ -184,7 +181,7 @@ fn unknown(closest: &[&Entry], question: &str, asker: Option<&str>) -> Message {
             .enumerate()
             .map(|(i, entry)| {
                 let value = Asked::new(entry, question, asker).value();
-                let label = truncate(&one_line(&entry.title), MAX_LABEL);
+                let label = truncate(&one_line(&entry.title), MAX_BUTTON_LABEL);
                 button(&format!("{TOPIC_ACTION}{i}"), &label, &value, None)
             })
             .collect();
@@ -199,7 +196,7 @@ fn unknown(closest: &[&Entry], question: &str, asker: Option<&str>) -> Message {
 /// (markup, `&amp;`-escaped); `asker` is who wrote it.
 pub fn answer(kb: &KnowledgeBase, text: &str, asker: &str) -> Message {
     match kb.answer(text) {
-        Answer::Hit { entry, .. } => Message::new(entry.title.clone(), answer_blocks(entry, None)),
+        Answer::Hit { entry, .. } => Message::new(escape(&entry.title), answer_blocks(entry, None)),
         Answer::Unknown { closest } => unknown(&closest, &readable(text), Some(asker)),
     }
 }
@@ -263,24 +260,26 @@ pub fn topic(kb: &KnowledgeBase, value: &str, channel: Option<&str>) -> Option<M
     Some(private_answer(entry, &asked, !is_dm(channel)))
 }
 
-/// The message posted when someone shares an answer: who asked what, then the answer.
+/// The message posted when someone shares an answer: the question, then the answer. The
+/// question is attributed only to the sharer, whose click this is: "@dana asked: …" when she
+/// asked it, "@bob shared an answer to …" otherwise. Naming the asker from the button's
+/// value would let a crafted value put any words in anyone's mouth, and ping them.
 pub fn shared(kb: &KnowledgeBase, value: &str, sharer: &str) -> Option<Message> {
     let asked = Asked::read(value);
     let entry = kb.entry(&asked.entry)?;
-    let asker = asked.asker.as_deref().and_then(user_id).unwrap_or(sharer);
-    let quoted = asked.quoted();
-    // Who shared it, unless "… asked" already says so.
-    let note = (quoted.is_none() || asker != sharer)
-        .then(|| format!("shared by <@{}> with {}", escape(sharer), code("/arm faq")));
-    let mut blocks = Vec::new();
-    let mut text = entry.title.clone();
-    if let Some(quoted) = quoted {
-        let line = format!("<@{}> asked: {quoted}", escape(asker));
-        text = format!("{line} {}", escape(&entry.title));
-        blocks.push(section(&line));
-    }
-    blocks.extend(answer_blocks(entry, note.as_deref()));
-    Some(Message::new(text, blocks))
+    let title = escape(&entry.title);
+    let who = format!("<@{}>", escape(sharer));
+    let Some(quoted) = asked.quoted() else {
+        let note = format!("shared by {who} with {}", code("/arm faq"));
+        return Some(Message::new(title, answer_blocks(entry, Some(&note))));
+    };
+    let line = match asked.asker.as_deref() {
+        Some(asker) if asker != sharer => format!("{who} shared an answer to {quoted}"),
+        _ => format!("{who} asked: {quoted}"),
+    };
+    let mut blocks = vec![section(&line)];
+    blocks.extend(answer_blocks(entry, None));
+    Some(Message::new(format!("{line} {title}"), blocks))
 }
 
 #[cfg(test)]
@@ -312,7 +311,7 @@ mod tests {
         let long = kb(&"a".repeat(1900));
         let asked = Asked::new(&long.entries()[0], &"\"".repeat(400), None);
         let value = asked.value();
-        assert!(len(&value) <= MAX_VALUE, "{}", len(&value));
+        assert!(len(&value) <= MAX_BUTTON_VALUE, "{}", len(&value));
         assert_eq!(Asked::read(&value).question, None);
     }
 
@@ -339,11 +338,58 @@ mod tests {
         }
         assert_eq!(user_id("U024BE7LH"), Some("U024BE7LH"));
         assert_eq!(user_id("W0123"), Some("W0123"));
-        // A forged asker is not put in `<@…>`: the sharer is named instead.
+    }
+
+    #[test]
+    fn a_title_is_escaped_in_the_notification_text_too() {
+        let kb = KnowledgeBase::from_toml_str(
+            r#"
+            [[entry]]
+            id = "pi"
+            title = "Raspberry Pi & <CE>"
+            questions = ["raspberry pi builds", "pi and ce", "arm boards"]
+            answer = "They build elsewhere."
+            link = "https://example.com/arm"
+            "#,
+        )
+        .expect("valid");
+        let entry = &kb.entries()[0];
+        let value = Asked::new(entry, "pi?", None).value();
+        for m in [
+            private_answer(entry, &Asked::read(&value), true),
+            answer(&kb, "raspberry pi builds", "U0DANA"),
+            shared(&kb, &value, "U0BOB").expect("shared"),
+        ] {
+            assert!(
+                m.text.ends_with("Raspberry Pi &amp; &lt;CE&gt;"),
+                "{}",
+                m.text
+            );
+            assert!(m.problems().is_empty(), "{:?}", m.problems());
+        }
+    }
+
+    #[test]
+    fn a_shared_question_is_attributed_to_the_sharer_alone() {
         let one = kb("pending");
-        let value = r#"{"e":"pending","q":"hi","u":"<!channel>"}"#;
-        let m = shared(&one, value, "U0BOB").expect("shared");
-        assert_eq!(m.blocks[0]["text"]["text"], "<@U0BOB> asked: “hi”");
-        assert!(m.problems().is_empty(), "{:?}", m.problems());
+        let share = |value: &str| shared(&one, value, "U0BOB").expect("shared");
+        // Bob's own question.
+        let own = share(r#"{"e":"pending","q":"why pending?","u":"U0BOB"}"#);
+        assert_eq!(
+            own.blocks[0]["text"]["text"],
+            "<@U0BOB> asked: “why pending?”"
+        );
+        // A value naming someone else, as a crafted one could: no words put in their mouth,
+        // no ping; the line says what Bob did.
+        for other in ["U0BOSS", "<!channel>", ""] {
+            let value = format!(r#"{{"e":"pending","q":"I quit","u":"{other}"}}"#);
+            let m = share(&value);
+            assert_eq!(
+                m.blocks[0]["text"]["text"],
+                "<@U0BOB> shared an answer to “I quit”"
+            );
+            assert!(!serde_json::to_string(&m).expect("json").contains("U0BOSS"));
+            assert!(m.problems().is_empty(), "{:?}", m.problems());
+        }
     }
 }

@@ -55,13 +55,7 @@ pub fn parse(text: &str) -> ArmCommand {
     };
     match head.to_lowercase().as_str() {
         "" | "help" | "-h" | "--help" | "?" => ArmCommand::Help,
-        "status" | "st" => ArmCommand::Status {
-            zones: rest
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|z| !z.is_empty())
-                .map(str::to_lowercase)
-                .collect(),
-        },
+        "status" | "st" => ArmCommand::Status { zones: zones(rest) },
         "reap" if rest.is_empty() => ArmCommand::Reap,
         "faq" => ArmCommand::Faq {
             question: (!rest.is_empty())
@@ -69,6 +63,26 @@ pub fn parse(text: &str) -> ArmCommand {
         },
         _ => ArmCommand::Unknown(text.to_string()),
     }
+}
+
+/// At most this many zones in one `/arm status`: Scaleway has about a dozen, each is one more
+/// listing, and they travel in the "Share in channel" button's value.
+pub const MAX_ZONES: usize = 12;
+
+/// The zones of `fr-par-1, NL-AMS-1 fr-par-1`: lowercased, each once in the order first given,
+/// the first [`MAX_ZONES`] of them. Not checked (see [`valid_zone`]).
+pub fn zones(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for zone in text.split(|c: char| c.is_whitespace() || c == ',') {
+        let zone = zone.to_lowercase();
+        if out.len() == MAX_ZONES {
+            break;
+        }
+        if !zone.is_empty() && !out.contains(&zone) {
+            out.push(zone);
+        }
+    }
+    out
 }
 
 /// A zone name as Scaleway spells them (`fr-par-1`).
@@ -106,6 +120,10 @@ mod tests {
             ("  Status   fr-par-1  ", z(&["fr-par-1"])),
             ("status fr-par-1 NL-AMS-1", z(&["fr-par-1", "nl-ams-1"])),
             ("status fr-par-1,fr-par-2", z(&["fr-par-1", "fr-par-2"])),
+            (
+                "status fr-par-1 FR-PAR-1, nl-ams-1 fr-par-1",
+                z(&["fr-par-1", "nl-ams-1"]),
+            ),
             ("reap", Reap),
             ("REAP ", Reap),
             ("reap now", Unknown("reap now".into())),
@@ -121,7 +139,16 @@ mod tests {
     }
 
     #[test]
-    fn zones() {
+    fn zones_are_named_once_and_at_most_a_dozen() {
+        let many: Vec<String> = (1..=40).map(|i| format!("fr-par-{i}")).collect();
+        let asked = format!("{} {}", "fr-par-1 ".repeat(500), many.join(" "));
+        let got = zones(&asked);
+        assert_eq!(got, many[..MAX_ZONES]);
+        assert_eq!(zones(" , "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn zone_names() {
         assert!(valid_zone("fr-par-1") && valid_zone("it-mil-1") && valid_zone("pl-waw-3"));
         assert!(
             !valid_zone("fr-par")

@@ -45,8 +45,9 @@ pub fn start(app: &AppState, req: &SlashRequest) -> Reply {
     )
 }
 
-/// The "Plan a reap" button of a fleet-watch incident: the same plan as `/arm reap`, with
-/// the same Confirm and Cancel, shown only to the person who clicked. Runs in the background.
+/// The "Plan a reap" button of a fleet-watch incident or a status report: the same plan as
+/// `/arm reap`, with the same Remove and Cancel, shown only to the person who clicked. Runs in
+/// the background.
 pub async fn plan_for_clicker(app: AppState, user: String, response_url: String) {
     let responder = Responder::new(app.clone(), &response_url, &user);
     let reply = match &app.fleet {
@@ -77,7 +78,7 @@ pub struct Click {
     /// Where the plan was shown.
     pub channel: Option<String>,
     /// The plan was posted in the channel (`/arm reap`), not shown to one person ("Plan a
-    /// reap" on a fleet-watch incident).
+    /// reap" on a fleet-watch incident or a status report).
     pub plan_seen_by_all: bool,
     pub response_url: String,
 }

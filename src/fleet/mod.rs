@@ -8,8 +8,7 @@ pub mod settings;
 pub mod status;
 
 pub use model::{
-    Deleted, Ip, Quotum, QuotumLimit, Server, ServerState, Volume, VolumeType, common_name_prefix,
-    short_name,
+    Deleted, Ip, Quotum, QuotumLimit, Server, ServerState, Volume, VolumeType, short_name,
 };
 pub use scaleway::{Operation, QuotaExceededDetail, RetryPolicy, ScalewayClient, ScwError};
 pub use settings::{FleetContext, FleetSettings, NotConfigured, ScalewayEnv, missing_settings};

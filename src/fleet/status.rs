@@ -14,7 +14,7 @@ use crate::runner::{MachineStates, RunnerMetricsError};
 use crate::slack::blocks::{
     MAX_BLOCKS, MAX_TEXT_CHARS, context, date, divider, duration, fit_lines, section,
 };
-use crate::slack::mrkdwn::truncate;
+use crate::slack::mrkdwn::code_name;
 
 /// A zone with at most this many shut-down builders lists each of them.
 const LIST_EACH_UP_TO: usize = 8;
@@ -371,8 +371,15 @@ impl StatusReport {
     }
 
     /// The report as an array of Slack Block Kit blocks, ending with the context line that
-    /// says what counts as a builder (callers insert their blocks before it).
+    /// says what counts as a builder.
     pub fn to_blocks(&self) -> Value {
+        self.to_blocks_with(Vec::new())
+    }
+
+    /// The report with the caller's `extra` blocks (buttons, another section) above its
+    /// closing context line, within Slack's block cap: the report's own sections give way at
+    /// the end, and a line says how many.
+    pub fn to_blocks_with(&self, extra: Vec<Value>) -> Value {
         let mut head = format!("*{}*", self.summary_text());
         if let Some(text) = self.not_reapable_text() {
             head.push('\n');
@@ -391,14 +398,17 @@ impl StatusReport {
             blocks.push(section(&text));
         }
         let footer = context(&self.context_text());
-        if blocks.len() >= MAX_BLOCKS {
-            let omitted = blocks.len() - (MAX_BLOCKS - 2);
-            blocks.truncate(MAX_BLOCKS - 2);
+        if blocks.len() + extra.len() + 1 > MAX_BLOCKS {
+            // Room for the line saying what is left out, and the footer.
+            let keep = MAX_BLOCKS.saturating_sub(extra.len() + 2).max(1);
+            let omitted = blocks.len().saturating_sub(keep);
+            blocks.truncate(keep);
             blocks.push(section(&format!(
                 "…and {omitted} more {} not shown.",
                 plural(omitted, "section", "sections")
             )));
         }
+        blocks.extend(extra);
         blocks.push(footer);
         Value::Array(blocks)
     }
@@ -929,13 +939,9 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// Inline code for a value from Scaleway: escaped, clipped, with backticks neutralised so it
-/// cannot close the code span.
+/// Inline code for a value from Scaleway or the settings, on one line and clipped.
 fn code(s: &str) -> String {
-    format!(
-        "`{}`",
-        escape(&truncate(s, MAX_NAME_CHARS)).replace('`', "'")
-    )
+    code_name(s, MAX_NAME_CHARS)
 }
 
 #[cfg(test)]
@@ -1011,6 +1017,6 @@ mod tests {
     fn clipping_respects_char_boundaries() {
         assert_eq!(crate::slack::mrkdwn::truncate("ééééé", 3), "éé…");
         assert_eq!(crate::slack::mrkdwn::truncate("abc", 3), "abc");
-        assert_eq!(code("a`b<c>"), "`a'b&lt;c&gt;`");
+        assert_eq!(code("a`b<c>"), "`aˋb&lt;c&gt;`");
     }
 }

@@ -1,5 +1,6 @@
-//! Slack messages for `/arm reap`: the plan with its Confirm and Cancel buttons, the same
-//! message updated with the outcome, and the one-line channel summary.
+//! Slack messages for `/arm reap`: the plan with its Remove and Cancel buttons, the same
+//! message updated with the outcome (also posted in the channel, in full, when only the
+//! clicker saw the plan), refusals, and the fleet watch's auto-reap report.
 //!
 //! Reasons in plans and reports are already mrkdwn (escaped where they quote values); names,
 //! ids, zones and types are escaped here.
@@ -14,10 +15,14 @@ use super::execute::{
 use super::plan::{Plan, PlannedRemoval};
 use super::{count, escape, minutes};
 use crate::fleet::short_name;
+use crate::notify::settings::is_slack_user_id;
 use crate::slack::{
     Message, Reply,
-    blocks::{MAX_TEXT_CHARS, actions, button, context, duration, fit_lines, plain, section, time},
-    mrkdwn::truncate,
+    blocks::{
+        MAX_BUTTON_LABEL, MAX_ID_CHARS, MAX_TEXT_CHARS, actions, button, context, duration,
+        fit_lines, plain, section, time,
+    },
+    mrkdwn::{code_name, truncate},
 };
 
 /// `action_id` of the Confirm button; its `value` is what the caller passed (the plan id).
@@ -25,16 +30,12 @@ pub const CONFIRM_ACTION_ID: &str = "reap_confirm";
 /// `action_id` of the Cancel button; same `value` as Confirm.
 pub const CANCEL_ACTION_ID: &str = "reap_cancel";
 
-/// Block Kit: `block_id` is at most 255 characters.
-const MAX_BLOCK_ID_CHARS: usize = 255;
 /// Server names are user-chosen; long ones would crowd out the rest.
 const MAX_NAME_CHARS: usize = 80;
 /// A confirm dialog's title, confirm and deny texts, and its body.
 const MAX_DIALOG_TITLE: usize = 100;
 const MAX_DIALOG_BUTTON: usize = 30;
 const MAX_DIALOG_TEXT: usize = 300;
-/// Block Kit: a button's label.
-const MAX_BUTTON_TEXT: usize = 75;
 /// Names in a report's one line of successes, and in a line of servers not attempted.
 const NAMES_IN_A_LINE: usize = 20;
 /// Allowed people named in a refusal before "and N others".
@@ -82,7 +83,7 @@ pub fn plan_blocks(plan: &Plan, confirm_action_value: &str) -> Vec<Value> {
             "Remove {}",
             count(plan.selected.len(), "builder", "builders")
         ),
-        MAX_BUTTON_TEXT,
+        MAX_BUTTON_LABEL,
     );
     let mut confirm = button(
         CONFIRM_ACTION_ID,
@@ -398,7 +399,7 @@ fn allowed_people(users: &[String], group: Option<&str>) -> Option<String> {
     let mut who: Vec<String> = users
         .iter()
         .take(PEOPLE_NAMED)
-        .map(|u| mention(u))
+        .map(|u| allowed_user(u))
         .collect();
     if users.len() > PEOPLE_NAMED {
         who.push(format!("{} others", users.len() - PEOPLE_NAMED));
@@ -669,7 +670,7 @@ impl<'a> Names<'a> {
 
     /// The name without the prefix, as inline code.
     fn code(&self, name: &str) -> String {
-        code_name(short_name(name, self.prefix.unwrap_or_default()))
+        code(short_name(name, self.prefix.unwrap_or_default()))
     }
 
     /// Up to [`NAMES_IN_A_LINE`] names, then how many more.
@@ -687,48 +688,57 @@ impl<'a> Names<'a> {
 
     /// Says what was left out of the names, so a reader can find the full ones.
     fn note(&self) -> Option<String> {
-        self.prefix
-            .map(|p| format!("names without `{}`", escape(&p.replace('`', "'"))))
+        self.prefix.map(|p| format!("names without {}", code(p)))
     }
 }
 
 /// The runner machine, as inline code, when it is not named as its server: only then does it
 /// tell the reader something.
 fn other_machine(server: &str, machine: Option<&str>) -> Option<String> {
-    machine.filter(|m| *m != server).map(code_name)
+    machine.filter(|m| *m != server).map(code)
 }
 
-/// `<@U123>` for a Slack user id; anything else is shown as escaped text, never as markup.
+/// Who did something: `<@U123>` for a Slack user id; an actor's name ("The fleet watch") is
+/// shown as escaped text, never as markup.
 fn mention(user: &str) -> String {
-    if is_slack_id(user) {
+    if is_slack_user_id(user) {
         format!("<@{user}>")
     } else {
         escape(user)
     }
 }
 
+/// Someone `allowed_users` names: a mention, or what a misconfiguration put there (`dana`)
+/// as inline code, which reads as a setting rather than a person.
+fn allowed_user(user: &str) -> String {
+    if is_slack_user_id(user) {
+        mention(user)
+    } else {
+        code(user)
+    }
+}
+
 /// `<!subteam^S123>` for a user group id, which Slack shows as the group's handle.
 fn group_mention(group: &str) -> String {
-    if is_slack_id(group) {
+    if is_user_group_id(group) {
         format!("<!subteam^{group}>")
     } else {
-        format!("the user group {}", code_name(group))
+        format!("the user group {}", code(group))
     }
 }
 
-fn is_slack_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())
+/// A Slack user group id as Slack writes them: `S`, then capitals and digits.
+fn is_user_group_id(id: &str) -> bool {
+    (3..=32).contains(&id.len())
+        && id.starts_with('S')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
-fn code_name(name: &str) -> String {
-    if name.is_empty() {
-        return "(unnamed)".to_owned();
-    }
-    // A backtick would end the code span early.
-    format!(
-        "`{}`",
-        escape(&truncate(&name.replace('`', "'"), MAX_NAME_CHARS))
-    )
+/// A server, machine or group name as inline code, clipped so a long one leaves room.
+fn code(name: &str) -> String {
+    code_name(name, MAX_NAME_CHARS)
 }
 
 /// The plan's id, for the audit log; plain text, so the long id wraps like words.
@@ -737,7 +747,7 @@ fn plan_ref(plan: &Plan) -> String {
 }
 
 fn block_id(prefix: &str, plan_id: &str) -> String {
-    truncate(&format!("{prefix}:{plan_id}"), MAX_BLOCK_ID_CHARS)
+    truncate(&format!("{prefix}:{plan_id}"), MAX_ID_CHARS)
 }
 
 #[cfg(test)]
@@ -750,9 +760,27 @@ mod tests {
         assert_eq!(and_list(&["a"]), "a");
         assert_eq!(and_list(&["a", "b", "c"]), "a, b and c");
         assert_eq!(
-            allowed_people(&["U1".into(), "<!here>".into()], Some("S1")).as_deref(),
-            Some("<@U1>, &lt;!here&gt; or members of <!subteam^S1>")
+            allowed_people(&["U01".into(), "<!here>".into()], Some("S01")).as_deref(),
+            Some("<@U01>, `&lt;!here&gt;` or members of <!subteam^S01>")
         );
         assert_eq!(allowed_people(&[], None), None);
+    }
+
+    #[test]
+    fn only_slack_ids_become_mentions() {
+        // Names where ids belong (a misconfiguration) show as themselves, pinging no one.
+        assert_eq!(allowed_user("dana"), "`dana`");
+        assert_eq!(allowed_user("U1"), "`U1`");
+        assert_eq!(allowed_user("W0DANA"), "<@W0DANA>");
+        assert_eq!(mention("The fleet watch"), "The fleet watch");
+        assert_eq!(mention("<!here>"), "&lt;!here&gt;");
+        assert_eq!(group_mention("S0ARM"), "<!subteam^S0ARM>");
+        for group in ["dist", "U0ARM", "s0arm", "S", "S0-ARM"] {
+            assert_eq!(
+                group_mention(group),
+                format!("the user group `{group}`"),
+                "{group}"
+            );
+        }
     }
 }

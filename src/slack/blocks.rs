@@ -75,11 +75,19 @@ impl Message {
             if let Some(t) = b["text"]["text"].as_str() {
                 check(format!("block {i} text"), t, MAX_TEXT_CHARS);
             }
-            for (key, max) in [("fields", MAX_FIELD_CHARS), ("elements", MAX_TEXT_CHARS)] {
+            let most_elements = if b["type"] == "actions" {
+                MAX_ACTIONS
+            } else {
+                MAX_FIELDS
+            };
+            for (key, max, most) in [
+                ("fields", MAX_FIELD_CHARS, MAX_FIELDS),
+                ("elements", MAX_TEXT_CHARS, most_elements),
+            ] {
                 let Some(items) = b[key].as_array() else {
                     continue;
                 };
-                if items.len() > MAX_FIELDS {
+                if items.len() > most {
                     check(format!("block {i} has {} {key}", items.len()), "", 0);
                 }
                 for (j, item) in items.iter().enumerate() {
@@ -87,6 +95,29 @@ impl Message {
                         check(format!("block {i} {key} {j}"), t, max);
                     }
                 }
+            }
+        }
+        for (i, b) in self.blocks.iter().enumerate() {
+            let buttons = b["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(Some(&b["accessory"]))
+                .filter(|e| e["type"] == "button");
+            for (j, button) in buttons.enumerate() {
+                out.extend(
+                    button_problems(button)
+                        .into_iter()
+                        .map(|p| format!("block {i} button {j} {p}")),
+                );
+            }
+            if let Some(id) = b["block_id"].as_str()
+                && (id.is_empty() || len(id) > MAX_ID_CHARS)
+            {
+                out.push(format!(
+                    "block {i} block_id is {} long (1 to {MAX_ID_CHARS})",
+                    len(id)
+                ));
             }
         }
         if self.blocks.len() > MAX_BLOCKS {
@@ -99,6 +130,26 @@ impl Message {
     }
 }
 
+/// What Slack would refuse in a button: its label, `value` (when it has one) and `action_id`
+/// out of their lengths. An empty value is refused like an empty label.
+fn button_problems(button: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut within = |what: &str, text: Option<&str>, max: usize| {
+        let n = text.map_or(0, len);
+        if n == 0 || n > max {
+            out.push(format!("{what} is {n} long (1 to {max})"));
+        }
+    };
+    within("label", button["text"]["text"].as_str(), MAX_BUTTON_LABEL);
+    if !button["value"].is_null() {
+        within("value", button["value"].as_str(), MAX_BUTTON_VALUE);
+    }
+    if !button["action_id"].is_null() {
+        within("action_id", button["action_id"].as_str(), MAX_ID_CHARS);
+    }
+    out
+}
+
 /// Block Kit: a section's text, and a context element's, is at most 3,000 characters.
 pub const MAX_TEXT_CHARS: usize = 3000;
 /// Block Kit: a section field is at most 2,000 characters.
@@ -109,6 +160,14 @@ pub const MAX_FIELDS: usize = 10;
 pub const MAX_BLOCKS: usize = 50;
 /// Slack: a message's `text` should stay within 4,000 characters.
 pub const MAX_MESSAGE_TEXT: usize = 4000;
+/// Block Kit: at most 25 elements in an actions block.
+pub const MAX_ACTIONS: usize = 25;
+/// Block Kit: a button's label is at most 75 characters.
+pub const MAX_BUTTON_LABEL: usize = 75;
+/// Block Kit: a button's `value` is at most 2,000 characters, and not empty.
+pub const MAX_BUTTON_VALUE: usize = 2000;
+/// Block Kit: an `action_id` or a `block_id` is at most 255 characters.
+pub const MAX_ID_CHARS: usize = 255;
 
 /// A section of mrkdwn text, clipped to Slack's limit without cutting a link or an entity.
 pub fn section(text: &str) -> Value {
@@ -361,5 +420,67 @@ mod tests {
         assert_eq!(p.len(), 2, "{p:?}");
         let many = Message::new("ok", vec![divider(); 51]);
         assert_eq!(many.problems().len(), 1);
+    }
+
+    #[test]
+    fn problems_include_buttons_slack_would_refuse() {
+        let ok = Message::new(
+            "ok",
+            vec![actions(
+                Some("row"),
+                vec![button("a", "Go", "v", None), button("b", "Stop", "w", None)],
+            )],
+        );
+        assert!(ok.problems().is_empty(), "{:?}", ok.problems());
+        // A button may go without a value; one that has it may not leave it empty.
+        let mut bare = button("a", "Go", "v", None);
+        bare.as_object_mut().map(|b| b.remove("value"));
+        assert!(
+            Message::new("ok", vec![actions(None, vec![bare])])
+                .problems()
+                .is_empty()
+        );
+
+        let long_label = "L".repeat(MAX_BUTTON_LABEL + 1);
+        let long_value = "v".repeat(MAX_BUTTON_VALUE + 1);
+        let long_id = "a".repeat(MAX_ID_CHARS + 1);
+        let cases = [
+            ("empty value", button("a", "Go", "", None)),
+            ("long value", button("a", "Go", &long_value, None)),
+            ("empty label", button("a", "", "v", None)),
+            ("long label", button("a", &long_label, "v", None)),
+            ("long action_id", button(&long_id, "Go", "v", None)),
+        ];
+        for (what, b) in cases {
+            let in_row = Message::new("ok", vec![actions(None, vec![b.clone()])]);
+            assert_eq!(in_row.problems().len(), 1, "{what} in a row");
+            let mut beside = section("text");
+            beside["accessory"] = b;
+            assert_eq!(
+                Message::new("ok", vec![beside]).problems().len(),
+                1,
+                "{what} beside a section"
+            );
+        }
+        // Limits counted as Slack counts: an emoji is two units.
+        let emoji_label = "😀".repeat(MAX_BUTTON_LABEL / 2 + 1);
+        let m = Message::new(
+            "ok",
+            vec![actions(None, vec![button("a", &emoji_label, "v", None)])],
+        );
+        assert_eq!(m.problems().len(), 1);
+        let long_block_id = Message::new(
+            "ok",
+            vec![actions(Some(&long_id), vec![button("a", "Go", "v", None)])],
+        );
+        assert_eq!(long_block_id.problems().len(), 1);
+        let crowded = Message::new(
+            "ok",
+            vec![actions(
+                None,
+                vec![button("a", "Go", "v", None); MAX_ACTIONS + 1],
+            )],
+        );
+        assert_eq!(crowded.problems().len(), 1);
     }
 }

@@ -112,6 +112,17 @@ pub fn code(text: &str) -> String {
     format!("`{inner}`")
 }
 
+/// A name from a payload (a Scaleway server's, say) as inline code: one line, at most `max`
+/// UTF-16 units before escaping, shown literally as [`code`] shows it. A blank name is
+/// "(unnamed)": empty code would show nothing, or two backticks.
+pub fn code_name(text: &str, max: usize) -> String {
+    let shown = code(&truncate(&one_line(text), max));
+    if shown.is_empty() {
+        return "(unnamed)".to_owned();
+    }
+    shown
+}
+
 /// A link whose label is inline code, so a name shows literally (`` `<url|name>` ``, as chat
 /// integrations show commit ids).
 pub fn code_link(url: &str, label: &str) -> String {
@@ -291,6 +302,21 @@ mod tests {
             "`<https://x/-/jobs/1|rspec ˋ1ˋ &lt;2&gt;>`"
         );
         assert_eq!(code_link("not a url", "a|b"), "`a¦b`");
+    }
+
+    #[test]
+    fn a_code_name_stays_on_its_line_and_in_its_span() {
+        // A name that would close the code span and fake a list line of its own.
+        let forged = "runner`\n• *all 40 builders removed* <!here>";
+        let shown = code_name(forged, 80);
+        assert_eq!(shown, "`runnerˋ • *all 40 builders removed* &lt;!here&gt;`");
+        assert_eq!(shown.matches('`').count(), 2);
+        assert!(!shown.contains('\n'));
+        assert_eq!(problem(&shown), None);
+        assert_eq!(code_name("runner-arm-12345", 8), "`runner-…`");
+        assert_eq!(code_name("😀😀😀", 3), "`😀…`");
+        assert_eq!(code_name("", 80), "(unnamed)");
+        assert_eq!(code_name(" \t\n", 80), "(unnamed)");
     }
 
     #[test]

@@ -6,17 +6,17 @@ use chrono::DateTime;
 use super::incident::{AutoReap, Incident, Stuck, Trouble};
 use crate::{
     fleet::{ScwError, status::CapStatus},
-    reap,
+    reap::{self, count, minutes},
     slack::{
         blocks::{
             MAX_TEXT_CHARS, Message, actions, button, context, date, duration, fit_lines, section,
             time,
         },
-        mrkdwn::{escape, truncate},
+        mrkdwn::{code_name, escape, name},
     },
 };
 
-/// `action_id` of the root's "Plan a reap" button.
+/// `action_id` of "Plan a reap", on the incident's root and on `/arm status` reports.
 pub const PLAN_REAP_ACTION_ID: &str = "watch_plan_reap";
 /// Names in the notification text before "and N more".
 const NAMES_IN_TEXT: usize = 5;
@@ -98,7 +98,7 @@ pub fn root(stuck: &[Stuck], opened_at: i64, view: &View) -> Message {
     let text = format!(
         "{} stuck shut down: {}{}",
         count(n, "ARM builder", "ARM builders"),
-        escape(&truncate(&names.join(", "), 400)),
+        name(&names.join(", "), 400),
         if more > 0 {
             format!(" and {more} more")
         } else {
@@ -169,7 +169,7 @@ pub fn by_itself(stopped: &[Stuck], _view: &View) -> Message {
     Message::new(
         format!(
             "Shut down by itself since the last check: {}",
-            escape(&truncate(&names.join(", "), 400))
+            name(&names.join(", "), 400)
         ),
         vec![section(&fit_lines(
             &head,
@@ -319,21 +319,7 @@ fn moment(unix: i64, now: i64) -> String {
     }
 }
 
-fn minutes(m: u64) -> String {
-    duration(i64::try_from(m.saturating_mul(60)).unwrap_or(i64::MAX))
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Inline code for a name from Scaleway: escaped, clipped, backticks neutralised.
-fn code(s: &str) -> String {
-    if s.is_empty() {
-        return "(unnamed)".to_owned();
-    }
-    format!(
-        "`{}`",
-        escape(&truncate(&s.replace('`', "'"), MAX_NAME_CHARS))
-    )
+/// A name from Scaleway as inline code, clipped so a long one leaves room.
+fn code(name: &str) -> String {
+    code_name(name, MAX_NAME_CHARS)
 }

@@ -1,6 +1,6 @@
 //! A signed `block_actions` request replayed within Slack's signature window changes nothing:
 //! the FAQ answer is shared once, a topic is answered once, a reap click is audited and
-//! answered once.
+//! answered once, "Plan a reap" plans once.
 
 use crate::common::*;
 use armbot::config::FileSettings;
@@ -236,4 +236,52 @@ async fn replayed_reap_clicks_are_audited_and_answered_once() {
         scw.deleted(ScwOp::DeleteServer),
         vec![SERVER_ID.to_string()]
     );
+}
+
+#[tokio::test]
+async fn a_replayed_plan_a_reap_click_plans_once() {
+    let scw = FakeScaleway::start().await;
+    scw.require_key("scw-key");
+    scw.set_zone(
+        "fr-par-1",
+        [ScwServer::new("fr-par-1", SERVER_ID, "runner-arm-stuck")
+            .project("proj-1")
+            .state("stopped in place")
+            .modified_minutes_ago(600)],
+    );
+    let file: FileSettings =
+        toml::from_str("[reap]\nname_prefix = \"runner-arm\"\n").expect("toml");
+    let scw_uri = scw.uri();
+    let app = app(settings_with_file(
+        file,
+        &[
+            ("SCW_SECRET_KEY", "scw-key"),
+            ("SCW_DEFAULT_PROJECT_ID", "proj-1"),
+            ("SCW_DEFAULT_ZONE", "fr-par-1"),
+            ("SCW_API_URL", &scw_uri),
+        ],
+    ))
+    .await;
+    let fake = FakeSlack::start().await;
+    let url = fake.response_url("actions/T1/1/plan");
+    // "Plan a reap" on a status report, clicked once and replayed twice, then clicked again.
+    for ts in ["1700000005.000001"; 3] {
+        let (status, _) = app
+            .request(click("watch_plan_reap", "status", "U0OPS", &url, ts))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.request(click(
+        "watch_plan_reap",
+        "status",
+        "U0OPS",
+        &url,
+        "1700000006.000001",
+    ))
+    .await;
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 2, "one plan per genuine click: {sent:#?}");
+    assert_eq!(scw.calls_to(ScwOp::ListServers).len(), 2);
 }

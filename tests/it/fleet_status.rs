@@ -442,6 +442,30 @@ fn long_lists_are_truncated_within_block_kit_limits() {
     }
 }
 
+/// Blocks a caller adds (buttons, "shared by") go above the footer, and the line saying how many
+/// of the report's sections were left out counts those they displaced too.
+#[test]
+fn blocks_added_above_the_footer_keep_the_count_of_what_is_left_out() {
+    let zones: Vec<_> = (0..60)
+        .map(|i| (format!("zz-zone-{i}"), Ok(Vec::new())))
+        .collect();
+    let report = StatusReport::build(zones, &FleetSettings::default(), None, None, now());
+    let extra = vec![
+        serde_json::json!({"type": "actions", "elements": []}),
+        serde_json::json!({"type": "context", "elements": []}),
+    ];
+    let blocks = report.to_blocks_with(extra.clone());
+    let blocks = blocks.as_array().expect("an array");
+    assert_eq!(blocks.len(), 50);
+    assert_eq!(blocks[49]["type"], "context", "the footer stays last");
+    assert_eq!(blocks[47..49], extra[..]);
+    // The report's own blocks are its head, a divider and 60 zones: 46 fit.
+    assert_eq!(
+        section_text(&blocks[46]),
+        "…and 16 more sections not shown."
+    );
+}
+
 fn section_text(block: &Value) -> &str {
     block
         .pointer("/text/text")
@@ -621,5 +645,35 @@ async fn every_zone_failing_still_gives_a_report() {
             .to_blocks()
             .to_string()
             .contains("ask an admin to set a new SCW_SECRET_KEY")
+    );
+}
+
+/// A name made to end the code span and fake a line of its own stays inside its line.
+#[test]
+fn a_name_with_a_line_break_and_a_backtick_stays_in_its_line() {
+    let forged = builder(
+        "x`\n• *fr-par-2* · 40 builders `y",
+        ServerState::Stopped,
+        120,
+    );
+    let report = StatusReport::build(
+        vec![("fr-par-1".into(), Ok(vec![forged]))],
+        &FleetSettings::default(),
+        None,
+        None,
+        now(),
+    );
+    let blocks = report.to_blocks();
+    let zone = blocks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(section_text)
+        .find(|t| t.starts_with("*fr-par-1*"))
+        .expect("the zone's section");
+    assert_eq!(zone.lines().count(), 2, "{zone}");
+    assert!(
+        zone.contains("\n• `xˋ • *fr-par-2* · 40 builders ˋy` · stopped for 2 h"),
+        "{zone}"
     );
 }

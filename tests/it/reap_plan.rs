@@ -417,7 +417,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         Just(ServerState::Locked),
         Just(ServerState::Other("weird".into())),
     ];
-    // Dense around the 15-minute grace boundary, plus far past and future (clock skew).
+    // Dense around the 15 min grace boundary, plus far past and future (clock skew).
     let minutes = prop_oneof![
         3 => (10i64..20).prop_map(Some),
         2 => (-5i64..100_000).prop_map(Some),

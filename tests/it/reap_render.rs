@@ -393,12 +393,12 @@ fn a_run_stopped_early_groups_what_it_did_not_reach() {
     };
     let all = check(
         "report_stopped_early",
-        &report_message(&report, &plan, "U1"),
+        &report_message(&report, &plan, "U01"),
     );
     assert_eq!(
         all.lines().take(4).collect::<Vec<_>>(),
         [
-            ":warning: <@U1> removed *0 of 3 stuck builders*; 1 with a failure, 2 not attempted.",
+            ":warning: <@U01> removed *0 of 3 stuck builders*; 1 with a failure, 2 not attempted.",
             ":octagonal_sign: Scaleway refused to delete a server. The run stopped.",
             ":x: `&lt;!channel&gt; &amp; co` · fr-par-1: not removed: The Scaleway key lacks \
              permission.",
@@ -459,16 +459,16 @@ fn refusals_name_who_can_not_the_settings() {
             refusal(
                 true,
                 &[
-                    "U1".into(),
-                    "U2".into(),
-                    "U3".into(),
-                    "U4".into(),
-                    "U5".into(),
-                    "U6".into(),
+                    "U01".into(),
+                    "U02".into(),
+                    "U03".into(),
+                    "U04".into(),
+                    "U05".into(),
+                    "U06".into(),
                 ],
-                Some("S1"),
+                Some("S01"),
             ),
-            "Only <@U1>, <@U2>, <@U3>, <@U4>, <@U5>, 1 others or members of <!subteam^S1> can \
+            "Only <@U01>, <@U02>, <@U03>, <@U04>, <@U05>, 1 others or members of <!subteam^S01> can \
              confirm this reap; nothing changed.",
         ),
         (
@@ -561,7 +561,7 @@ fn without_a_store_one_line_says_slots_stay_and_what_to_run() {
     };
     let all = check(
         "report_without_store",
-        &report_message(&report, &plan, "U1"),
+        &report_message(&report, &plan, "U01"),
     );
     assert!(
         all.contains(
@@ -646,7 +646,7 @@ fn block_kit_limits_hold_for_huge_plans() {
             .collect(),
         stopped_early: Some(long.clone()),
     };
-    let blocks = report_blocks(&report, &plan, "U1");
+    let blocks = report_blocks(&report, &plan, "U01");
     assert!(blocks.len() <= 50, "{} blocks", blocks.len());
     assert_eq!(
         Message::new("report", blocks.clone()).problems(),
@@ -672,10 +672,25 @@ fn something_left_on_purpose_is_a_warning_not_a_failure() {
         results: vec![left],
         ..sample_report(&plan)
     };
-    let blocks = report_blocks(&report, &plan, "U1");
+    let blocks = report_blocks(&report, &plan, "U01");
     assert_eq!(
         texts(&blocks)[0],
-        ":broom: <@U1> removed *1 stuck builder*.\n:warning: `1` · fr-par-1: removed, but volume \
+        ":broom: <@U01> removed *1 stuck builder*.\n:warning: `1` · fr-par-1: removed, but volume \
          `vol-1` (l_ssd) left: volume type `weird` is unknown to reap: delete it by hand"
     );
+}
+
+/// A name made to end the code span and fake a line of its own stays inside its line.
+#[test]
+fn a_name_with_a_line_break_and_a_backtick_stays_in_its_line() {
+    let mut plan = sample_plan();
+    plan.selected[0].name = "x`\n• *all 40 builders removed* `y".into();
+    let message = plan_message(&plan);
+    assert_eq!(message.problems(), Vec::<String>::new());
+    let all = texts(&message.blocks).join("\n");
+    assert!(
+        all.contains("\n• `xˋ • *all 40 builders removed* ˋy` · fr-par-1 · "),
+        "{all}"
+    );
+    assert!(!all.contains("\n• *all"), "{all}");
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use armbot_fakes::{FakeScaleway, ScwOp, ScwServer};
+use armbot_fakes::{FakeScaleway, ScwFailure, ScwOp, ScwServer};
 use axum::http::StatusCode;
 use serde_json::Value;
 
@@ -340,7 +340,8 @@ async fn a_small_fleet_lists_each_builder_without_the_common_prefix() {
         buttons(&body),
         [
             ("Plan a reap".to_owned(), "status".to_owned()),
-            ("Share in channel".to_owned(), String::new())
+            // Slack refuses an empty value: a marker stands for the configured zones.
+            ("Share in channel".to_owned(), "*".to_owned())
         ]
     );
 }
@@ -458,16 +459,25 @@ async fn share_in_channel_posts_the_report_once_saying_who_shared_it() {
     let mine = status_report(&app, &fake, "").await;
     let url = fake.response_url("actions/T1/2/share");
 
-    // The click, and the same request replayed twice: one report queued.
+    let listed = scw.calls_to(ScwOp::ListServers).len();
+    // The click, and the same request replayed twice: one report gathered, one queued.
     for _ in 0..3 {
         let (status, _) = app
-            .request(share_click("", &url, "1700000001.000200"))
+            .request(share_click("*", &url, "1700000001.000200"))
             .await;
         assert_eq!(status, StatusCode::OK);
     }
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    assert_eq!(
+        scw.calls_to(ScwOp::ListServers).len(),
+        listed + 2,
+        "one listing of each zone, for the one genuine click"
+    );
     // The clicker's ephemeral copy is removed once the shared one is queued.
-    let deleted = wait_messages(&fake, 2).await.remove(1);
-    assert_eq!(deleted.body, serde_json::json!({"delete_original": true}));
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 2, "the report, then one delete: {sent:#?}");
+    assert_eq!(sent[1].body, serde_json::json!({"delete_original": true}));
     assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
 
     let mut worker = app.worker(slack_transport(&fake));
@@ -533,4 +543,87 @@ async fn the_shared_report_covers_the_zones_asked_for() {
     assert!(buttons(&posted[0].body).is_empty());
     let lists = scw.calls_to(ScwOp::ListServers.in_zone("fr-par-1"));
     assert!(lists.is_empty(), "only nl-ams-1 was listed: {lists:?}");
+}
+
+#[tokio::test]
+async fn zones_named_twice_are_listed_once_and_the_share_button_stays_within_slacks_limit() {
+    let scw = small_fleet().await;
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1"], 30).await;
+    let fake = FakeSlack::start().await;
+    let mine = status_report(&app, &fake, &"nl-ams-1 NL-AMS-1, ".repeat(300)).await;
+    assert_slack_takes(&mine);
+    assert_eq!(
+        buttons(&mine),
+        [("Share in channel".to_owned(), "nl-ams-1".to_owned())]
+    );
+    assert_eq!(scw.calls_to(ScwOp::ListServers).len(), 1);
+
+    // A zone name too long for a button's value: the report comes, without the button.
+    let long = format!("fr-par-{}", "1".repeat(2000));
+    let report = status_report(&app, &fake, &long).await;
+    assert_slack_takes(&report);
+    assert!(buttons(&report).is_empty(), "{report}");
+}
+
+#[tokio::test]
+async fn a_share_button_sent_with_an_empty_value_shares_the_configured_zones() {
+    let scw = small_fleet().await;
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1"], 30).await;
+    let fake = FakeSlack::start().await;
+    let url = fake.response_url("actions/T1/4/share");
+    app.request(share_click("", &url, "1700000004.000300"))
+        .await;
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    let mut worker = app.worker(slack_transport(&fake));
+    drain(&mut worker).await;
+    let posted: Vec<_> = fake
+        .messages()
+        .into_iter()
+        .filter(|m| m.method == "chat.postMessage")
+        .collect();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    let t = texts(&posted[0].body);
+    assert!(t[0].contains(" in 2 zones"), "{t:?}");
+}
+
+#[tokio::test]
+async fn a_share_when_scaleway_cannot_be_read_tells_the_clicker_and_a_new_click_shares() {
+    let scw = small_fleet().await;
+    let app = fleet_app(&scw, &["fr-par-1", "nl-ams-1"], 30).await;
+    let fake = FakeSlack::start().await;
+    let url = fake.response_url("actions/T1/5/share");
+    scw.fail_next(
+        ScwOp::ListServers,
+        2,
+        ScwFailure::permissions_denied("read", "instance_server"),
+    );
+    app.request(share_click("*", &url, "1700000005.000300"))
+        .await;
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    let sent = fake.messages();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let told = sent[0].body["text"].as_str().unwrap_or_default();
+    assert!(
+        told.starts_with("The report was not shared: ") && told.contains("InstancesReadOnly"),
+        "{told}"
+    );
+    assert_ne!(
+        sent[0].body["replace_original"], true,
+        "the clicker keeps their copy"
+    );
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 0);
+
+    // Clicked again (a new action_ts), once Scaleway answers: shared.
+    app.state.tasks.reopen();
+    app.request(share_click("*", &url, "1700000006.000300"))
+        .await;
+    app.state.tasks.close();
+    app.state.tasks.wait().await;
+    assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
+    assert_eq!(
+        fake.messages()[1].body,
+        serde_json::json!({"delete_original": true})
+    );
 }

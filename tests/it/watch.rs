@@ -155,7 +155,7 @@ on_both_engines! {
         )
         .await;
         let t0 = w.clock.now();
-        // Builder 2 is stuck past the 15-minute grace period; builder 5 only shut down 5
+        // Builder 2 is stuck past the 15 min grace period; builder 5 only shut down 5
         // minutes ago. An x86 server and an arm64 server outside the fleet are stuck too.
         let outsiders = || {
             vec![
@@ -841,7 +841,9 @@ fn the_watch_messages_read_at_a_glance() {
         // Times are Slack dates; no bare clock time, no old "5m"-style duration.
         assert!(!text.contains(" UTC "), "{text}");
         assert!(!text.contains("UTC)") && !text.contains("UTC ·"), "{text}");
+        assert_eq!(terse_duration(&text), None, "{text}");
     }
+    assert_eq!(terse_duration("over 2h: 5m"), Some(5));
     insta::assert_json_snapshot!("watch_incident_root", root);
     insta::assert_json_snapshot!("watch_by_itself", by_itself);
     insta::assert_json_snapshot!("watch_resolved", resolved);
@@ -875,6 +877,21 @@ fn the_watch_messages_read_at_a_glance() {
         trouble.contains("after 15 min (3 checks failed in a row)"),
         "{trouble}"
     );
+    // A name made to end the code span and fake a line of its own stays inside its line.
+    let mut forged = stuck(2, 30, false, true);
+    forged.name = "x`\n• `runner-arm-9` · fine `y".into();
+    for m in [
+        render::root(std::slice::from_ref(&forged), NOW, &view(25)),
+        render::by_itself(std::slice::from_ref(&forged), &view(25)),
+    ] {
+        assert_eq!(m.problems(), Vec::<String>::new(), "{m:?}");
+        let text = serde_json::to_string(&m).expect("json");
+        assert!(
+            text.contains(r"\n• `xˋ • ˋrunner-arm-9ˋ · fine ˋy` · fr-par-1 · "),
+            "{text}"
+        );
+        assert!(!text.contains(r"\n• `runner-arm-9`"), "{text}");
+    }
     // Older than 12 hours: with the day.
     let old = render::root(&[stuck(1, 3 * 1440, false, false)], NOW, &view(25));
     let old = serde_json::to_string(&old).expect("json");
@@ -884,4 +901,13 @@ fn the_watch_messages_read_at_a_glance() {
         ),
         "{old}"
     );
+}
+
+/// Where an old terse duration ("5m", "2h") starts: a digit, `m` or `h`, then no letter
+/// (so "5 min" and "16G" are not one).
+fn terse_duration(text: &str) -> Option<usize> {
+    let padded = format!("{text} ");
+    padded.as_bytes().windows(3).position(|w| {
+        w[0].is_ascii_digit() && matches!(w[1], b'm' | b'h') && !w[2].is_ascii_alphabetic()
+    })
 }
