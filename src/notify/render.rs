@@ -236,10 +236,10 @@ fn chosen_name(hook: &PipelineHook) -> Option<String> {
 /// A failed job: what the payload says of it, rendered only where a message shows it (a root
 /// shows 10 of a pipeline's jobs, a reply a few, whatever the pipeline's size).
 #[derive(Debug, Clone, PartialEq)]
-pub struct FailedJob {
+struct FailedJob {
     id: u64,
     /// The job's name on one line, capped (escaped where shown); what pipelines are compared by.
-    pub label: String,
+    label: String,
     /// GitLab's `failure_reason`.
     reason: Option<String>,
     /// `runner `arm-3` (#7)` when the failure is the runner's or the machine's, not the
@@ -355,26 +355,26 @@ pub struct FailedJobs {
 /// writer, which alone knows where the incident stands, only puts the parts together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    pub subject: String,
-    pub subject_text: String,
-    pub project_url: String,
-    pub pipeline: u64,
-    pub pipeline_url: String,
+    subject: String,
+    subject_text: String,
+    project_url: String,
+    pipeline: u64,
+    pipeline_url: String,
     /// The pipeline's failures page when jobs failed, else its page.
-    pub failures_url: String,
-    pub child_of: Option<u64>,
-    pub commit: Option<String>,
-    pub by: Option<String>,
-    pub took_secs: Option<i64>,
-    pub pipeline_name: Option<String>,
+    failures_url: String,
+    child_of: Option<u64>,
+    commit: Option<String>,
+    by: Option<String>,
+    took_secs: Option<i64>,
+    pipeline_name: Option<String>,
     /// The failed jobs, oldest first (the first [`MAX_KEPT_JOBS`]).
-    pub jobs: Vec<FailedJob>,
+    jobs: Vec<FailedJob>,
     /// How many failed, kept or not.
-    pub failed: usize,
+    failed: usize,
     /// Why no job is listed, when none is.
-    pub no_jobs: Option<String>,
+    no_jobs: Option<String>,
     /// An infrastructure failure ran on an ARM builder.
-    pub on_arm: bool,
+    on_arm: bool,
     /// Fingerprints of the labels of the jobs whose newest attempt passed, sorted (to say
     /// which jobs of the failure before now pass).
     passed: Vec<u64>,
