@@ -659,13 +659,27 @@ fn and_list(items: &[&str]) -> String {
 /// with, so each line leads with what tells builders apart.
 struct Names<'a> {
     prefix: Option<&'a str>,
+    /// What the names are shown without: the prefix and the separators that follow it in
+    /// them (`runner-arm-` for a `runner-arm` prefix), as [`short_name`] strips them.
+    stripped: Option<String>,
 }
 
 impl<'a> Names<'a> {
     fn of(plan: &'a Plan) -> Self {
-        Names {
-            prefix: plan.name_prefix.as_deref().filter(|p| !p.is_empty()),
-        }
+        let prefix = plan.name_prefix.as_deref().filter(|p| !p.is_empty());
+        let stripped = prefix.map(|p| {
+            // `short_name` returns the end of the name: what precedes it was stripped.
+            plan.selected
+                .iter()
+                .map(|r| r.name.as_str())
+                .chain(plan.skipped.iter().map(|s| s.name.as_str()))
+                .find_map(|name| {
+                    let short = short_name(name, p);
+                    (short.len() < name.len()).then(|| name[..name.len() - short.len()].to_owned())
+                })
+                .unwrap_or_else(|| p.to_owned())
+        });
+        Names { prefix, stripped }
     }
 
     /// The name without the prefix, as inline code.
@@ -688,7 +702,9 @@ impl<'a> Names<'a> {
 
     /// Says what was left out of the names, so a reader can find the full ones.
     fn note(&self) -> Option<String> {
-        self.prefix.map(|p| format!("names without {}", code(p)))
+        self.stripped
+            .as_deref()
+            .map(|p| format!("names without {}", code(p)))
     }
 }
 

@@ -694,3 +694,14 @@ fn a_name_with_a_line_break_and_a_backtick_stays_in_its_line() {
     );
     assert!(!all.contains("\n• *all"), "{all}");
 }
+
+#[test]
+fn the_footer_names_what_was_stripped_from_the_names() {
+    let mut plan = sample_plan();
+    // A prefix written without its separator: the names lose the separator too, and the
+    // footer says so.
+    plan.name_prefix = Some("runner-qasr7s6-arm".into());
+    let all = texts(&plan_message(&plan).blocks).join("\n");
+    assert!(all.contains("\n• `1` · fr-par-1 · "), "{all}");
+    assert!(all.contains("names without `runner-qasr7s6-arm-`"), "{all}");
+}
