@@ -365,6 +365,7 @@ mod tests {
             auto_reap_after: Some(60),
             project: Some("p".into()),
             cap: None,
+            shown_without: String::new(),
         }
     }
 

@@ -124,6 +124,7 @@ impl Watcher {
             auto_reap_after: self.settings.auto_reap.then(|| self.auto_reap_after()),
             project: self.fleet.settings.project_id.clone(),
             cap: status.cap.clone(),
+            shown_without: status.shown_without.clone(),
         };
         // A poll of another replica may have saved meanwhile (a change of leader): decide
         // again on its memory, so a reap that happened is still told.

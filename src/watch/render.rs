@@ -5,7 +5,7 @@ use chrono::DateTime;
 
 use super::incident::{AutoReap, Incident, Stuck, Trouble};
 use crate::{
-    fleet::{ScwError, status::CapStatus},
+    fleet::{ScwError, short_name, status::CapStatus},
     reap::{self, count, minutes},
     slack::{
         blocks::{
@@ -39,6 +39,22 @@ pub struct View {
     pub project: Option<String>,
     /// How full the runner's cap is, when known.
     pub cap: Option<CapStatus>,
+    /// What builder names are listed without (the fleet's common prefix, as `/arm status`
+    /// shows them); empty for whole names.
+    pub shown_without: String,
+}
+
+impl View {
+    /// A builder's name as the watch lists it: without the fleet's common prefix.
+    fn builder(&self, name: &str) -> String {
+        code(short_name(name, &self.shown_without))
+    }
+
+    /// `names without `runner-arm-``, when names are listed without a prefix.
+    fn names_note(&self) -> Option<String> {
+        (!self.shown_without.is_empty())
+            .then(|| format!("names without {}", code(&self.shown_without)))
+    }
 }
 
 /// The incident's root while builders are stuck: who, where, for how long, what they hold,
@@ -57,7 +73,7 @@ pub fn root(stuck: &[Stuck], opened_at: i64, view: &View) -> Message {
         head.push('\n');
         head.push_str(&cap);
     }
-    let lines: Vec<String> = stuck.iter().map(|s| line(s, view.now)).collect();
+    let lines: Vec<String> = stuck.iter().map(|s| line(s, view)).collect();
     let list = fit_lines(
         "*Stuck:*",
         &lines,
@@ -83,10 +99,13 @@ pub fn root(stuck: &[Stuck], opened_at: i64, view: &View) -> Message {
             )],
         ),
         context(&format!(
-            "Fleet watch · checks every {} · opened {} · as of {} · {reap_note}",
+            "Fleet watch · checks every {} · opened {} · as of {} · {reap_note}{}",
             duration(i64::try_from(view.interval_secs).unwrap_or(i64::MAX)),
             moment(opened_at, view.now),
             moment(view.now, view.now),
+            view.names_note()
+                .map(|n| format!(" · {n}"))
+                .unwrap_or_default(),
         )),
     ];
     let names: Vec<&str> = stuck
@@ -138,13 +157,13 @@ pub fn resolved_root(incident: &Incident, view: &View) -> Message {
 }
 
 /// The thread reply naming builders that were running at the last poll and are shut down.
-pub fn by_itself(stopped: &[Stuck], _view: &View) -> Message {
+pub fn by_itself(stopped: &[Stuck], view: &View) -> Message {
     let lines: Vec<String> = stopped
         .iter()
         .map(|s| {
             format!(
                 "• {} · {} · was running, now {}",
-                code(&s.name),
+                view.builder(&s.name),
                 escape(&s.zone),
                 escape(s.state.as_str())
             )
@@ -171,14 +190,16 @@ pub fn by_itself(stopped: &[Stuck], _view: &View) -> Message {
             "Shut down by itself since the last check: {}",
             name(&names.join(", "), 400)
         ),
-        vec![section(&fit_lines(
+        std::iter::once(section(&fit_lines(
             &head,
             &lines,
             0,
             |k| format!("…and {k} more"),
             None,
             MAX_TEXT_CHARS,
-        ))],
+        )))
+        .chain(view.names_note().map(|n| context(&n)))
+        .collect(),
     )
 }
 
@@ -259,10 +280,11 @@ pub fn recovered(trouble: &Trouble, view: &View) -> Message {
 }
 
 /// "• `runner-7` · fr-par-1 · stopped in place for 2 h 5 min (since 09:12) · protected"
-fn line(s: &Stuck, now: i64) -> String {
+fn line(s: &Stuck, view: &View) -> String {
+    let now = view.now;
     let mut l = format!(
         "• {} · {} · {} for {} (since {})",
-        code(&s.name),
+        view.builder(&s.name),
         escape(&s.zone),
         escape(s.state.as_str()),
         duration(now - s.since),

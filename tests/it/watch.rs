@@ -182,7 +182,8 @@ on_both_engines! {
         let text = body(&root);
         for want in [
             "1 ARM builder is stuck shut down",
-            "`runner-arm-2` · fr-par-1 · stopped in place for 20 min (since <!date^1799998800^{time}|07:40 UTC>)",
+            "\\n• `2` · fr-par-1 · stopped in place for 20 min (since <!date^1799998800^{time}|07:40 UTC>)",
+            "names without `runner-arm-`",
             "for longer than the 15 min grace period",
             "checks every 5 min · opened <!date^1800000000^{time}|08:00 UTC> · as of <!date^1800000000^{time}|08:00 UTC>",
             "*Runner cap:* 23 of 30 slots used, 3 by machines the runner cannot remove.",
@@ -191,7 +192,7 @@ on_both_engines! {
         ] {
             assert!(text.contains(want), "`{want}` not in {text}");
         }
-        for never in ["runner-arm-8", "cache-arm64", "runner-arm-5", "runner-arm-1"] {
+        for never in ["`8` ·", "cache-arm64", "`5` ·", "`1` ·"] {
             assert!(!text.contains(never), "`{never}` in {text}");
         }
         assert_eq!(
@@ -214,9 +215,10 @@ on_both_engines! {
         assert_eq!(note.thread_ts.as_deref(), Some(root.ts.as_str()));
         let text = body(&note);
         assert!(text.contains("shut down by itself since the last check"), "{text}");
-        assert!(text.contains("`runner-arm-1` · fr-par-1 · was running, now stopped in place"), "{text}");
+        assert!(text.contains("\\n• `1` · fr-par-1 · was running, now stopped in place"), "{text}");
+        assert!(text.contains("names without `runner-arm-`"), "{text}");
         // Builder 5 was not running at the last check: not named.
-        assert!(!text.contains("runner-arm-5"), "{text}");
+        assert!(!text.contains("`5`"), "{text}");
 
         // Twenty minutes later builders 1 and 5 are past the grace period too: the root is
         // updated in place, never posted again.
@@ -228,9 +230,9 @@ on_both_engines! {
         assert_eq!((update.channel.as_str(), update.ts.as_str()), (CHANNEL, root.ts.as_str()));
         let text = body(&update);
         assert!(text.contains("3 ARM builders are stuck shut down"), "{text}");
-        assert!(text.contains("`runner-arm-1` · fr-par-1 · stopped in place for 21 min"), "{text}");
+        assert!(text.contains("\\n• `1` · fr-par-1 · stopped in place for 21 min"), "{text}");
         assert!(text.contains("· shut down by itself"), "{text}");
-        assert!(text.contains("`runner-arm-2` · fr-par-1 · stopped in place for 45 min"), "{text}");
+        assert!(text.contains("\\n• `2` · fr-par-1 · stopped in place for 45 min"), "{text}");
 
         // Nothing changed: nothing said.
         w.clock.advance_minutes(5);
@@ -785,6 +787,7 @@ fn the_watch_messages_read_at_a_glance() {
             },
             limit: Some(30),
         }),
+        shown_without: "runner-arm-".into(),
     };
     let stuck = |n: usize, minutes: i64, protected: bool, by_itself: bool| Stuck {
         id: id(n),
@@ -857,9 +860,9 @@ fn the_watch_messages_read_at_a_glance() {
     for want in [
         "for longer than the 15 min grace period",
         // Within 12 hours: the time of day; the duration says how long.
-        "`runner-arm-14` · fr-par-1 · stopped in place for 7 h 5 min (since <!date^1799976000^{time}|01:20 UTC>)",
-        "`runner-arm-11` · fr-par-1 · stopped in place for 22 min (since <!date^1800000180^{time}|08:03 UTC>)",
-        "Fleet watch · checks every 5 min · opened <!date^1800000000^{time}|08:00 UTC> · as of <!date^1800001500^{time}|08:25 UTC> · auto-reap after 2 h",
+        "\\n• `14` · fr-par-1 · stopped in place for 7 h 5 min (since <!date^1799976000^{time}|01:20 UTC>)",
+        "\\n• `11` · fr-par-1 · stopped in place for 22 min (since <!date^1800000180^{time}|08:03 UTC>)",
+        "Fleet watch · checks every 5 min · opened <!date^1800000000^{time}|08:00 UTC> · as of <!date^1800001500^{time}|08:25 UTC> · auto-reap after 2 h · names without `runner-arm-`",
     ] {
         assert!(root.contains(want), "`{want}` not in {root}");
     }
