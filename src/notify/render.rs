@@ -146,37 +146,45 @@ fn pipeline_link(project_url: &str, id: u64) -> String {
     )
 }
 
-/// The commit: its short sha linked to it, and its title (or its message's first line).
-fn commit_parts(hook: &PipelineHook) -> (Option<String>, Option<String>) {
-    let Some(c) = hook.commit.as_ref() else {
-        return (None, None);
-    };
-    let id = one_line(c.id.trim());
-    let short: String = id.chars().take(8).collect();
-    let sha = match c.url.as_deref() {
-        Some(u) if !u.trim().is_empty() => code_link(u, &short),
-        _ if !short.is_empty() => code_link(
-            &format!("{}/-/commit/{}", hook.project.web_url, ref_path(&id)),
-            &short,
-        ),
-        _ => String::new(),
-    };
-    let title = name(c.title(), MAX_TITLE);
-    (
-        (!sha.is_empty()).then_some(sha),
-        (!title.is_empty()).then_some(title),
-    )
+/// The commit as a message shows it: its short sha linked to it, and its title (or its
+/// message's first line), each as far as the payload tells.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Commit {
+    sha: Option<String>,
+    title: Option<String>,
 }
 
-/// `sha` (linked) and title, as far as the payload tells.
-fn commit_line(hook: &PipelineHook) -> Option<String> {
-    let (sha, title) = commit_parts(hook);
-    let line = [sha, title]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    (!line.is_empty()).then_some(line)
+impl Commit {
+    fn of(hook: &PipelineHook) -> Self {
+        let Some(c) = hook.commit.as_ref() else {
+            return Self::default();
+        };
+        let id = one_line(c.id.trim());
+        let short: String = id.chars().take(8).collect();
+        let sha = match c.url.as_deref() {
+            Some(u) if !u.trim().is_empty() => code_link(u, &short),
+            _ if !short.is_empty() => code_link(
+                &format!("{}/-/commit/{}", hook.project.web_url, ref_path(&id)),
+                &short,
+            ),
+            _ => String::new(),
+        };
+        let title = name(c.title(), MAX_TITLE);
+        Self {
+            sha: (!sha.is_empty()).then_some(sha),
+            title: (!title.is_empty()).then_some(title),
+        }
+    }
+
+    /// `sha` (linked) and title.
+    fn line(&self) -> Option<String> {
+        let line = [self.sha.as_deref(), self.title.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!line.is_empty()).then_some(line)
+    }
 }
 
 /// `runner `desc` (#7)`, `runner #7`, or nothing when the payload says nothing of it.
@@ -360,8 +368,6 @@ pub struct Failure {
     project_url: String,
     pipeline: u64,
     pipeline_url: String,
-    /// The pipeline's failures page when jobs failed, else its page.
-    failures_url: String,
     child_of: Option<u64>,
     commit: Option<String>,
     by: Option<String>,
@@ -386,11 +392,6 @@ impl Failure {
         let latest = newest_attempts(&hook.builds);
         let culprits = failed_of(&latest);
         let pipeline_url = pipeline_url(hook);
-        let failures_url = if culprits.is_empty() {
-            pipeline_url.clone()
-        } else {
-            format!("{pipeline_url}/failures")
-        };
         let on_arm = culprits.iter().any(|b| {
             b.failure_reason.as_deref().is_some_and(is_infra)
                 && b.runner.as_ref().is_some_and(|r| {
@@ -420,9 +421,8 @@ impl Failure {
             project_url: hook.project.web_url.clone(),
             pipeline: a.id,
             pipeline_url,
-            failures_url,
             child_of: hook.parent_pipeline_id(),
-            commit: commit_line(hook),
+            commit: Commit::of(hook).line(),
             by: user_words(hook),
             took_secs: a.duration.filter(|d| d.is_finite()).map(|d| d as i64),
             pipeline_name: chosen_name(hook),
@@ -458,8 +458,17 @@ impl Failure {
         link(&self.pipeline_url, &format!("#{}", self.pipeline))
     }
 
+    /// The pipeline's failures page when jobs failed, else its page.
+    fn failures_url(&self) -> String {
+        if self.failed == 0 {
+            self.pipeline_url.clone()
+        } else {
+            format!("{}/failures", self.pipeline_url)
+        }
+    }
+
     fn more(&self) -> impl Fn(usize) -> String + '_ {
-        |n| link(&self.failures_url, &format!("…and {n} more"))
+        |n| link(&self.failures_url(), &format!("…and {n} more"))
     }
 
     /// `omnibus-gitlab master #31 failed: a (script), b (runner system failure)`.
@@ -477,7 +486,7 @@ impl Failure {
         let mut head = format!(
             ":red_circle: {}: pipeline {} failed",
             self.subject,
-            link(&self.failures_url, &format!("#{}", self.pipeline))
+            link(&self.failures_url(), &format!("#{}", self.pipeline))
         );
         if let Some(parent) = self.child_of {
             head.push_str(&format!(
@@ -690,10 +699,7 @@ pub struct FixedNotice {
     project_url: String,
     pipeline: u64,
     pipeline_link: String,
-    /// `sha` linked, then the commit's title.
-    commit: Option<String>,
-    /// `sha` linked alone, for the one-line root.
-    sha: Option<String>,
+    commit: Commit,
     by: Option<String>,
 }
 
@@ -706,8 +712,7 @@ impl FixedNotice {
             project_url: hook.project.web_url.clone(),
             pipeline: a.id,
             pipeline_link: link(&pipeline_url(hook), &format!("#{}", a.id)),
-            commit: commit_line(hook),
-            sha: commit_parts(hook).0,
+            commit: Commit::of(hook),
             by: user_words(hook),
         }
     }
@@ -728,7 +733,7 @@ impl FixedNotice {
             self.pipeline_link,
             duration(broken_for_secs)
         );
-        for part in [&self.commit, &self.by].into_iter().flatten() {
+        for part in [self.commit.line(), self.by.clone()].into_iter().flatten() {
             line.push_str(&format!(" · {part}"));
         }
         Message::new(self.text(broken_for_secs), vec![section(&line)])
@@ -747,7 +752,7 @@ impl FixedNotice {
             // The failed pipeline's jobs were retried until it passed.
             by.push_str(" on retry");
         }
-        if let Some(sha) = &self.sha {
+        if let Some(sha) = &self.commit.sha {
             by.push_str(&format!(" ({sha})"));
         }
         let failed = if first == last_failed {

@@ -143,6 +143,11 @@ async fn a_thread_tells_the_story_of_a_broken_ref() {
         "stale jobs: {updated_blocks}"
     );
     assert!(updated_blocks.contains("2 failed pipelines · first failed: <https://gitlab.example.com/gitlab-org/omnibus-gitlab/-/pipelines/31|#31>"), "{updated_blocks}");
+    // Since when, in each reader's own time zone.
+    assert!(
+        updated_blocks.contains("Broken since <!date^1471015860^{date_short_pretty} at {time}|2016-08-12 15:31 UTC>"),
+        "{updated_blocks}"
+    );
 
     let fixed_reply = &thread[3];
     assert_eq!(
@@ -315,4 +320,18 @@ async fn an_incident_opened_by_an_older_version_still_gets_replies_and_updates()
     // The incident now keeps the latest failure the new way.
     let stored: Vec<String> = app.db.column("SELECT root_body FROM incidents").await;
     assert!(stored[0].contains("\"pipeline\":71"), "{stored:?}");
+}
+
+#[test]
+fn a_commit_without_a_url_is_linked_from_the_project() {
+    let mut p = pipeline(52, "master", "success");
+    p["commit"]["url"] = Value::Null;
+    let reply = blocks_of(&FixedNotice::new(&hook(&p)).reply(60));
+    assert!(
+        reply.contains("`<https://gitlab.example.com/gitlab-org/gitlab-test/-/commit/bcbb5ec396a2c0f828686f14fac9b80b780504f2|bcbb5ec3>` test"),
+        "{reply}"
+    );
+    p["commit"] = Value::Null;
+    let reply = blocks_of(&FixedNotice::new(&hook(&p)).reply(60));
+    assert!(!reply.contains("/commit/"), "{reply}");
 }
