@@ -702,18 +702,6 @@ fn same_pipeline_by_api(fake: &FakeGitLab, id: u64, status: &str, at: DateTime<U
 }
 
 /// What Slack was sent: method, thread or not, text and blocks.
-fn sent(posted: &[SlackCall]) -> Vec<Value> {
-    posted
-        .iter()
-        .map(|m| {
-            json!({
-                "method": m.method, "in_thread": m.thread_ts.is_some(),
-                "text": m.body["text"], "blocks": m.body["blocks"]
-            })
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_caught_up_notice_is_the_webhooks_notice() {
     let users = "[notify.users]\njbuilder = \"U0JANE\"\n";

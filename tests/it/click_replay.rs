@@ -40,6 +40,16 @@ fn click(
     )
 }
 
+/// The value of a message's first button (in its first row of buttons).
+fn first_button_value(message: &Value, what: &str) -> String {
+    message["blocks"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["type"] == "actions"))
+        .and_then(|b| b["elements"][0]["value"].as_str())
+        .expect(what)
+        .to_string()
+}
+
 async fn pending(app: &TestApp) -> i64 {
     app.store.outbox_count("pending").await.expect("count")
 }
@@ -53,12 +63,7 @@ async fn a_replayed_share_click_posts_the_answer_once() {
         .request(slash("faq why are my builds pending", &url))
         .await;
     let answer: Value = serde_json::from_str(&body).expect("json");
-    let entry = answer["blocks"]
-        .as_array()
-        .and_then(|b| b.iter().find(|b| b["type"] == "actions"))
-        .and_then(|b| b["elements"][0]["value"].as_str())
-        .expect("a share button")
-        .to_string();
+    let entry = first_button_value(&answer, "a share button");
 
     for _ in 0..3 {
         let (status, _) = app
@@ -109,12 +114,7 @@ async fn a_replayed_topic_click_answers_once() {
         .request(slash("faq how do I rotate the aws access keys", &url))
         .await;
     let dont_know: Value = serde_json::from_str(&body).expect("json");
-    let topic = dont_know["blocks"]
-        .as_array()
-        .and_then(|b| b.iter().find(|b| b["type"] == "actions"))
-        .and_then(|b| b["elements"][0]["value"].as_str())
-        .expect("a topic button")
-        .to_string();
+    let topic = first_button_value(&dont_know, "a topic button");
     for ts in ["1700000001.000200"; 3] {
         let (status, _) = app
             .request(click("faq_topic_0", &topic, "U0ASKER", &url, ts))
@@ -166,12 +166,7 @@ async fn replayed_reap_clicks_are_audited_and_answered_once() {
     let url = fake.response_url("commands/T1/1/x");
     app.request(slash("reap", &url)).await;
     let plan_msg = wait_messages(&fake, 1).await.remove(0);
-    let plan_id = plan_msg.body["blocks"]
-        .as_array()
-        .and_then(|b| b.iter().find(|b| b["type"] == "actions"))
-        .and_then(|b| b["elements"][0]["value"].as_str())
-        .expect("confirm button")
-        .to_string();
+    let plan_id = first_button_value(&plan_msg.body, "confirm button");
 
     // A refused click, replayed: one refusal, one audit row.
     for _ in 0..3 {

@@ -480,6 +480,20 @@ pub fn slack_transport(fake: &FakeSlack) -> Transport {
 }
 
 /// Waits (bounded) until the fake Slack has accepted `n` messages in all; returns them all.
+/// What a channel was sent, in order, as the team reads it: the method, whether in a thread,
+/// the text and the blocks (no timestamps, so runs compare and snapshot alike).
+pub fn sent(calls: &[SlackCall]) -> Vec<Value> {
+    calls
+        .iter()
+        .map(|m| {
+            json!({
+                "method": m.method, "in_thread": m.thread_ts.is_some(),
+                "text": m.body["text"], "blocks": m.body["blocks"]
+            })
+        })
+        .collect()
+}
+
 pub async fn wait_messages(fake: &FakeSlack, n: usize) -> Vec<SlackCall> {
     fake.wait_for(n, WAIT)
         .await

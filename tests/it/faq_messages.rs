@@ -259,6 +259,14 @@ async fn the_question_in_a_button_is_bounded_and_safe() {
     }
 }
 
+/// The bot's first message after `event` (a mention or a DM), delivered to `fake`.
+async fn replied(app: &TestApp, fake: &FakeSlack, event: Value) -> SlackCall {
+    post_event(app, event).await;
+    let mut worker = app.worker(slack_transport(fake));
+    drain(&mut worker).await;
+    fake.messages().remove(0)
+}
+
 async fn post_event(app: &TestApp, event: Value) {
     let body =
         json!({"type": "event_callback", "event_id": "Ev1", "team_id": "T1", "event": event})
@@ -273,14 +281,12 @@ async fn post_event(app: &TestApp, event: Value) {
 async fn a_mention_is_answered_in_its_thread() {
     let app = app(settings(&[])).await;
     let fake = FakeSlack::start().await;
-    post_event(
+    let posted = replied(
         &app,
+        &fake,
         json!({"type": "app_mention", "user": "U0DANA", "text": "<@UBOT> why are my arm builds pending?", "ts": "100.1", "channel": "C1"}),
     )
     .await;
-    let mut worker = app.worker(slack_transport(&fake));
-    drain(&mut worker).await;
-    let posted = fake.messages().remove(0);
     assert_eq!(posted.thread_ts.as_deref(), Some("100.1"));
     let body = json!({"text": posted.body["text"], "blocks": posted.body["blocks"]});
     insta::assert_json_snapshot!("mention_answer", body);
@@ -294,14 +300,12 @@ async fn a_mention_is_answered_in_its_thread() {
 async fn a_topic_clicked_under_a_mention_is_answered_privately_and_shared_in_the_sharers_name() {
     let app = app(settings(&[])).await;
     let fake = FakeSlack::start().await;
-    post_event(
+    let posted = replied(
         &app,
+        &fake,
         json!({"type": "app_mention", "user": "U0DANA", "text": "<@UBOT> how do I rotate the aws access keys", "ts": "100.1", "channel": "C1"}),
     )
     .await;
-    let mut worker = app.worker(slack_transport(&fake));
-    drain(&mut worker).await;
-    let posted = fake.messages().remove(0);
     assert_eq!(posted.thread_ts.as_deref(), Some("100.1"));
     let body = json!({"text": posted.body["text"], "blocks": posted.body["blocks"]});
     insta::assert_json_snapshot!("mention_dont_know", body);
@@ -336,6 +340,7 @@ async fn a_topic_clicked_under_a_mention_is_answered_privately_and_shared_in_the
     let share_value = share["value"].as_str().expect("value");
     app.request(click_in("C1", "faq_share", share_value, "U0BOB", &url))
         .await;
+    let mut worker = app.worker(slack_transport(&fake));
     drain(&mut worker).await;
     let shared = fake
         .messages()
@@ -360,14 +365,12 @@ async fn a_topic_clicked_under_a_mention_is_answered_privately_and_shared_in_the
 async fn a_mention_is_quoted_back_as_its_reader_saw_it() {
     let app = app(settings(&[])).await;
     let fake = FakeSlack::start().await;
-    post_event(
+    let posted = replied(
         &app,
+        &fake,
         json!({"type": "app_mention", "user": "U0DANA", "text": "<@UBOT> is <https://x.example/y|this page> about <#C1|general> &amp; lunch? <!here>", "ts": "100.1", "channel": "C1"}),
     )
     .await;
-    let mut worker = app.worker(slack_transport(&fake));
-    drain(&mut worker).await;
-    let posted = fake.messages().remove(0);
     let t = texts(&checked(&posted.body));
     assert!(
         t[0].starts_with("I don't know the answer to “is this page about #general &amp; lunch?”."),
@@ -379,14 +382,12 @@ async fn a_mention_is_quoted_back_as_its_reader_saw_it() {
 async fn in_a_dm_a_topic_answer_has_no_share_button() {
     let app = app(settings(&[])).await;
     let fake = FakeSlack::start().await;
-    post_event(
+    let posted = replied(
         &app,
+        &fake,
         json!({"type": "message", "channel_type": "im", "user": "U0DANA", "text": "rotate the aws access keys", "ts": "200.1", "channel": "D9"}),
     )
     .await;
-    let mut worker = app.worker(slack_transport(&fake));
-    drain(&mut worker).await;
-    let posted = fake.messages().remove(0);
     let m = checked(&posted.body);
     let value = buttons(&m)[0]["value"]
         .as_str()

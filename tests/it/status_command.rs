@@ -431,6 +431,16 @@ async fn a_360_builder_fleet_fits_in_a_screen() {
 }
 
 /// A click as Slack sends it, with the message it was on and when it happened.
+/// What the worker posted to channels once it has delivered everything queued.
+async fn channel_posts(app: &TestApp, fake: &FakeSlack) -> Vec<SlackCall> {
+    let mut worker = app.worker(slack_transport(fake));
+    drain(&mut worker).await;
+    fake.messages()
+        .into_iter()
+        .filter(|m| m.method == "chat.postMessage")
+        .collect()
+}
+
 fn share_click(
     zones: &str,
     response_url: &str,
@@ -480,13 +490,7 @@ async fn share_in_channel_posts_the_report_once_saying_who_shared_it() {
     assert_eq!(sent[1].body, serde_json::json!({"delete_original": true}));
     assert_eq!(app.store.outbox_count("pending").await.expect("count"), 1);
 
-    let mut worker = app.worker(slack_transport(&fake));
-    drain(&mut worker).await;
-    let posted: Vec<_> = fake
-        .messages()
-        .into_iter()
-        .filter(|m| m.method == "chat.postMessage")
-        .collect();
+    let posted = channel_posts(&app, &fake).await;
     assert_eq!(posted.len(), 1, "{posted:?}");
     assert_eq!(posted[0].channel, "C0CHAN");
     let shared = &posted[0].body;
@@ -527,13 +531,7 @@ async fn the_shared_report_covers_the_zones_asked_for() {
     app.request(share_click("nl-ams-1 <!here>", &url, "1700000003.000300"))
         .await;
     wait_messages(&fake, 2).await;
-    let mut worker = app.worker(slack_transport(&fake));
-    drain(&mut worker).await;
-    let posted: Vec<_> = fake
-        .messages()
-        .into_iter()
-        .filter(|m| m.method == "chat.postMessage")
-        .collect();
+    let posted = channel_posts(&app, &fake).await;
     assert_eq!(posted.len(), 1, "{posted:?}");
     let t = texts(&posted[0].body);
     assert!(
@@ -575,13 +573,7 @@ async fn a_share_button_sent_with_an_empty_value_shares_the_configured_zones() {
         .await;
     app.state.tasks.close();
     app.state.tasks.wait().await;
-    let mut worker = app.worker(slack_transport(&fake));
-    drain(&mut worker).await;
-    let posted: Vec<_> = fake
-        .messages()
-        .into_iter()
-        .filter(|m| m.method == "chat.postMessage")
-        .collect();
+    let posted = channel_posts(&app, &fake).await;
     assert_eq!(posted.len(), 1, "{posted:?}");
     let t = texts(&posted[0].body);
     assert!(t[0].contains(" in 2 zones"), "{t:?}");

@@ -7,7 +7,7 @@ use armbot::{
     gitlab::PipelineHook,
     notify::render::{self, Failure, FixedNotice},
 };
-use armbot_fakes::slack::{FakeSlack, SlackCall};
+use armbot_fakes::slack::FakeSlack;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,19 +35,6 @@ fn omnibus(id: u64, status: &str, jobs: Vec<Value>) -> Value {
     p["user"] = json!({"id": 9, "name": "Dana", "username": "dana"});
     p["builds"] = json!(jobs);
     p
-}
-
-/// What the channel was sent, in order: method, whether in the thread, text and blocks.
-fn sent(calls: &[SlackCall]) -> Vec<Value> {
-    calls
-        .iter()
-        .map(|m| {
-            json!({
-                "method": m.method, "in_thread": m.thread_ts.is_some(),
-                "text": m.body["text"], "blocks": m.body["blocks"]
-            })
-        })
-        .collect()
 }
 
 fn texts(m: &Value) -> String {
@@ -145,7 +132,9 @@ async fn a_thread_tells_the_story_of_a_broken_ref() {
     assert!(updated_blocks.contains("2 failed pipelines · first failed: <https://gitlab.example.com/gitlab-org/omnibus-gitlab/-/pipelines/31|#31>"), "{updated_blocks}");
     // Since when, in each reader's own time zone.
     assert!(
-        updated_blocks.contains("Broken since <!date^1471015860^{date_short_pretty} at {time}|2016-08-12 15:31 UTC>"),
+        updated_blocks.contains(
+            "Broken since <!date^1471015860^{date_short_pretty} at {time}|2016-08-12 15:31 UTC>"
+        ),
         "{updated_blocks}"
     );
 
