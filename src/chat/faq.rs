@@ -13,7 +13,7 @@ use crate::{
             MAX_BUTTON_LABEL, MAX_BUTTON_VALUE, MAX_TEXT_CHARS, actions, button, context,
             fit_lines, section,
         },
-        mrkdwn::{code, escape, len, link, name, one_line, truncate},
+        mrkdwn::{code, escape, len, link, name, one_line, truncate, unescape},
     },
     state::AppState,
 };
@@ -231,9 +231,7 @@ fn readable(text: &str) -> String {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    unescape(&out)
 }
 
 /// `/arm faq [question]`: answered at once, visible to the asker, with a button to share the

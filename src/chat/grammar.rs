@@ -1,5 +1,6 @@
 //! The `/arm` grammar: `help`, `status [zone…]`, `reap`, `faq [question]`.
 
+use crate::slack::mrkdwn::unescape;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArmCommand {
     Help,
@@ -38,13 +39,6 @@ pub const HELP: &str = "*`/arm` commands*\n\
 /// Under the help, in small print.
 pub const HELP_NOTE: &str =
     "You can also mention the bot or send it a direct message with a question.";
-
-/// Slack may entity-escape `&`, `<`, `>` in `text`; undo exactly those.
-fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
 
 pub fn parse(text: &str) -> ArmCommand {
     let text = unescape(text);

@@ -44,6 +44,13 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Text as Slack sent it with `&`, `<`, `>` entity-escaped: undoes exactly those three.
+pub fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// `text` on one line: line breaks, tabs and other control characters become spaces, so a
 /// name cannot start a line of its own (a fake list item or quote).
 pub fn one_line(text: &str) -> String {
